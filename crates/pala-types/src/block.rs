@@ -1,0 +1,165 @@
+//! Blocks: header, opaque transactions and consensus info (D-6, section 0.1 item 2).
+
+use crate::codec::{put_seq, Decode, DecodeError, Encode, Reader};
+use crate::ids::{BlockSn, Hash};
+use crate::messages::{ClockNotarization, Notarization};
+use std::sync::Arc;
+
+/// Consensus-relevant header fields, all covered by the block hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// This block's sequence number.
+    pub sn: BlockSn,
+    /// The parent's sequence number.
+    pub parent_sn: BlockSn,
+    /// The parent's hash.
+    pub parent_hash: Hash,
+    /// Height: parent height + 1 (genesis is 0).
+    pub height: u64,
+    /// 1 for the first block of a session, else parent's value + 1 (C-1).
+    pub session_offset: u32,
+    /// Proposer's clock when sealing, in milliseconds (informational).
+    pub timestamp_ms: u64,
+}
+
+/// Notarizations and the optional clock notarization embedded in a block (section 4).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConsensusInfo {
+    /// Embedded notarizations, ascending by sn (I-1).
+    pub notarizations: Vec<Notarization>,
+    /// `cnota(e)` in an `(e,1)` block with `E > 1` (I-1, E-11).
+    pub clock: Option<ClockNotarization>,
+}
+
+/// A block. The hash is computed once from the canonical encoding and kept alongside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Header.
+    pub header: BlockHeader,
+    /// Opaque transactions (the application decides what they mean).
+    pub txs: Vec<Vec<u8>>,
+    /// Embedded consensus data.
+    pub consensus: ConsensusInfo,
+    hash: Hash,
+}
+
+impl Block {
+    /// Builds a block and computes its hash.
+    pub fn new(header: BlockHeader, txs: Vec<Vec<u8>>, consensus: ConsensusInfo) -> Block {
+        let mut b = Block {
+            header,
+            txs,
+            consensus,
+            hash: Hash::ZERO,
+        };
+        let mut bytes = Vec::with_capacity(256);
+        b.encode_fields(&mut bytes);
+        b.hash = Hash::of(&bytes);
+        b
+    }
+
+    /// The genesis block `(0,0,1)` of a network; `payload` distinguishes networks.
+    pub fn genesis(payload: Vec<u8>) -> Block {
+        Block::new(
+            BlockHeader {
+                sn: BlockSn::GENESIS,
+                parent_sn: BlockSn::NIL,
+                parent_hash: Hash::ZERO,
+                height: 0,
+                session_offset: 0,
+                timestamp_ms: 0,
+            },
+            vec![payload],
+            ConsensusInfo::default(),
+        )
+    }
+
+    /// The block hash (blake3 of the canonical encoding).
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    /// Shorthand for `header.sn`.
+    pub fn sn(&self) -> BlockSn {
+        self.header.sn
+    }
+
+    /// Shorthand for `header.parent_sn`.
+    pub fn parent_sn(&self) -> BlockSn {
+        self.header.parent_sn
+    }
+
+    /// Shorthand for `header.height`.
+    pub fn height(&self) -> u64 {
+        self.header.height
+    }
+
+    /// Total size of the transactions in bytes.
+    pub fn payload_bytes(&self) -> usize {
+        self.txs.iter().map(Vec::len).sum()
+    }
+
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        let h = &self.header;
+        h.sn.encode(out);
+        h.parent_sn.encode(out);
+        h.parent_hash.encode(out);
+        out.extend_from_slice(&h.height.to_le_bytes());
+        out.extend_from_slice(&h.session_offset.to_le_bytes());
+        out.extend_from_slice(&h.timestamp_ms.to_le_bytes());
+        put_seq(out, &self.txs);
+        put_seq(out, &self.consensus.notarizations);
+        match &self.consensus.clock {
+            None => out.push(0),
+            Some(c) => {
+                out.push(1);
+                c.encode(out);
+            }
+        }
+    }
+}
+
+impl Encode for Block {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_fields(out);
+    }
+}
+
+impl Decode for Block {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let start = r.position();
+        let header = BlockHeader {
+            sn: BlockSn::decode(r)?,
+            parent_sn: BlockSn::decode(r)?,
+            parent_hash: Hash::decode(r)?,
+            height: r.u64("height")?,
+            session_offset: r.u32("session offset")?,
+            timestamp_ms: r.u64("timestamp")?,
+        };
+        let txs = r.seq(4, "transactions")?;
+        let notarizations = r.seq(40, "notarizations")?;
+        let clock = if r.bool("has clock notarization")? {
+            Some(ClockNotarization::decode(r)?)
+        } else {
+            None
+        };
+        let hash = Hash::of(r.consumed_since(start));
+        Ok(Block {
+            header,
+            txs,
+            consensus: ConsensusInfo { notarizations, clock },
+            hash,
+        })
+    }
+}
+
+impl Encode for Arc<Block> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        (**self).encode(out)
+    }
+}
+impl Decode for Arc<Block> {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Block::decode(r).map(Arc::new)
+    }
+}
