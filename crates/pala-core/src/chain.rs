@@ -1,0 +1,373 @@
+//! The in-memory block tree from the finalized head upwards (FC-1, FC-2).
+//!
+//! Invariants:
+//! - the tree holds the finalized block and its descendants only; every other entry's
+//!   parent is in the tree (so "parent stored" implies "extends the finalized chain",
+//!   N-9.5);
+//! - at most one block per sn (N-9.1);
+//! - an entry is *connected* iff it and all its ancestors down to the finalized block are
+//!   notarized; `head` is the largest connected sn (FC-2), so the notarized set that
+//!   counts is prefix-closed (NA-4) and `head` only moves forward.
+//!
+//! A notarization whose parent is not yet notarized is kept on its entry but does not
+//! count until the parent connects; then the whole notarized subtree connects at once
+//! (INFERRED: PROD drops such a notarization under NA-4 and waits for it to arrive again
+//! inside a later block; keeping it saves that round trip when notarizations are
+//! reordered by the network).
+
+use pala_types::{Block, BlockSn, Hash, Notarization};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One stored block.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The block.
+    pub block: Arc<Block>,
+    /// The best notarization known for it (most votes, PV-5).
+    pub nota: Option<Notarization>,
+    /// Notarized together with all its ancestors.
+    pub connected: bool,
+    children: Vec<BlockSn>,
+}
+
+/// Result of attaching a notarization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// The stored one has at least as many votes (NA-2).
+    Ignored,
+    /// Stored (a replacement, or an orphan waiting for its parent).
+    Stored,
+    /// Stored and `head` moved forward from the given old head.
+    HeadExtended(BlockSn),
+}
+
+/// The block tree.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    entries: HashMap<BlockSn, Entry>,
+    head: BlockSn,
+    finalized: BlockSn,
+}
+
+impl Chain {
+    /// A tree rooted at `finalized` (genesis for a new node).
+    pub fn new(finalized: Arc<Block>, nota: Option<Notarization>) -> Chain {
+        let sn = finalized.sn();
+        let mut entries = HashMap::new();
+        entries.insert(
+            sn,
+            Entry {
+                block: finalized,
+                nota,
+                connected: true,
+                children: Vec::new(),
+            },
+        );
+        Chain {
+            entries,
+            head: sn,
+            finalized: sn,
+        }
+    }
+
+    /// Freshest notarized head.
+    pub fn head(&self) -> BlockSn {
+        self.head
+    }
+
+    /// Finalized head.
+    pub fn finalized(&self) -> BlockSn {
+        self.finalized
+    }
+
+    /// The entry at `sn`.
+    pub fn get(&self, sn: BlockSn) -> Option<&Entry> {
+        self.entries.get(&sn)
+    }
+
+    /// The block at `sn`.
+    pub fn block(&self, sn: BlockSn) -> Option<&Arc<Block>> {
+        self.entries.get(&sn).map(|e| &e.block)
+    }
+
+    /// The head block.
+    pub fn head_block(&self) -> &Arc<Block> {
+        &self.entries[&self.head].block
+    }
+
+    /// The finalized block.
+    pub fn finalized_block(&self) -> &Arc<Block> {
+        &self.entries[&self.finalized].block
+    }
+
+    /// Number of blocks in memory.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Never true: the finalized block is always present.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether the block at `sn` is notarized in the counted sense (connected).
+    pub fn is_connected(&self, sn: BlockSn) -> bool {
+        self.entries.get(&sn).is_some_and(|e| e.connected)
+    }
+
+    /// Stores a block whose parent is in the tree. The caller has run the N-9 checks.
+    pub fn insert(&mut self, block: Arc<Block>) {
+        let sn = block.sn();
+        let parent = block.parent_sn();
+        debug_assert!(self.entries.contains_key(&parent), "parent of {sn:?} must be stored");
+        if let Some(p) = self.entries.get_mut(&parent) {
+            p.children.push(sn);
+        }
+        self.entries.insert(
+            sn,
+            Entry {
+                block,
+                nota: None,
+                connected: false,
+                children: Vec::new(),
+            },
+        );
+    }
+
+    /// Attaches a notarization whose block is stored with the matching hash.
+    pub fn attach(&mut self, nota: Notarization) -> Attach {
+        let sn = nota.sn;
+        let Some(e) = self.entries.get_mut(&sn) else {
+            return Attach::Ignored;
+        };
+        if e.nota.as_ref().is_some_and(|old| old.vote_count() >= nota.vote_count()) {
+            return Attach::Ignored;
+        }
+        e.nota = Some(nota);
+        if e.connected {
+            return Attach::Stored;
+        }
+        let parent = e.block.parent_sn();
+        if !self.is_connected(parent) {
+            return Attach::Stored;
+        }
+        let mut stack = vec![sn];
+        let mut max = sn;
+        while let Some(s) = stack.pop() {
+            let e = self.entries.get_mut(&s).expect("child entries exist");
+            e.connected = true;
+            max = max.max(s);
+            for c in e.children.clone() {
+                if self.entries.get(&c).is_some_and(|ce| ce.nota.is_some() && !ce.connected) {
+                    stack.push(c);
+                }
+            }
+        }
+        if max > self.head {
+            let old = self.head;
+            self.head = max;
+            Attach::HeadExtended(old)
+        } else {
+            Attach::Stored
+        }
+    }
+
+    /// Walks `n` parents up from `sn` (None if the walk leaves the tree).
+    pub fn ancestor(&self, mut sn: BlockSn, n: u32) -> Option<BlockSn> {
+        for _ in 0..n {
+            sn = self.entries.get(&sn)?.block.parent_sn();
+            self.entries.get(&sn)?;
+        }
+        Some(sn)
+    }
+
+    /// Whether `sn` is `anc` or one of its descendants.
+    pub fn descends_from(&self, mut sn: BlockSn, anc: BlockSn) -> bool {
+        loop {
+            if sn == anc {
+                return true;
+            }
+            if sn < anc {
+                return false;
+            }
+            match self.entries.get(&sn) {
+                Some(e) if sn != self.finalized => sn = e.block.parent_sn(),
+                _ => return false,
+            }
+        }
+    }
+
+    /// The path from the head down to the finalized block, newest first.
+    pub fn head_path(&self) -> Vec<&Entry> {
+        let mut out = Vec::new();
+        let mut sn = self.head;
+        loop {
+            let e = &self.entries[&sn];
+            out.push(e);
+            if sn == self.finalized {
+                return out;
+            }
+            sn = e.block.parent_sn();
+        }
+    }
+
+    /// Moves the finalized head to `target` (a connected descendant of the current one),
+    /// prunes everything that does not descend from it, and returns the newly finalized
+    /// blocks in chain order with their notarizations.
+    pub fn finalize(&mut self, target: BlockSn) -> Vec<(Arc<Block>, Option<Notarization>)> {
+        let mut path = Vec::new();
+        let mut sn = target;
+        while sn != self.finalized {
+            let e = &self.entries[&sn];
+            path.push((e.block.clone(), e.nota.clone()));
+            sn = e.block.parent_sn();
+        }
+        path.reverse();
+        self.finalized = target;
+        let mut keep = Vec::with_capacity(self.entries.len());
+        let mut stack = vec![target];
+        while let Some(s) = stack.pop() {
+            keep.push(s);
+            stack.extend(self.entries[&s].children.iter().copied());
+        }
+        let mut kept = HashMap::with_capacity(keep.len());
+        for s in keep {
+            let e = self.entries.remove(&s).expect("kept entries exist");
+            kept.insert(s, e);
+        }
+        self.entries = kept;
+        path
+    }
+
+    /// Removes the block at `sn` and all its descendants (N-10 replacement). Never the
+    /// finalized block.
+    pub fn remove_subtree(&mut self, sn: BlockSn) {
+        if sn == self.finalized {
+            return;
+        }
+        let Some(e) = self.entries.get(&sn) else { return };
+        let parent = e.block.parent_sn();
+        if let Some(p) = self.entries.get_mut(&parent) {
+            p.children.retain(|c| *c != sn);
+        }
+        let mut stack = vec![sn];
+        while let Some(s) = stack.pop() {
+            if let Some(e) = self.entries.remove(&s) {
+                stack.extend(e.children);
+            }
+        }
+        if !self.entries.contains_key(&self.head) {
+            self.head = self.recompute_head();
+        }
+    }
+
+    fn recompute_head(&self) -> BlockSn {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.connected)
+            .map(|(s, _)| *s)
+            .max()
+            .unwrap_or(self.finalized)
+    }
+
+    /// The hash at `sn`, if stored.
+    pub fn hash(&self, sn: BlockSn) -> Option<Hash> {
+        self.entries.get(&sn).map(|e| e.block.hash())
+    }
+
+    /// All stored sns, for recovery checks and debugging (unordered).
+    pub fn sns(&self) -> impl Iterator<Item = BlockSn> + '_ {
+        self.entries.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pala_types::{BlockHeader, ConsensusInfo, Signature, SignerBitmap};
+
+    pub(crate) fn child(parent: &Block, sn: BlockSn) -> Arc<Block> {
+        Arc::new(Block::new(
+            BlockHeader {
+                sn,
+                parent_sn: parent.sn(),
+                parent_hash: parent.hash(),
+                height: parent.height() + 1,
+                session_offset: parent.header.session_offset + 1,
+                timestamp_ms: 0,
+            },
+            vec![],
+            ConsensusInfo::default(),
+        ))
+    }
+
+    fn nota(b: &Block, votes: usize) -> Notarization {
+        let mut signers = SignerBitmap::new(4);
+        for i in 0..votes {
+            signers.insert(i);
+        }
+        Notarization {
+            sn: b.sn(),
+            block_hash: b.hash(),
+            proposer_idx: 0,
+            signers,
+            signature: Signature(vec![]),
+        }
+    }
+
+    #[test]
+    fn t1_freshest_is_not_longest_and_newest_is_not_notarized() {
+        let g = Arc::new(Block::genesis(vec![]));
+        let mut c = Chain::new(g.clone(), None);
+        let b11 = child(&g, BlockSn::new(1, 1, 1));
+        c.insert(b11.clone());
+        let mut prev = b11.clone();
+        let mut long = vec![];
+        for s in 2..=4 {
+            let b = child(&prev, BlockSn::new(1, 1, s));
+            c.insert(b.clone());
+            long.push(b.clone());
+            prev = b;
+        }
+        let b21 = child(&b11, BlockSn::new(1, 2, 1));
+        let b31 = child(&b21, BlockSn::new(1, 3, 1));
+        c.insert(b21.clone());
+        c.insert(b31.clone());
+        assert_eq!(c.attach(nota(&b11, 3)), Attach::HeadExtended(BlockSn::GENESIS));
+        for b in &long {
+            c.attach(nota(b, 3));
+        }
+        assert_eq!(c.head(), BlockSn::new(1, 1, 4));
+        // (3,1) notarized before its parent (2,1): stored but not counted yet.
+        assert_eq!(c.attach(nota(&b31, 3)), Attach::Stored);
+        assert_eq!(c.head(), BlockSn::new(1, 1, 4));
+        assert_eq!(c.attach(nota(&b21, 3)), Attach::HeadExtended(BlockSn::new(1, 1, 4)));
+        assert_eq!(c.head(), BlockSn::new(1, 3, 1), "freshest is not longest");
+        let b15 = child(&long[2], BlockSn::new(1, 1, 5));
+        c.insert(b15);
+        assert_eq!(c.head(), BlockSn::new(1, 3, 1), "an unnotarized newer block is ignored");
+        // Late votes replace a notarization without moving the head.
+        assert_eq!(c.attach(nota(&b31, 4)), Attach::Stored);
+        assert_eq!(c.attach(nota(&b31, 4)), Attach::Ignored);
+    }
+
+    #[test]
+    fn finalize_prunes_forks() {
+        let g = Arc::new(Block::genesis(vec![]));
+        let mut c = Chain::new(g.clone(), None);
+        let a = child(&g, BlockSn::new(1, 1, 1));
+        let b = child(&a, BlockSn::new(1, 1, 2));
+        let fork = child(&a, BlockSn::new(1, 2, 1));
+        for x in [&a, &b, &fork] {
+            c.insert(x.clone());
+        }
+        for x in [&a, &b] {
+            c.attach(nota(x, 3));
+        }
+        let done = c.finalize(b.sn());
+        assert_eq!(done.iter().map(|(b, _)| b.sn()).collect::<Vec<_>>(), vec![a.sn(), b.sn()]);
+        assert_eq!(c.len(), 1);
+        assert!(c.get(fork.sn()).is_none());
+    }
+}

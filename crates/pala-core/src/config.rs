@@ -1,0 +1,72 @@
+//! Protocol parameters (PROTOCOL.md section 11; section 0.1 item 12: every timer is
+//! configurable and an input to the core).
+
+/// Virtual or real time in milliseconds. The core never reads a clock: every input
+/// carries the current `Tick`.
+pub type Tick = u64;
+
+/// Parameters of the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// Network id, part of every signature domain.
+    pub network_id: u64,
+    /// K: maximum outstanding unnotarized proposals (section 3.2).
+    pub k: u32,
+    /// `T_VOTER`: voter timer period (E-2).
+    pub voter_timeout_ms: u64,
+    /// `DELAY_FIRST_PROPOSAL` of the readiness gate (N-2).
+    pub first_proposal_delay_ms: u64,
+    /// Status heartbeat period (W-6).
+    pub heartbeat_ms: u64,
+    /// Chain syncer poll period (W-7).
+    pub sync_period_ms: u64,
+    /// Blocks per fresher-head response (W-7.3, `N_SYNC_BLOCKS`).
+    pub sync_blocks_per_response: usize,
+    /// Most `(height, hash)` entries a fresher-head request lists.
+    pub sync_known_limit: usize,
+    /// Cool-down between unnotarized-proposal deliveries to one voter (W-7.4).
+    pub unnotarized_resend_ms: u64,
+}
+
+impl Default for CoreConfig {
+    /// Production defaults of section 11.
+    fn default() -> Self {
+        CoreConfig {
+            network_id: 1,
+            k: 2,
+            voter_timeout_ms: 6000,
+            first_proposal_delay_ms: 1000,
+            heartbeat_ms: 15_000,
+            sync_period_ms: 1000,
+            sync_blocks_per_response: 10,
+            sync_known_limit: 64,
+            unnotarized_resend_ms: 10_000,
+        }
+    }
+}
+
+impl CoreConfig {
+    /// The defaults of the spec's simulator tests (section 10: K = 2, `T_VOTER` 60 ms,
+    /// first-proposal delay 10 ms), with heartbeats and sync polls scaled to match.
+    pub fn for_tests() -> Self {
+        CoreConfig {
+            k: 2,
+            voter_timeout_ms: 60,
+            first_proposal_delay_ms: 10,
+            heartbeat_ms: 100,
+            sync_period_ms: 20,
+            unnotarized_resend_ms: 100,
+            ..CoreConfig::default()
+        }
+    }
+
+    /// Sync request timeout: `T_VOTER / 2` (W-7.1).
+    pub fn sync_request_timeout_ms(&self) -> u64 {
+        (self.voter_timeout_ms / 2).max(1)
+    }
+
+    /// Penalty for a peer that timed out a request: `T_VOTER` (W-7.1).
+    pub fn sync_penalty_ms(&self) -> u64 {
+        self.voter_timeout_ms
+    }
+}

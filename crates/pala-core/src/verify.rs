@@ -1,0 +1,367 @@
+//! The verification layer: the only way to obtain [`Verified`] values.
+//!
+//! Every signature is checked here, before a message reaches the state machine:
+//! proposals (signer must be the primary of the block's epoch, V-3), votes (signer must
+//! be a voter of the session, PV-3), clock messages (E-4), notarizations and clock
+//! notarizations with the D-12 fixes (bitmap length equals the voter count, quorum
+//! recomputed from the bitmap, proposer index bounds-checked, no trusted counter), and
+//! everything embedded in blocks. The core checks everything else (sn rules, parents,
+//! K window, epochs, equivocation).
+//!
+//! Verification is pure and thread-safe, so the node runs it on a worker pool and the
+//! simulator inline.
+
+use pala_types::{
+    Block, ClockMessage, ClockNotarization, Committee, Domain, Message, Notarization, PreparedKeys, Proposal, Session,
+    SignatureScheme, Vote,
+};
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// A value whose signatures were checked by [`MessageVerifier`]. It cannot be built
+/// outside this crate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified<T>(T);
+
+impl<T> Verified<T> {
+    pub(crate) fn new(v: T) -> Self {
+        Verified(v)
+    }
+    /// Unwraps the verified value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Verified<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Why a message was rejected by the verification layer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VerifyError {
+    /// No committee is installed for the session (possibly a future session, C-8).
+    #[error("unknown session {0}")]
+    UnknownSession(Session),
+    /// The claimed signer is not in the relevant committee list.
+    #[error("signer is not a {0} of the session")]
+    NotAMember(&'static str),
+    /// A proposal not signed by the primary proposer of its epoch (V-3).
+    #[error("proposal not signed by the primary proposer of its epoch")]
+    NotPrimary,
+    /// A signature did not verify.
+    #[error("bad {0} signature")]
+    BadSignature(&'static str),
+    /// The signer bitmap does not match the voter list.
+    #[error("signer bitmap length {got} does not match {expected} voters")]
+    BitmapLength {
+        /// Bitmap length.
+        got: usize,
+        /// Voter count.
+        expected: usize,
+    },
+    /// The signers do not reach the quorum (D-12 fix b).
+    #[error("signers weigh {got}, below the quorum {quorum}")]
+    BelowQuorum {
+        /// Weight of the signers.
+        got: u64,
+        /// Required quorum.
+        quorum: u64,
+    },
+    /// The aggregating proposer index is out of range (D-12 fix a).
+    #[error("proposer index {0} out of range")]
+    ProposerIndex(u16),
+    /// A notarized block whose notarization is for another block.
+    #[error("notarization does not match its block")]
+    Mismatch,
+}
+
+/// One session's committee with its prepared voter keys.
+#[derive(Clone)]
+pub struct SessionKeys {
+    /// The committee.
+    pub committee: Arc<Committee>,
+    voter_keys: Arc<dyn PreparedKeys>,
+}
+
+/// The committees of recent sessions, as needed by the verifier and the core.
+#[derive(Clone, Default)]
+pub struct Committees {
+    sessions: BTreeMap<Session, SessionKeys>,
+}
+
+impl Committees {
+    /// Installs (or replaces) the committee of its session, preparing its keys.
+    pub fn install(&mut self, scheme: &dyn SignatureScheme, committee: Committee) {
+        let keys: Vec<_> = committee.voters.iter().map(|m| m.public_key.clone()).collect();
+        let voter_keys = scheme.prepare_keys(&keys);
+        self.sessions.insert(
+            committee.session,
+            SessionKeys {
+                committee: Arc::new(committee),
+                voter_keys,
+            },
+        );
+    }
+
+    /// The committee of `session`.
+    pub fn get(&self, session: Session) -> Option<&Arc<Committee>> {
+        self.sessions.get(&session).map(|s| &s.committee)
+    }
+
+    fn keys(&self, session: Session) -> Result<&SessionKeys, VerifyError> {
+        self.sessions.get(&session).ok_or(VerifyError::UnknownSession(session))
+    }
+
+    /// Drops committees of sessions before `keep_from` (R-3: only recent ones are kept).
+    pub fn retain_from(&mut self, keep_from: Session) {
+        self.sessions.retain(|s, _| *s >= keep_from);
+    }
+}
+
+/// Checks signatures of incoming messages against the installed committees.
+#[derive(Clone)]
+pub struct MessageVerifier {
+    scheme: Arc<dyn SignatureScheme>,
+    network_id: u64,
+    committees: Committees,
+}
+
+impl MessageVerifier {
+    /// A verifier for `network_id` with the given committees.
+    pub fn new(scheme: Arc<dyn SignatureScheme>, network_id: u64, committees: Committees) -> Self {
+        MessageVerifier {
+            scheme,
+            network_id,
+            committees,
+        }
+    }
+
+    /// The installed committees.
+    pub fn committees(&self) -> &Committees {
+        &self.committees
+    }
+
+    /// Installs a committee (on genesis or a committee-change output of the core).
+    pub fn install(&mut self, committee: Committee) {
+        self.committees.install(self.scheme.as_ref(), committee);
+    }
+
+    /// Verifies every signature in `msg`.
+    pub fn verify(&self, msg: Message) -> Result<Verified<Message>, VerifyError> {
+        match &msg {
+            Message::Proposal(p) => self.check_proposal(p)?,
+            Message::Vote(v) => self.check_vote(v)?,
+            Message::Notarization(n) => self.check_notarization(n)?,
+            Message::Clock(c) => self.check_clock(c)?,
+            Message::ClockNotarization(c) => self.check_clock_notarization(c)?,
+            Message::UnnotarizedProposals(ps) => {
+                for p in ps {
+                    self.check_proposal(p)?;
+                }
+            }
+            Message::Epoch(r) => {
+                if let Some(c) = &r.clock {
+                    self.check_clock_notarization(c)?;
+                }
+            }
+            Message::FresherHead(r) => {
+                for nb in &r.blocks {
+                    if let Some(n) = &nb.notarization {
+                        if n.sn != nb.block.sn() || n.block_hash != nb.block.hash() {
+                            return Err(VerifyError::Mismatch);
+                        }
+                        self.check_notarization(n)?;
+                    }
+                    self.check_block_contents(&nb.block)?;
+                }
+            }
+            Message::Status(_) | Message::GetEpoch(_) | Message::GetFresherHead(_) => {}
+        }
+        Ok(Verified::new(msg))
+    }
+
+    /// Verifies many votes, aggregating those of the same block and checking each
+    /// aggregate once; bad votes are found by bisection only when an aggregate fails
+    /// (PV-3). Results are in input order.
+    pub fn verify_votes(&self, votes: Vec<Vote>) -> Vec<Result<Verified<Vote>, VerifyError>> {
+        let mut results: Vec<Option<Result<Verified<Vote>, VerifyError>>> = votes.iter().map(|_| None).collect();
+        let mut groups: BTreeMap<(pala_types::BlockSn, pala_types::Hash), Vec<usize>> = BTreeMap::new();
+        for (i, v) in votes.iter().enumerate() {
+            match self.voter_key(v.sn.epoch.session, &v.voter) {
+                Ok(_) => groups.entry((v.sn, v.block_hash)).or_default().push(i),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for ((_, hash), idxs) in groups {
+            let mut bad = Vec::new();
+            self.bisect(&votes, &idxs, &hash.0, &mut bad);
+            for i in idxs {
+                results[i] = Some(if bad.contains(&i) {
+                    Err(VerifyError::BadSignature("vote"))
+                } else {
+                    Ok(Verified::new(votes[i].clone()))
+                });
+            }
+        }
+        results.into_iter().map(|r| r.expect("every vote got a result")).collect()
+    }
+
+    fn bisect(&self, votes: &[Vote], idxs: &[usize], msg: &[u8], bad: &mut Vec<usize>) {
+        if idxs.is_empty() {
+            return;
+        }
+        let sigs: Vec<_> = idxs.iter().map(|&i| &votes[i].signature).collect();
+        let keys: Vec<_> = idxs
+            .iter()
+            .map(|&i| self.voter_key(votes[i].sn.epoch.session, &votes[i].voter).expect("checked"))
+            .collect();
+        let ok = match self.scheme.aggregate(&sigs) {
+            Some(agg) => self
+                .scheme
+                .verify_same_message(&keys, Domain::Vote, self.network_id, msg, &agg),
+            None => false,
+        };
+        if ok {
+            return;
+        }
+        if idxs.len() == 1 {
+            bad.push(idxs[0]);
+            return;
+        }
+        let (a, b) = idxs.split_at(idxs.len() / 2);
+        self.bisect(votes, a, msg, bad);
+        self.bisect(votes, b, msg, bad);
+    }
+
+    fn voter_key(&self, session: Session, id: &pala_types::NodeId) -> Result<&pala_types::PublicKey, VerifyError> {
+        let c = &self.committees.keys(session)?.committee;
+        c.voter_index(id)
+            .map(|i| &c.voters[i].public_key)
+            .ok_or(VerifyError::NotAMember("voter"))
+    }
+
+    fn check_proposal(&self, p: &Proposal) -> Result<(), VerifyError> {
+        let sn = p.block.sn();
+        let c = &self.committees.keys(sn.epoch.session)?.committee;
+        let primary = c.primary(sn.epoch);
+        if primary.id != p.proposer {
+            return Err(VerifyError::NotPrimary);
+        }
+        if !self.scheme.verify(
+            &primary.public_key,
+            Domain::Proposal,
+            self.network_id,
+            &p.block.hash().0,
+            &p.signature,
+        ) {
+            return Err(VerifyError::BadSignature("proposal"));
+        }
+        self.check_block_contents(&p.block)
+    }
+
+    /// Verifies the notarizations and clock notarization embedded in a block.
+    pub fn check_block_contents(&self, b: &Block) -> Result<(), VerifyError> {
+        for n in &b.consensus.notarizations {
+            self.check_notarization(n)?;
+        }
+        if let Some(c) = &b.consensus.clock {
+            self.check_clock_notarization(c)?;
+        }
+        Ok(())
+    }
+
+    fn check_vote(&self, v: &Vote) -> Result<(), VerifyError> {
+        let pk = self.voter_key(v.sn.epoch.session, &v.voter)?;
+        if self
+            .scheme
+            .verify(pk, Domain::Vote, self.network_id, &v.block_hash.0, &v.signature)
+        {
+            Ok(())
+        } else {
+            Err(VerifyError::BadSignature("vote"))
+        }
+    }
+
+    fn check_clock(&self, c: &ClockMessage) -> Result<(), VerifyError> {
+        let pk = self.voter_key(c.epoch.session, &c.voter)?;
+        if self
+            .scheme
+            .verify(pk, Domain::Clock, self.network_id, &c.epoch.signing_bytes(), &c.signature)
+        {
+            Ok(())
+        } else {
+            Err(VerifyError::BadSignature("clock message"))
+        }
+    }
+
+    /// D-12 with the fixes of section 0.1 item 5.
+    pub fn check_notarization(&self, n: &Notarization) -> Result<(), VerifyError> {
+        self.check_quorum_signature(
+            n.sn.epoch.session,
+            &n.signers,
+            n.proposer_idx,
+            Domain::Vote,
+            &n.block_hash.0,
+            &n.signature,
+            "notarization",
+        )
+    }
+
+    /// D-14 with the same checks as D-12.
+    pub fn check_clock_notarization(&self, c: &ClockNotarization) -> Result<(), VerifyError> {
+        self.check_quorum_signature(
+            c.epoch.session,
+            &c.signers,
+            c.proposer_idx,
+            Domain::Clock,
+            &c.epoch.signing_bytes(),
+            &c.signature,
+            "clock notarization",
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_quorum_signature(
+        &self,
+        session: Session,
+        signers: &pala_types::SignerBitmap,
+        proposer_idx: u16,
+        domain: Domain,
+        msg: &[u8],
+        sig: &pala_types::Signature,
+        what: &'static str,
+    ) -> Result<(), VerifyError> {
+        let sk = self.committees.keys(session)?;
+        let c = &sk.committee;
+        if signers.len() != c.voters.len() {
+            return Err(VerifyError::BitmapLength {
+                got: signers.len(),
+                expected: c.voters.len(),
+            });
+        }
+        if !c.is_quorum(signers) {
+            return Err(VerifyError::BelowQuorum {
+                got: c.weight(signers),
+                quorum: c.quorum(),
+            });
+        }
+        let proposer = c
+            .proposers
+            .get(proposer_idx as usize)
+            .ok_or(VerifyError::ProposerIndex(proposer_idx))?;
+        if sk
+            .voter_keys
+            .verify_subset(signers, Some(&proposer.public_key), domain, self.network_id, msg, sig)
+        {
+            Ok(())
+        } else {
+            Err(VerifyError::BadSignature(what))
+        }
+    }
+}
