@@ -1,1 +1,196 @@
-fn main() {}
+//! `pala`: the PaLa validator command line.
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use pala_sim::{bench, scenarios, sweep};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "pala", version, about = "PaLa BFT consensus: validator node, simulator and benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Deterministic simulation of a cluster running the real protocol core.
+    Sim {
+        #[command(subcommand)]
+        cmd: SimCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCmd {
+    /// Runs one named scenario with live progress.
+    Run {
+        /// Scenario name (see `pala sim list`).
+        #[arg(long, default_value = "normal")]
+        scenario: String,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the full event trace.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Lists the scenarios.
+    List,
+    /// Runs the randomized sweep over many seeds (all cores), checking safety on every
+    /// event and liveness after healing.
+    Sweep {
+        /// Number of seeds.
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+    },
+    /// Virtual-time throughput and finality latency of one proposer and V voters.
+    Bench {
+        /// Voters.
+        #[arg(long, default_value_t = 33)]
+        voters: usize,
+        /// One-way delay (ms).
+        #[arg(long, default_value_t = 10)]
+        delay_ms: u64,
+        /// Outstanding unnotarized proposals.
+        #[arg(long, default_value_t = 10)]
+        k: u32,
+        /// Simulated seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Sim { cmd } => sim(cmd),
+    }
+}
+
+fn sim(cmd: SimCmd) -> Result<()> {
+    match cmd {
+        SimCmd::List => {
+            for (name, about) in scenarios::SCENARIOS {
+                println!("{name:<16} {about}");
+            }
+            Ok(())
+        }
+        SimCmd::Run { scenario, seed, trace } => run_scenario(&scenario, seed, trace),
+        SimCmd::Sweep { seeds, from } => run_sweep(seeds, from),
+        SimCmd::Bench {
+            voters,
+            delay_ms,
+            k,
+            seconds,
+        } => {
+            let t = Instant::now();
+            let r = bench::run(&bench::BenchParams {
+                voters,
+                delay_ms,
+                k,
+                seconds,
+            })
+            .map_err(anyhow::Error::msg)?;
+            println!("simulated: 1 proposer, {voters} voters, one-way delay {delay_ms} ms, K = {k}, {seconds} s");
+            println!("finalized blocks per simulated second: {:.1}", r.blocks_per_sec);
+            println!(
+                "finality latency at the proposer: p50 {} ms, p99 {} ms (4 one-way delays = {} ms)",
+                r.proposer_p50_ms,
+                r.proposer_p99_ms,
+                4 * delay_ms
+            );
+            println!(
+                "finality latency at the voters:   p50 {} ms, p99 {} ms (5 one-way delays = {} ms)",
+                r.voter_p50_ms,
+                r.voter_p99_ms,
+                5 * delay_ms
+            );
+            println!(
+                "({} blocks finalized, {} events, {:.1} s wall)",
+                r.finalized,
+                r.events,
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn run_scenario(name: &str, seed: u64, trace: bool) -> Result<()> {
+    let t = Instant::now();
+    let progress: pala_sim::sim::ProgressFn = Box::new(|line: &str| println!("{line}"));
+    let out = scenarios::run_with_progress(name, seed, trace, Some(progress)).map_err(anyhow::Error::msg)?;
+    let sim = &out.sim;
+    if trace {
+        for l in &sim.trace {
+            println!("{l}");
+        }
+    }
+    println!("scenario {name}, seed {seed}: {} nodes, {} ms simulated, {} events", sim.len(), sim.now(), sim.events_processed);
+    for i in 0..sim.len() {
+        let role = if sim.is_proposer(i) { "proposer" } else { "voter" };
+        match sim.node(i) {
+            Some(n) => println!(
+                "  node {i:>2} {role:<8} {:<6} epoch {:?} head {:?} finalized {:?} (height {})",
+                if sim.is_honest(i) { "honest" } else { "faulty" },
+                n.epoch(),
+                n.head(),
+                n.finalized(),
+                n.finalized_block().height()
+            ),
+            None => println!("  node {i:>2} {role:<8} crashed"),
+        }
+    }
+    if !sim.rejected.is_empty() {
+        println!("rejected messages: {:?}", sim.rejected);
+    }
+    println!("wall time {:.2} s", t.elapsed().as_secs_f64());
+    match out.failure {
+        None => {
+            println!("1 passed, 0 failed");
+            Ok(())
+        }
+        Some(f) => {
+            println!("FAILED: {f}");
+            println!("replay: {}", sim.replay_hint(name));
+            bail!("scenario failed")
+        }
+    }
+}
+
+fn run_sweep(seeds: u64, from: u64) -> Result<()> {
+    let t = Instant::now();
+    let done = AtomicU64::new(0);
+    let failures: Vec<(u64, String)> = (from..from + seeds)
+        .into_par_iter()
+        .filter_map(|seed| {
+            let r = sweep::run_seed(seed);
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 1000 == 0 {
+                eprintln!("... {n}/{seeds} seeds ({:.0} s)", t.elapsed().as_secs_f64());
+            }
+            r.failure.map(|f| {
+                println!("seed {seed} FAILED: {f}\n  replay: cargo run --release -- sim run --scenario random --seed {seed} --trace");
+                (seed, f)
+            })
+        })
+        .collect();
+    println!(
+        "sweep of seeds {from}..{} took {:.1} s on {} threads",
+        from + seeds,
+        t.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
+    println!("{} passed, {} failed", seeds - failures.len() as u64, failures.len());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("{} seeds failed", failures.len())
+    }
+}

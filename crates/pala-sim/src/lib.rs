@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod disk;
+/// Named scenarios.
 pub mod scenarios;
 pub mod sim;
 pub mod sweep;

@@ -45,8 +45,17 @@ pub enum SchemeChoice {
     },
 }
 
+impl std::fmt::Debug for SchemeChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemeChoice::Insecure => f.write_str("Insecure"),
+            SchemeChoice::Custom { scheme, .. } => write!(f, "Custom({})", scheme.name()),
+        }
+    }
+}
+
 /// Parameters of one simulation.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SimConfig {
     /// Seed of every random choice.
     pub seed: u64,
@@ -70,6 +79,9 @@ pub struct SimConfig {
     pub retain_finalized: Option<u64>,
     /// Payload bytes per block.
     pub payload_bytes: usize,
+    /// Time the block maker spends filling a block before answering a payload request
+    /// (the block time of N-3; 0 = seal immediately).
+    pub block_time_ms: u64,
     /// Record a human-readable trace.
     pub trace: bool,
 }
@@ -89,6 +101,7 @@ impl SimConfig {
             scheme: SchemeChoice::Insecure,
             retain_finalized: None,
             payload_bytes: 16,
+            block_time_ms: 0,
             trace: false,
         }
     }
@@ -199,7 +212,11 @@ pub struct Sim {
     pub rejected: BTreeMap<String, u64>,
     /// Events processed.
     pub events_processed: u64,
+    progress: Option<(u64, u64, ProgressFn)>,
 }
+
+/// Called with a one-line summary at a fixed simulated interval.
+pub type ProgressFn = Box<dyn FnMut(&str)>;
 
 impl Sim {
     /// Builds the nodes, the committee and the links; nothing runs until [`Sim::run_until`].
@@ -275,6 +292,7 @@ impl Sim {
             trace: Vec::new(),
             rejected: BTreeMap::new(),
             events_processed: 0,
+            progress: None,
         };
         sim.finalized_chain.insert(0, sim.genesis.hash());
         for i in 0..n {
@@ -439,6 +457,9 @@ impl Sim {
             let ev = self.events.remove(&id).expect("event exists");
             self.events_processed += 1;
             self.step(ev);
+            if self.progress.as_ref().is_some_and(|p| self.now >= p.1) {
+                self.report_progress();
+            }
         }
         if self.violations.is_empty() {
             self.now = self.now.max(t);
@@ -648,7 +669,7 @@ impl Sim {
             }
             Output::RequestPayload { sn } => {
                 let inc = self.nodes[i].inc;
-                self.push(self.now, Ev::Payload { node: i, inc, sn });
+                self.push(self.now + self.cfg.block_time_ms, Ev::Payload { node: i, inc, sn });
             }
             Output::Finalized { block, .. } => self.on_finalized(i, &block),
             Output::EpochChanged(e) => self.log(|| format!("n{i} epoch {e:?}")),
@@ -862,6 +883,33 @@ impl Sim {
                 self.violation("epoch-regress", d);
             }
             self.nodes[i].max_epoch = epoch;
+        }
+    }
+
+    /// Calls `f` with a summary line every `interval_ms` of simulated time.
+    pub fn set_progress(&mut self, interval_ms: u64, f: ProgressFn) {
+        self.progress = Some((interval_ms.max(1), self.now + interval_ms.max(1), f));
+    }
+
+    fn report_progress(&mut self) {
+        let alive: Vec<usize> = (0..self.len()).filter(|&i| self.nodes[i].core.is_some()).collect();
+        let fin: Vec<u64> = alive.iter().map(|&i| self.finalized_height(i)).collect();
+        let max_epoch = alive.iter().filter_map(|&i| self.node(i).map(|n| n.epoch())).max().unwrap_or_default();
+        let line = format!(
+            "t={:>6} ms  finalized height min {} max {}  epoch {:?}  alive {}/{}  events {}",
+            self.now,
+            fin.iter().min().copied().unwrap_or(0),
+            fin.iter().max().copied().unwrap_or(0),
+            max_epoch,
+            alive.len(),
+            self.len(),
+            self.events_processed
+        );
+        if let Some((interval, next, f)) = self.progress.as_mut() {
+            f(&line);
+            while *next <= self.now {
+                *next += *interval;
+            }
         }
     }
 

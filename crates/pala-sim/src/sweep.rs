@@ -1,0 +1,180 @@
+//! The randomized sweep: each seed draws a cluster, a network and a fault plan, runs it
+//! with every checker on, then heals everything and requires finality to resume (checker e).
+
+use crate::sim::{Action, Byzantine, Sim, SimConfig};
+use pala_core::CoreConfig;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// End of the fault phase (simulated ms).
+pub const FAULT_PHASE_MS: u64 = 3_000;
+/// Liveness bound after healing (simulated ms): finality must advance within it.
+pub const LIVENESS_BOUND_MS: u64 = 6_000;
+/// Blocks every honest node must finalize beyond the best pre-heal height.
+pub const LIVENESS_BLOCKS: u64 = 3;
+
+/// What one seed simulates.
+#[derive(Clone, Debug)]
+pub struct SeedPlan {
+    /// Simulator configuration.
+    pub cfg: SimConfig,
+    /// Scheduled faults.
+    pub actions: Vec<(u64, Action)>,
+}
+
+/// Draws the plan of `seed`.
+pub fn plan(seed: u64) -> SeedPlan {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5eed);
+    let proposers = rng.gen_range(1..=3);
+    let voters = *[4usize, 4, 5, 7].choose(&mut rng).expect("non-empty");
+    let f = (voters - 1) / 3;
+    let mut cfg = SimConfig::new(seed, proposers, voters);
+    cfg.core = CoreConfig {
+        k: rng.gen_range(1..=4),
+        voter_timeout_ms: 150,
+        first_proposal_delay_ms: 20,
+        heartbeat_ms: 100,
+        sync_period_ms: 30,
+        unnotarized_resend_ms: 100,
+        ..CoreConfig::default()
+    };
+    cfg.delay_ms = rng.gen_range(1..=15);
+    cfg.block_time_ms = rng.gen_range(5..=25);
+    cfg.jitter_ms = rng.gen_range(0..=cfg.delay_ms);
+    cfg.loss = if rng.gen_bool(0.3) { rng.gen_range(0.0..0.03) } else { 0.0 };
+    // Up to f voters are byzantine or wiped in total (the fault budget of N = 3f+1).
+    let n = proposers + voters;
+    let mut budget = f;
+    let mut voter_ids: Vec<usize> = (proposers..n).collect();
+    voter_ids.shuffle(&mut rng);
+    let byz_voters = rng.gen_range(0..=budget);
+    for &v in voter_ids.iter().take(byz_voters) {
+        let b = *[
+            Byzantine::DoubleVoter,
+            Byzantine::ForgedIds,
+            Byzantine::Replayer,
+            Byzantine::Junk,
+            Byzantine::Silent,
+        ]
+        .choose(&mut rng)
+        .expect("non-empty");
+        cfg.byzantine.insert(v, b);
+    }
+    budget -= byz_voters;
+    if proposers >= 2 && rng.gen_bool(0.3) {
+        cfg.byzantine.insert(rng.gen_range(0..proposers), Byzantine::EquivocatingProposer);
+    }
+    let mut actions = Vec::new();
+    let mut t = rng.gen_range(100..400);
+    let mut crashed: Vec<usize> = Vec::new();
+    let wipe_candidates: Vec<usize> = voter_ids[byz_voters..].to_vec();
+    while t < FAULT_PHASE_MS {
+        match rng.gen_range(0..6) {
+            0 => {
+                let mut all: Vec<usize> = (0..n).collect();
+                all.shuffle(&mut rng);
+                let cut = rng.gen_range(1..n);
+                actions.push((t, Action::Partition(vec![all[..cut].to_vec(), all[cut..].to_vec()])));
+            }
+            1 => actions.push((t, Action::Heal)),
+            2 | 3 => {
+                let i = rng.gen_range(0..n);
+                if !crashed.contains(&i) {
+                    crashed.push(i);
+                    actions.push((t, Action::Crash(i)));
+                }
+            }
+            4 => {
+                if let Some(i) = crashed.pop() {
+                    // Proposers may lose their disk any time (P-5); a voter only within
+                    // the fault budget, since it forgets what it signed.
+                    let wipe = if i < proposers {
+                        rng.gen_bool(0.3)
+                    } else if budget > 0 && wipe_candidates.contains(&i) && rng.gen_bool(0.3) {
+                        budget -= 1;
+                        true
+                    } else {
+                        false
+                    };
+                    actions.push((t, Action::Restart { node: i, wipe }));
+                }
+            }
+            _ => {
+                if cfg.loss == 0.0 && rng.gen_bool(0.5) {
+                    actions.push((t, Action::SetLoss(0.05)));
+                    actions.push((t + rng.gen_range(100..500), Action::SetLoss(0.0)));
+                }
+            }
+        }
+        t += rng.gen_range(150..700);
+    }
+    actions.push((FAULT_PHASE_MS, Action::Heal));
+    actions.push((FAULT_PHASE_MS, Action::SetLoss(0.0)));
+    for i in crashed {
+        actions.push((FAULT_PHASE_MS, Action::Restart { node: i, wipe: false }));
+    }
+    SeedPlan { cfg, actions }
+}
+
+/// Outcome of one seed.
+#[derive(Clone, Debug)]
+pub struct SeedResult {
+    /// The seed.
+    pub seed: u64,
+    /// None when every checker passed.
+    pub failure: Option<String>,
+    /// Smallest honest finalized height at the end.
+    pub finalized: u64,
+    /// Events simulated.
+    pub events: u64,
+}
+
+/// Runs a plan: faults, then healing, then the liveness check (checker e).
+pub fn run_plan(p: SeedPlan, trace: bool) -> (SeedResult, Sim) {
+    let seed = p.cfg.seed;
+    let mut cfg = p.cfg;
+    cfg.trace = trace;
+    let mut sim = Sim::new(cfg);
+    for (t, a) in p.actions {
+        sim.schedule(t, a);
+    }
+    let mut failure = None;
+    if !sim.run_until(FAULT_PHASE_MS) {
+        failure = Some(format!("{:?}", sim.violations[0]));
+    } else {
+        let base = (0..sim.len())
+            .filter(|&i| sim.is_honest(i))
+            .map(|i| sim.finalized_height(i))
+            .max()
+            .unwrap_or(0);
+        if !sim.run_until(FAULT_PHASE_MS + LIVENESS_BOUND_MS) {
+            failure = Some(format!("{:?}", sim.violations[0]));
+        } else if sim.min_honest_finalized() < base + LIVENESS_BLOCKS {
+            let heights: Vec<u64> = (0..sim.len()).map(|i| sim.finalized_height(i)).collect();
+            failure = Some(format!(
+                "liveness: finalized heights {heights:?} did not all pass {} within {LIVENESS_BOUND_MS} ms after healing (best before: {base})",
+                base + LIVENESS_BLOCKS
+            ));
+        }
+    }
+    let r = SeedResult {
+        seed,
+        failure,
+        finalized: sim.min_honest_finalized(),
+        events: sim.events_processed,
+    };
+    (r, sim)
+}
+
+/// Runs one seed of the sweep with a change to its plan (for tests).
+pub fn run_seed_with(seed: u64, tweak: impl FnOnce(&mut SeedPlan)) -> SeedResult {
+    let mut p = plan(seed);
+    tweak(&mut p);
+    run_plan(p, false).0
+}
+
+/// Runs one seed of the sweep.
+pub fn run_seed(seed: u64) -> SeedResult {
+    run_seed_with(seed, |_| {})
+}
