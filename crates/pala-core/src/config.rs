@@ -26,6 +26,20 @@ pub struct CoreConfig {
     pub sync_known_limit: usize,
     /// Cool-down between unnotarized-proposal deliveries to one voter (W-7.4).
     pub unnotarized_resend_ms: u64,
+    /// A deliberately broken rule (tests of the checkers only).
+    #[cfg(feature = "mutations")]
+    pub mutation: Option<Mutation>,
+}
+
+/// Deliberately broken rules, to show that the simulator's checkers catch them.
+#[cfg(feature = "mutations")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// F-B finalizes one block too early: head `(e,t)` finalizes `(e, t-K+1)`.
+    FinalizeOneEarly,
+    /// The voter ignores V-1 and V-4: a different block at an sn it already stored
+    /// replaces the stored one and is voted too.
+    IgnoreConflicts,
 }
 
 impl Default for CoreConfig {
@@ -41,6 +55,8 @@ impl Default for CoreConfig {
             sync_blocks_per_response: 10,
             sync_known_limit: 64,
             unnotarized_resend_ms: 10_000,
+            #[cfg(feature = "mutations")]
+            mutation: None,
         }
     }
 }

@@ -34,6 +34,8 @@ pub mod node;
 pub mod verify;
 
 pub use config::{CoreConfig, Tick};
+#[cfg(feature = "mutations")]
+pub use config::Mutation;
 pub use io::{BlockArchive, Input, NoArchive, Output, Recovered, Record, TimerKind};
 pub use node::{serve_fresher_head, Counters, InsertError, Node, NodeParams};
 pub use verify::{Committees, MessageVerifier, Verified, VerifyError};

@@ -29,6 +29,21 @@ pub struct NodeParams {
     pub archive: Arc<dyn BlockArchive>,
 }
 
+/// Whether a deliberately broken rule is switched on; always `false` without the
+/// `mutations` feature, so production builds carry no trace of it.
+#[cfg(feature = "mutations")]
+macro_rules! mutated {
+    ($self:ident, $m:ident) => {
+        $self.cfg.mutation == Some(crate::config::Mutation::$m)
+    };
+}
+#[cfg(not(feature = "mutations"))]
+macro_rules! mutated {
+    ($self:ident, $m:ident) => {
+        false
+    };
+}
+
 /// Why a block could not be inserted (N-9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsertError {
@@ -607,7 +622,7 @@ impl Node {
         self.retry_pending = true;
         self.sync_dirty = true;
         // F-B: head (e,t) with t > K finalizes (e, t-K) and its ancestors.
-        let k = self.k();
+        let k = if mutated!(self, FinalizeOneEarly) { self.k() - 1 } else { self.k() };
         if head.s > k {
             if let Some(target) = self.chain.ancestor(head, k) {
                 if target > self.chain.finalized() {
@@ -664,7 +679,12 @@ impl Node {
             return;
         }
         // V-3 was done by the verifier. V-4: store before voting.
-        match self.insert_block(&p.block) {
+        let mut inserted = self.insert_block(&p.block);
+        if inserted == Err(InsertError::Conflict) && mutated!(self, IgnoreConflicts) {
+            self.chain.remove_subtree(sn);
+            inserted = self.insert_block(&p.block);
+        }
+        match inserted {
             Ok(()) => {}
             Err(InsertError::MissingParent(_)) => {
                 if voter {
@@ -694,6 +714,9 @@ impl Node {
     }
 
     fn has_voted(&self, sn: BlockSn) -> bool {
+        if mutated!(self, IgnoreConflicts) {
+            return false;
+        }
         self.voted.contains(&sn) || self.vote_guard.get(&sn.epoch).is_some_and(|&s| s >= sn.s)
     }
 

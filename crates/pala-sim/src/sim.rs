@@ -29,6 +29,10 @@ pub enum Byzantine {
     Junk,
     /// A voter that never answers (crash-silent but connected).
     Silent,
+    /// A proposer that ignores every chain update it receives (proposals,
+    /// notarizations, sync, status), so when it becomes primary it proposes on its
+    /// stale head — the case V-5c rejects.
+    StaleView,
 }
 
 /// Which signature scheme the simulated nodes use.
@@ -473,6 +477,18 @@ impl Sim {
                 if !self.link_up(from, to) || self.link_gen.get(&Self::key(from, to)).copied().unwrap_or(0) != gen {
                     return;
                 }
+                if self.nodes[to].byz == Some(Byzantine::StaleView)
+                    && matches!(
+                        msg,
+                        Message::Proposal(_)
+                            | Message::Notarization(_)
+                            | Message::UnnotarizedProposals(_)
+                            | Message::FresherHead(_)
+                            | Message::Status(_)
+                    )
+                {
+                    return;
+                }
                 if self.nodes[to].byz == Some(Byzantine::Replayer) && self.nodes[to].replay.len() < 64 {
                     self.nodes[to].replay.push((from, msg.clone()));
                 }
@@ -686,12 +702,16 @@ impl Sim {
                 }
             }
             Some(Byzantine::EquivocatingProposer) => {
-                let msg = match msg {
-                    Message::Proposal(p) if j % 2 == 1 && !self.is_proposer(j) => Message::Proposal(self.equivocate(i, &p)),
-                    m => m,
-                };
+                // Odd voters get a conflicting block first and then the real one.
+                if let Message::Proposal(p) = &msg {
+                    if j % 2 == 1 && !self.is_proposer(j) {
+                        let alt = self.equivocate(i, p);
+                        self.send(i, j, Message::Proposal(alt));
+                    }
+                }
                 self.send(i, j, msg)
             }
+            Some(Byzantine::StaleView) => self.send(i, j, msg),
             Some(Byzantine::DoubleVoter) => {
                 if let Message::Vote(v) = &msg {
                     let other = Hash::of(&[v.block_hash.0.as_slice(), b"other"].concat());

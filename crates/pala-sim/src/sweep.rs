@@ -62,8 +62,13 @@ pub fn plan(seed: u64) -> SeedPlan {
         cfg.byzantine.insert(v, b);
     }
     budget -= byz_voters;
-    if proposers >= 2 && rng.gen_bool(0.3) {
-        cfg.byzantine.insert(rng.gen_range(0..proposers), Byzantine::EquivocatingProposer);
+    if proposers >= 2 && rng.gen_bool(0.4) {
+        let b = if rng.gen_bool(0.5) {
+            Byzantine::EquivocatingProposer
+        } else {
+            Byzantine::StaleView
+        };
+        cfg.byzantine.insert(rng.gen_range(0..proposers), b);
     }
     let mut actions = Vec::new();
     let mut t = rng.gen_range(100..400);
