@@ -120,7 +120,10 @@ impl Chain {
     pub fn insert(&mut self, block: Arc<Block>) {
         let sn = block.sn();
         let parent = block.parent_sn();
-        debug_assert!(self.entries.contains_key(&parent), "parent of {sn:?} must be stored");
+        debug_assert!(
+            self.entries.contains_key(&parent),
+            "parent of {sn:?} must be stored"
+        );
         if let Some(p) = self.entries.get_mut(&parent) {
             p.children.push(sn);
         }
@@ -141,7 +144,10 @@ impl Chain {
         let Some(e) = self.entries.get_mut(&sn) else {
             return Attach::Ignored;
         };
-        if e.nota.as_ref().is_some_and(|old| old.vote_count() >= nota.vote_count()) {
+        if e.nota
+            .as_ref()
+            .is_some_and(|old| old.vote_count() >= nota.vote_count())
+        {
             return Attach::Ignored;
         }
         e.nota = Some(nota);
@@ -159,7 +165,11 @@ impl Chain {
             e.connected = true;
             max = max.max(s);
             for c in e.children.clone() {
-                if self.entries.get(&c).is_some_and(|ce| ce.nota.is_some() && !ce.connected) {
+                if self
+                    .entries
+                    .get(&c)
+                    .is_some_and(|ce| ce.nota.is_some() && !ce.connected)
+                {
                     stack.push(c);
                 }
             }
@@ -246,7 +256,9 @@ impl Chain {
         if sn == self.finalized {
             return;
         }
-        let Some(e) = self.entries.get(&sn) else { return };
+        let Some(e) = self.entries.get(&sn) else {
+            return;
+        };
         let parent = e.block.parent_sn();
         if let Some(p) = self.entries.get_mut(&parent) {
             p.children.retain(|c| *c != sn);
@@ -334,7 +346,10 @@ mod tests {
         let b31 = child(&b21, BlockSn::new(1, 3, 1));
         c.insert(b21.clone());
         c.insert(b31.clone());
-        assert_eq!(c.attach(nota(&b11, 3)), Attach::HeadExtended(BlockSn::GENESIS));
+        assert_eq!(
+            c.attach(nota(&b11, 3)),
+            Attach::HeadExtended(BlockSn::GENESIS)
+        );
         for b in &long {
             c.attach(nota(b, 3));
         }
@@ -342,11 +357,18 @@ mod tests {
         // (3,1) notarized before its parent (2,1): stored but not counted yet.
         assert_eq!(c.attach(nota(&b31, 3)), Attach::Stored);
         assert_eq!(c.head(), BlockSn::new(1, 1, 4));
-        assert_eq!(c.attach(nota(&b21, 3)), Attach::HeadExtended(BlockSn::new(1, 1, 4)));
+        assert_eq!(
+            c.attach(nota(&b21, 3)),
+            Attach::HeadExtended(BlockSn::new(1, 1, 4))
+        );
         assert_eq!(c.head(), BlockSn::new(1, 3, 1), "freshest is not longest");
         let b15 = child(&long[2], BlockSn::new(1, 1, 5));
         c.insert(b15);
-        assert_eq!(c.head(), BlockSn::new(1, 3, 1), "an unnotarized newer block is ignored");
+        assert_eq!(
+            c.head(),
+            BlockSn::new(1, 3, 1),
+            "an unnotarized newer block is ignored"
+        );
         // Late votes replace a notarization without moving the head.
         assert_eq!(c.attach(nota(&b31, 4)), Attach::Stored);
         assert_eq!(c.attach(nota(&b31, 4)), Attach::Ignored);
@@ -366,7 +388,10 @@ mod tests {
             c.attach(nota(x, 3));
         }
         let done = c.finalize(b.sn());
-        assert_eq!(done.iter().map(|(b, _)| b.sn()).collect::<Vec<_>>(), vec![a.sn(), b.sn()]);
+        assert_eq!(
+            done.iter().map(|(b, _)| b.sn()).collect::<Vec<_>>(),
+            vec![a.sn(), b.sn()]
+        );
         assert_eq!(c.len(), 1);
         assert!(c.get(fork.sn()).is_none());
     }

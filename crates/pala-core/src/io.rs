@@ -2,7 +2,9 @@
 
 use crate::config::Tick;
 use crate::verify::Verified;
-use pala_types::{Block, BlockSn, ClockNotarization, Epoch, Hash, Message, NodeId, NotarizedBlock, Notarization};
+use pala_types::{
+    Block, BlockSn, ClockNotarization, Epoch, Hash, Message, NodeId, Notarization, NotarizedBlock,
+};
 use std::sync::Arc;
 
 /// The timers the core asks its driver to run. Each kind has at most one deadline; a

@@ -33,9 +33,9 @@ pub mod io;
 pub mod node;
 pub mod verify;
 
-pub use config::{CoreConfig, Tick};
 #[cfg(feature = "mutations")]
 pub use config::Mutation;
-pub use io::{BlockArchive, Input, NoArchive, Output, Recovered, Record, TimerKind};
+pub use config::{CoreConfig, Tick};
+pub use io::{BlockArchive, Input, NoArchive, Output, Record, Recovered, TimerKind};
 pub use node::{serve_fresher_head, Counters, InsertError, Node, NodeParams};
 pub use verify::{Committees, MessageVerifier, Verified, VerifyError};

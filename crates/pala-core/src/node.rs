@@ -2,12 +2,12 @@
 
 use crate::chain::{Attach, Chain};
 use crate::config::{CoreConfig, Tick};
-use crate::io::{BlockArchive, Input, Output, Recovered, Record, TimerKind};
+use crate::io::{BlockArchive, Input, Output, Record, Recovered, TimerKind};
 use crate::verify::Committees;
 use pala_types::{
-    Block, BlockHeader, BlockSn, ClockMessage, ClockNotarization, Committee, ConsensusInfo, Domain, Epoch,
-    EpochResponse, FresherHeadRequest, FresherHeadResponse, Hash, Message, NodeId, NotarizedBlock, Notarization,
-    Proposal, SignatureScheme, Signer, SignerBitmap, Status, Vote,
+    Block, BlockHeader, BlockSn, ClockMessage, ClockNotarization, Committee, ConsensusInfo, Domain,
+    Epoch, EpochResponse, FresherHeadRequest, FresherHeadResponse, Hash, Message, NodeId,
+    Notarization, NotarizedBlock, Proposal, SignatureScheme, Signer, SignerBitmap, Status, Vote,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -172,7 +172,9 @@ impl Node {
         let mut blocks = rec.blocks;
         blocks.sort_by_key(|b| (b.height(), b.sn()));
         for b in blocks {
-            if chain.get(b.parent_sn()).is_some_and(|p| p.block.hash() == b.header.parent_hash)
+            if chain
+                .get(b.parent_sn())
+                .is_some_and(|p| p.block.hash() == b.header.parent_hash)
                 && chain.get(b.sn()).is_none()
             {
                 chain.insert(b);
@@ -210,11 +212,14 @@ impl Node {
             epoch_proof: proof,
             last_clock_of_session,
             voted: BTreeSet::new(),
-            vote_guard: rec.vote_guards.into_iter().fold(BTreeMap::new(), |mut m, (e, s)| {
-                let v = m.entry(e).or_insert(0);
-                *v = (*v).max(s);
-                m
-            }),
+            vote_guard: rec
+                .vote_guards
+                .into_iter()
+                .fold(BTreeMap::new(), |mut m, (e, s)| {
+                    let v = m.entry(e).or_insert(0);
+                    *v = (*v).max(s);
+                    m
+                }),
             clock_guard: rec.clock_guard.unwrap_or_default(),
             pending: BTreeMap::new(),
             last_clock: None,
@@ -310,7 +315,8 @@ impl Node {
     }
 
     fn is_voter(&self, session: u32) -> bool {
-        self.committee(session).is_some_and(|c| c.is_voter(&self.me))
+        self.committee(session)
+            .is_some_and(|c| c.is_voter(&self.me))
     }
 
     fn is_primary(&self, epoch: Epoch) -> bool {
@@ -357,7 +363,8 @@ impl Node {
         }
         if self.status_dirty {
             self.status_dirty = false;
-            self.out.push(Output::Broadcast(Message::Status(self.status())));
+            self.out
+                .push(Output::Broadcast(Message::Status(self.status())));
         }
     }
 
@@ -504,7 +511,9 @@ impl Node {
         if sn.s == 1 {
             let expected = self.expected_timeout_block_notas(&parent);
             if info.notarizations.len() != expected.len() {
-                return Err(InsertError::Invalid("I-2: (e,1) must carry the parent epoch's last K notarizations"));
+                return Err(InsertError::Invalid(
+                    "I-2: (e,1) must carry the parent epoch's last K notarizations",
+                ));
             }
             for (n, (esn, ehash)) in info.notarizations.iter().zip(&expected) {
                 if n.sn != *esn || ehash.is_some_and(|h| h != n.block_hash) {
@@ -515,11 +524,17 @@ impl Node {
             match &info.clock {
                 Some(c) if needs_clock && c.epoch == sn.epoch => {}
                 None if !needs_clock => {}
-                _ => return Err(InsertError::Invalid("I-2: (e,1) must carry cnota(e) iff E > 1")),
+                _ => {
+                    return Err(InsertError::Invalid(
+                        "I-2: (e,1) must carry cnota(e) iff E > 1",
+                    ))
+                }
             }
         } else if sn.s <= k {
             if !info.notarizations.is_empty() || info.clock.is_some() {
-                return Err(InsertError::Invalid("I-2: (e,s<=K) carries no notarization"));
+                return Err(InsertError::Invalid(
+                    "I-2: (e,s<=K) carries no notarization",
+                ));
             }
         } else {
             let target = BlockSn::at(sn.epoch, sn.s - k);
@@ -531,7 +546,9 @@ impl Node {
                     .hash(target)
                     .is_none_or(|h| h == info.notarizations[0].block_hash);
             if !ok {
-                return Err(InsertError::Invalid("I-2: (e,s>K) must carry exactly nota(e,s-K)"));
+                return Err(InsertError::Invalid(
+                    "I-2: (e,s>K) must carry exactly nota(e,s-K)",
+                ));
             }
         }
         // N-9.6 / E-8: the clock notarization first, so that L is already e.
@@ -569,7 +586,11 @@ impl Node {
     }
 
     /// N-10: a block with its notarization (chain sync).
-    fn insert_notarized(&mut self, block: &Arc<Block>, nota: Option<&Notarization>) -> Result<(), InsertError> {
+    fn insert_notarized(
+        &mut self,
+        block: &Arc<Block>,
+        nota: Option<&Notarization>,
+    ) -> Result<(), InsertError> {
         if block.height() <= self.chain.finalized_block().height() {
             return Ok(()); // on our finalized chain already (we listed our finalized head)
         }
@@ -622,7 +643,11 @@ impl Node {
         self.retry_pending = true;
         self.sync_dirty = true;
         // F-B: head (e,t) with t > K finalizes (e, t-K) and its ancestors.
-        let k = if mutated!(self, FinalizeOneEarly) { self.k() - 1 } else { self.k() };
+        let k = if mutated!(self, FinalizeOneEarly) {
+            self.k() - 1
+        } else {
+            self.k()
+        };
         if head.s > k {
             if let Some(target) = self.chain.ancestor(head, k) {
                 if target > self.chain.finalized() {
@@ -641,13 +666,24 @@ impl Node {
             hash: fb.hash(),
         });
         for (block, notarization) in done {
-            self.out.push(Output::Finalized { block, notarization });
+            self.out.push(Output::Finalized {
+                block,
+                notarization,
+            });
         }
         // F-2: drop what finality made useless.
-        self.voted = self.voted.split_off(&BlockSn::at(target.epoch, target.s + 1));
-        self.votes = self.votes.split_off(&BlockSn::at(target.epoch, target.s + 1));
-        self.unnotarized = self.unnotarized.split_off(&BlockSn::at(target.epoch, target.s + 1));
-        self.pending = self.pending.split_off(&BlockSn::at(target.epoch, target.s + 1));
+        self.voted = self
+            .voted
+            .split_off(&BlockSn::at(target.epoch, target.s + 1));
+        self.votes = self
+            .votes
+            .split_off(&BlockSn::at(target.epoch, target.s + 1));
+        self.unnotarized = self
+            .unnotarized
+            .split_off(&BlockSn::at(target.epoch, target.s + 1));
+        self.pending = self
+            .pending
+            .split_off(&BlockSn::at(target.epoch, target.s + 1));
         let fe = target.epoch;
         self.clocks.retain(|_, c| c.epoch > fe);
         self.vote_guard = self.vote_guard.split_off(&fe);
@@ -777,7 +813,10 @@ impl Node {
         let g = self.vote_guard.entry(sn.epoch).or_insert(0);
         if sn.s > *g {
             *g = sn.s;
-            self.persist(Record::VoteGuard { epoch: sn.epoch, s: sn.s });
+            self.persist(Record::VoteGuard {
+                epoch: sn.epoch,
+                s: sn.s,
+            });
         }
         let hash = p.block.hash();
         let vote = Vote {
@@ -801,7 +840,9 @@ impl Node {
     fn retry_pending_proposals(&mut self) {
         let keys: Vec<BlockSn> = self.pending.keys().copied().collect();
         for sn in keys {
-            let Some((from, p)) = self.pending.get(&sn).cloned() else { continue };
+            let Some((from, p)) = self.pending.get(&sn).cloned() else {
+                continue;
+            };
             if self.chain.get(sn).is_none() {
                 match self.insert_block(&p.block) {
                     Ok(()) => {}
@@ -833,7 +874,9 @@ impl Node {
             self.count("vote_not_for_me");
             return;
         }
-        let Some(c) = self.committee(v.sn.epoch.session) else { return };
+        let Some(c) = self.committee(v.sn.epoch.session) else {
+            return;
+        };
         let Some(idx) = c.voter_index(&v.voter) else {
             self.count("vote_not_a_voter");
             return;
@@ -911,7 +954,9 @@ impl Node {
     /// E-2(c), E-3.
     fn on_voter_timeout(&mut self) {
         self.reset_voter_timer();
-        let Some(c) = self.committee(self.epoch.session) else { return };
+        let Some(c) = self.committee(self.epoch.session) else {
+            return;
+        };
         if !c.is_voter(&self.me) {
             return;
         }
@@ -926,9 +971,11 @@ impl Node {
                 let m = ClockMessage {
                     voter: self.me,
                     epoch: target,
-                    signature: self
-                        .signer
-                        .sign(Domain::Clock, self.cfg.network_id, &target.signing_bytes()),
+                    signature: self.signer.sign(
+                        Domain::Clock,
+                        self.cfg.network_id,
+                        &target.signing_bytes(),
+                    ),
                 };
                 self.last_clock = Some(m.clone());
                 m
@@ -955,13 +1002,21 @@ impl Node {
             self.count("clock_stale");
             return;
         }
-        let Some(c) = self.committee(m.epoch.session) else { return };
+        let Some(c) = self.committee(m.epoch.session) else {
+            return;
+        };
         let Some(my_idx) = c.proposer_index(&self.me) else {
             self.count("clock_not_a_proposer");
             return;
         };
-        let Some(vidx) = c.voter_index(&m.voter) else { return };
-        if self.clocks.get(&vidx).is_some_and(|old| old.epoch >= m.epoch) {
+        let Some(vidx) = c.voter_index(&m.voter) else {
+            return;
+        };
+        if self
+            .clocks
+            .get(&vidx)
+            .is_some_and(|old| old.epoch >= m.epoch)
+        {
             return;
         }
         let target = m.epoch;
@@ -985,7 +1040,9 @@ impl Node {
             .sign(Domain::Clock, self.cfg.network_id, &target.signing_bytes());
         sigs.push(own);
         let refs: Vec<_> = sigs.iter().collect();
-        let Some(aggregate) = self.scheme.aggregate(&refs) else { return };
+        let Some(aggregate) = self.scheme.aggregate(&refs) else {
+            return;
+        };
         let cn = ClockNotarization {
             epoch: target,
             proposer_idx: my_idx as u16,
@@ -993,7 +1050,8 @@ impl Node {
             signature: aggregate,
         };
         // E-5: broadcast first, then process locally.
-        self.out.push(Output::Broadcast(Message::ClockNotarization(cn.clone())));
+        self.out
+            .push(Output::Broadcast(Message::ClockNotarization(cn.clone())));
         self.advance_epoch(target, Some(cn));
     }
 
@@ -1059,9 +1117,10 @@ impl Node {
             if !self.readiness_gate() {
                 return;
             }
+            let next_s = self.resume_own_blocks(epoch);
             self.production = Some(Production {
                 epoch,
-                next_s: 1,
+                next_s,
                 awaiting_payload: false,
             });
             self.count("production_started");
@@ -1074,7 +1133,8 @@ impl Node {
         let s = prod.next_s;
         if s > k {
             let needed = BlockSn::at(epoch, s - k);
-            let have = self.chain.get(needed).is_some_and(|e| e.nota.is_some()) || needed <= self.chain.finalized();
+            let have = self.chain.get(needed).is_some_and(|e| e.nota.is_some())
+                || needed <= self.chain.finalized();
             if !have {
                 return; // NA-6 wakes us when it arrives
             }
@@ -1085,13 +1145,54 @@ impl Node {
         });
     }
 
+    /// A proposer that restarts inside an epoch it already produced in must not make a
+    /// second, different block at an sn it proposed before (that would be equivocation):
+    /// it re-proposes the blocks of `epoch` it stored and continues after them.
+    fn resume_own_blocks(&mut self, epoch: Epoch) -> u32 {
+        let Some(c) = self.committee(epoch.session) else {
+            return 1;
+        };
+        let mut s = 1;
+        while let Some(b) = self.chain.block(BlockSn::at(epoch, s)).cloned() {
+            let hash = b.hash();
+            let sn = b.sn();
+            if !self.chain.get(sn).is_some_and(|e| e.nota.is_some()) {
+                self.votes.insert(
+                    sn,
+                    VoteCollector {
+                        hash,
+                        signers: SignerBitmap::new(c.voters.len()),
+                        aggregate: self.signer.sign(Domain::Vote, self.cfg.network_id, &hash.0),
+                        broadcast: false,
+                        materialized: 0,
+                    },
+                );
+                let proposal = Proposal {
+                    proposer: self.me,
+                    signature: self
+                        .signer
+                        .sign(Domain::Proposal, self.cfg.network_id, &hash.0),
+                    block: b,
+                };
+                self.unnotarized.insert(sn, proposal.clone());
+                self.out
+                    .push(Output::Broadcast(Message::Proposal(proposal)));
+                self.count("blocks_reproposed");
+            }
+            s += 1;
+        }
+        s
+    }
+
     /// N-2. Returns true when production may start now.
     fn readiness_gate(&mut self) -> bool {
         let t0 = *self.gate_started.get_or_insert_with(|| {
             self.unnotarized.clear();
             self.now
         });
-        let Some(c) = self.committee(self.epoch.session) else { return false };
+        let Some(c) = self.committee(self.epoch.session) else {
+            return false;
+        };
         let head = self.chain.head();
         let mut ids: Vec<NodeId> = self
             .peers
@@ -1124,7 +1225,10 @@ impl Node {
 
     fn on_payload(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>) {
         let Some(prod) = &self.production else { return };
-        if !prod.awaiting_payload || BlockSn::at(prod.epoch, prod.next_s) != sn || sn.epoch != self.epoch {
+        if !prod.awaiting_payload
+            || BlockSn::at(prod.epoch, prod.next_s) != sn
+            || sn.epoch != self.epoch
+        {
             return;
         }
         self.production.as_mut().expect("checked").awaiting_payload = false;
@@ -1135,6 +1239,9 @@ impl Node {
 
     /// N-3, N-4: builds, stores, signs and broadcasts block `sn`.
     fn seal(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>) -> bool {
+        if self.chain.get(sn).is_some() {
+            return false; // never a second block at one sn
+        }
         let k = self.k();
         let parent = if sn.s == 1 {
             self.chain.head_block().clone()
@@ -1184,7 +1291,9 @@ impl Node {
         let hash = block.hash();
         self.chain.insert(block.clone());
         self.persist(Record::Block(block.clone()));
-        let Some(c) = self.committee(sn.epoch.session) else { return false };
+        let Some(c) = self.committee(sn.epoch.session) else {
+            return false;
+        };
         self.votes.insert(
             sn,
             VoteCollector {
@@ -1197,11 +1306,14 @@ impl Node {
         );
         let proposal = Proposal {
             proposer: self.me,
-            signature: self.signer.sign(Domain::Proposal, self.cfg.network_id, &hash.0),
+            signature: self
+                .signer
+                .sign(Domain::Proposal, self.cfg.network_id, &hash.0),
             block,
         };
         self.unnotarized.insert(sn, proposal.clone());
-        self.out.push(Output::Broadcast(Message::Proposal(proposal.clone())));
+        self.out
+            .push(Output::Broadcast(Message::Proposal(proposal.clone())));
         self.count("blocks_proposed");
         if let Some(p) = self.production.as_mut() {
             p.next_s = sn.s + 1;
@@ -1228,7 +1340,11 @@ impl Node {
         }
         info.status = Some(s);
         // W-7.4: a newly seen voter gets our unnotarized proposals (once per cool-down).
-        if first && self.is_primary(self.epoch) && self.is_voter_of(from, self.epoch.session) && !self.unnotarized.is_empty() {
+        if first
+            && self.is_primary(self.epoch)
+            && self.is_voter_of(from, self.epoch.session)
+            && !self.unnotarized.is_empty()
+        {
             let now = self.now;
             let cool = self.cfg.unnotarized_resend_ms;
             let info = self.peers.get_mut(&from).expect("inserted above");
@@ -1288,7 +1404,12 @@ impl Node {
 
     /// W-7.3 (serving).
     fn on_get_fresher_head(&mut self, from: NodeId, req: FresherHeadRequest) {
-        let resp = serve_fresher_head(&self.chain, self.archive.as_ref(), &req, self.cfg.sync_blocks_per_response);
+        let resp = serve_fresher_head(
+            &self.chain,
+            self.archive.as_ref(),
+            &req,
+            self.cfg.sync_blocks_per_response,
+        );
         self.out.push(Output::Send {
             to: from,
             msg: Message::FresherHead(resp),
@@ -1305,7 +1426,9 @@ impl Node {
                 let consistent = if h == fin.height() {
                     hash == fin.hash()
                 } else if h < fin.height() {
-                    self.archive.finalized_at(h).is_none_or(|b| b.block.hash() == hash)
+                    self.archive
+                        .finalized_at(h)
+                        .is_none_or(|b| b.block.hash() == hash)
                 } else {
                     true
                 };
@@ -1338,7 +1461,8 @@ impl Node {
         for slot in [&mut self.epoch_slot, &mut self.blocks_slot] {
             if let Some(s) = *slot {
                 if s.deadline <= now {
-                    self.penalties.insert(s.peer, now + self.cfg.sync_penalty_ms());
+                    self.penalties
+                        .insert(s.peer, now + self.cfg.sync_penalty_ms());
                     *slot = None;
                     *self.counters.entry("sync_timeouts").or_insert(0) += 1;
                 }
@@ -1367,7 +1491,11 @@ impl Node {
             let best = self
                 .peers
                 .iter()
-                .filter(|(id, p)| p.connected && !self.penalties.contains_key(*id) && !self.inconsistent.contains(*id))
+                .filter(|(id, p)| {
+                    p.connected
+                        && !self.penalties.contains_key(*id)
+                        && !self.inconsistent.contains(*id)
+                })
                 .filter_map(|(id, p)| p.status.as_ref().map(|s| (s.head, *id)))
                 .filter(|(h, _)| *h > head)
                 .max_by_key(|(h, id)| (*h, std::cmp::Reverse(*id)));
@@ -1415,9 +1543,12 @@ pub fn serve_fresher_head(
     let fin_h = fin.height();
     let on_my_chain = |h: u64, hash: Hash| -> bool {
         if h >= fin_h {
-            path.iter().any(|e| e.block.height() == h && e.block.hash() == hash)
+            path.iter()
+                .any(|e| e.block.height() == h && e.block.hash() == hash)
         } else {
-            archive.finalized_at(h).is_some_and(|b| b.block.hash() == hash)
+            archive
+                .finalized_at(h)
+                .is_some_and(|b| b.block.hash() == hash)
         }
     };
     let Some(&(common_h, _)) = req.known.iter().find(|(h, hash)| on_my_chain(*h, *hash)) else {
@@ -1432,10 +1563,12 @@ pub fn serve_fresher_head(
     let mut h = common_h + 1;
     while h <= head_h && blocks.len() < max_blocks.max(1) {
         let nb = if h > fin_h {
-            path.iter().find(|e| e.block.height() == h).map(|e| NotarizedBlock {
-                block: e.block.clone(),
-                notarization: e.nota.clone(),
-            })
+            path.iter()
+                .find(|e| e.block.height() == h)
+                .map(|e| NotarizedBlock {
+                    block: e.block.clone(),
+                    notarization: e.nota.clone(),
+                })
         } else if h == fin_h {
             let e = &path[path.len() - 1];
             Some(NotarizedBlock {

@@ -12,8 +12,8 @@
 //! simulator inline.
 
 use pala_types::{
-    Block, ClockMessage, ClockNotarization, Committee, Domain, Message, Notarization, PreparedKeys, Proposal, Session,
-    SignatureScheme, Vote,
+    Block, ClockMessage, ClockNotarization, Committee, Domain, Message, Notarization, PreparedKeys,
+    Proposal, Session, SignatureScheme, Vote,
 };
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -98,7 +98,11 @@ pub struct Committees {
 impl Committees {
     /// Installs (or replaces) the committee of its session, preparing its keys.
     pub fn install(&mut self, scheme: &dyn SignatureScheme, committee: Committee) {
-        let keys: Vec<_> = committee.voters.iter().map(|m| m.public_key.clone()).collect();
+        let keys: Vec<_> = committee
+            .voters
+            .iter()
+            .map(|m| m.public_key.clone())
+            .collect();
         let voter_keys = scheme.prepare_keys(&keys);
         self.sessions.insert(
             committee.session,
@@ -115,7 +119,9 @@ impl Committees {
     }
 
     fn keys(&self, session: Session) -> Result<&SessionKeys, VerifyError> {
-        self.sessions.get(&session).ok_or(VerifyError::UnknownSession(session))
+        self.sessions
+            .get(&session)
+            .ok_or(VerifyError::UnknownSession(session))
     }
 
     /// Drops committees of sessions before `keep_from` (R-3: only recent ones are kept).
@@ -190,8 +196,10 @@ impl MessageVerifier {
     /// aggregate once; bad votes are found by bisection only when an aggregate fails
     /// (PV-3). Results are in input order.
     pub fn verify_votes(&self, votes: Vec<Vote>) -> Vec<Result<Verified<Vote>, VerifyError>> {
-        let mut results: Vec<Option<Result<Verified<Vote>, VerifyError>>> = votes.iter().map(|_| None).collect();
-        let mut groups: BTreeMap<(pala_types::BlockSn, pala_types::Hash), Vec<usize>> = BTreeMap::new();
+        let mut results: Vec<Option<Result<Verified<Vote>, VerifyError>>> =
+            votes.iter().map(|_| None).collect();
+        let mut groups: BTreeMap<(pala_types::BlockSn, pala_types::Hash), Vec<usize>> =
+            BTreeMap::new();
         for (i, v) in votes.iter().enumerate() {
             match self.voter_key(v.sn.epoch.session, &v.voter) {
                 Ok(_) => groups.entry((v.sn, v.block_hash)).or_default().push(i),
@@ -209,7 +217,10 @@ impl MessageVerifier {
                 });
             }
         }
-        results.into_iter().map(|r| r.expect("every vote got a result")).collect()
+        results
+            .into_iter()
+            .map(|r| r.expect("every vote got a result"))
+            .collect()
     }
 
     fn bisect(&self, votes: &[Vote], idxs: &[usize], msg: &[u8], bad: &mut Vec<usize>) {
@@ -219,12 +230,16 @@ impl MessageVerifier {
         let sigs: Vec<_> = idxs.iter().map(|&i| &votes[i].signature).collect();
         let keys: Vec<_> = idxs
             .iter()
-            .map(|&i| self.voter_key(votes[i].sn.epoch.session, &votes[i].voter).expect("checked"))
+            .map(|&i| {
+                self.voter_key(votes[i].sn.epoch.session, &votes[i].voter)
+                    .expect("checked")
+            })
             .collect();
         let ok = match self.scheme.aggregate(&sigs) {
-            Some(agg) => self
-                .scheme
-                .verify_same_message(&keys, Domain::Vote, self.network_id, msg, &agg),
+            Some(agg) => {
+                self.scheme
+                    .verify_same_message(&keys, Domain::Vote, self.network_id, msg, &agg)
+            }
             None => false,
         };
         if ok {
@@ -239,7 +254,11 @@ impl MessageVerifier {
         self.bisect(votes, b, msg, bad);
     }
 
-    fn voter_key(&self, session: Session, id: &pala_types::NodeId) -> Result<&pala_types::PublicKey, VerifyError> {
+    fn voter_key(
+        &self,
+        session: Session,
+        id: &pala_types::NodeId,
+    ) -> Result<&pala_types::PublicKey, VerifyError> {
         let c = &self.committees.keys(session)?.committee;
         c.voter_index(id)
             .map(|i| &c.voters[i].public_key)
@@ -278,10 +297,13 @@ impl MessageVerifier {
 
     fn check_vote(&self, v: &Vote) -> Result<(), VerifyError> {
         let pk = self.voter_key(v.sn.epoch.session, &v.voter)?;
-        if self
-            .scheme
-            .verify(pk, Domain::Vote, self.network_id, &v.block_hash.0, &v.signature)
-        {
+        if self.scheme.verify(
+            pk,
+            Domain::Vote,
+            self.network_id,
+            &v.block_hash.0,
+            &v.signature,
+        ) {
             Ok(())
         } else {
             Err(VerifyError::BadSignature("vote"))
@@ -290,10 +312,13 @@ impl MessageVerifier {
 
     fn check_clock(&self, c: &ClockMessage) -> Result<(), VerifyError> {
         let pk = self.voter_key(c.epoch.session, &c.voter)?;
-        if self
-            .scheme
-            .verify(pk, Domain::Clock, self.network_id, &c.epoch.signing_bytes(), &c.signature)
-        {
+        if self.scheme.verify(
+            pk,
+            Domain::Clock,
+            self.network_id,
+            &c.epoch.signing_bytes(),
+            &c.signature,
+        ) {
             Ok(())
         } else {
             Err(VerifyError::BadSignature("clock message"))
@@ -355,10 +380,14 @@ impl MessageVerifier {
             .proposers
             .get(proposer_idx as usize)
             .ok_or(VerifyError::ProposerIndex(proposer_idx))?;
-        if sk
-            .voter_keys
-            .verify_subset(signers, Some(&proposer.public_key), domain, self.network_id, msg, sig)
-        {
+        if sk.voter_keys.verify_subset(
+            signers,
+            Some(&proposer.public_key),
+            domain,
+            self.network_id,
+            msg,
+            sig,
+        ) {
             Ok(())
         } else {
             Err(VerifyError::BadSignature(what))

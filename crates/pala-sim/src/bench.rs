@@ -63,7 +63,10 @@ pub fn run(p: &BenchParams) -> Result<BenchReport, String> {
     }
     let finalized = sim.stats[0].finalized;
     let mut prop = sim.stats[0].latencies.clone();
-    let mut voters: Vec<u64> = sim.stats[1..].iter().flat_map(|s| s.latencies.iter().copied()).collect();
+    let mut voters: Vec<u64> = sim.stats[1..]
+        .iter()
+        .flat_map(|s| s.latencies.iter().copied())
+        .collect();
     Ok(BenchReport {
         blocks_per_sec: finalized as f64 / p.seconds as f64,
         proposer_p50_ms: percentile(&mut prop, 0.5),

@@ -1,7 +1,7 @@
 //! A node's simulated durable storage: what survives a crash.
 
 use pala_core::{BlockArchive, Record, Recovered};
-use pala_types::{Block, BlockSn, ClockNotarization, Epoch, NotarizedBlock, Notarization};
+use pala_types::{Block, BlockSn, ClockNotarization, Epoch, Notarization, NotarizedBlock};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -60,7 +60,10 @@ impl SimDisk {
                 s.blocks.insert(b.sn(), b.clone());
             }
             Record::Notarization(n) => {
-                let better = s.notas.get(&n.sn).is_none_or(|o| o.vote_count() < n.vote_count());
+                let better = s
+                    .notas
+                    .get(&n.sn)
+                    .is_none_or(|o| o.vote_count() < n.vote_count());
                 if better {
                     s.notas.insert(n.sn, n.clone());
                 }
@@ -70,9 +73,17 @@ impl SimDisk {
                 let mut cur = *sn;
                 let mut h = *height;
                 while h > prev_h {
-                    let Some(b) = s.blocks.get(&cur).cloned() else { break };
+                    let Some(b) = s.blocks.get(&cur).cloned() else {
+                        break;
+                    };
                     let n = s.notas.get(&cur).cloned();
-                    s.finalized.insert(h, NotarizedBlock { block: b.clone(), notarization: n });
+                    s.finalized.insert(
+                        h,
+                        NotarizedBlock {
+                            block: b.clone(),
+                            notarization: n,
+                        },
+                    );
                     cur = b.parent_sn();
                     h -= 1;
                 }
@@ -112,7 +123,12 @@ impl SimDisk {
         let fin_h = finalized.as_ref().map_or(0, |f| f.block.height());
         Recovered {
             finalized,
-            blocks: s.blocks.values().filter(|b| b.height() > fin_h).cloned().collect(),
+            blocks: s
+                .blocks
+                .values()
+                .filter(|b| b.height() > fin_h)
+                .cloned()
+                .collect(),
             notarizations: s.notas.values().cloned().collect(),
             epoch: s.epoch.clone(),
             vote_guards: s.vote_guards.iter().map(|(e, v)| (*e, *v)).collect(),
@@ -124,12 +140,19 @@ impl SimDisk {
     pub fn has_block(&self, sn: BlockSn, hash: pala_types::Hash) -> bool {
         let s = self.state.lock().expect("disk lock");
         s.blocks.get(&sn).is_some_and(|b| b.hash() == hash)
-            || s.finalized.values().any(|f| f.block.sn() == sn && f.block.hash() == hash)
+            || s.finalized
+                .values()
+                .any(|f| f.block.sn() == sn && f.block.hash() == hash)
     }
 
     /// Highest voted serial persisted for `epoch`.
     pub fn vote_guard(&self, epoch: Epoch) -> Option<u32> {
-        self.state.lock().expect("disk lock").vote_guards.get(&epoch).copied()
+        self.state
+            .lock()
+            .expect("disk lock")
+            .vote_guards
+            .get(&epoch)
+            .copied()
     }
 
     /// Highest persisted clock-message epoch.
@@ -139,7 +162,12 @@ impl SimDisk {
 
     /// Persisted epoch.
     pub fn epoch(&self) -> Option<Epoch> {
-        self.state.lock().expect("disk lock").epoch.as_ref().map(|(e, _)| *e)
+        self.state
+            .lock()
+            .expect("disk lock")
+            .epoch
+            .as_ref()
+            .map(|(e, _)| *e)
     }
 
     /// Number of records written so far.
@@ -150,6 +178,11 @@ impl SimDisk {
 
 impl BlockArchive for SimDisk {
     fn finalized_at(&self, height: u64) -> Option<NotarizedBlock> {
-        self.state.lock().expect("disk lock").finalized.get(&height).cloned()
+        self.state
+            .lock()
+            .expect("disk lock")
+            .finalized
+            .get(&height)
+            .cloned()
     }
 }

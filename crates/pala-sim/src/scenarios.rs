@@ -5,13 +5,34 @@ use crate::sweep;
 
 /// Every scenario name with a one-line description.
 pub const SCENARIOS: &[(&str, &str)] = &[
-    ("normal", "T-40/T-51: 3 proposers, 7 voters, no faults; everyone finalizes"),
-    ("delay", "T-53: 50 ms links, K = 2, T_VOTER 600 ms, first-proposal delay 100 ms"),
-    ("partition", "T-52: 50/50 split stalls, 1/3-2/3 split lets the majority progress, heal catches up"),
-    ("proposer-switch", "E-13/T-43: the primary crashes; voters time out and the next proposer continues"),
-    ("crash-restart", "crash and restart voters and proposers from their disks"),
-    ("disaster", "T-41/P-5: the only proposer loses its disk and recovers the chain from voters"),
-    ("byzantine", "f byzantine voters (double votes, forged ids, replay, junk) and an equivocating primary"),
+    (
+        "normal",
+        "T-40/T-51: 3 proposers, 7 voters, no faults; everyone finalizes",
+    ),
+    (
+        "delay",
+        "T-53: 50 ms links, K = 2, T_VOTER 600 ms, first-proposal delay 100 ms",
+    ),
+    (
+        "partition",
+        "T-52: 50/50 split stalls, 1/3-2/3 split lets the majority progress, heal catches up",
+    ),
+    (
+        "proposer-switch",
+        "E-13/T-43: the primary crashes; voters time out and the next proposer continues",
+    ),
+    (
+        "crash-restart",
+        "crash and restart voters and proposers from their disks",
+    ),
+    (
+        "disaster",
+        "T-41/P-5: the only proposer loses its disk and recovers the chain from voters",
+    ),
+    (
+        "byzantine",
+        "f byzantine voters (double votes, forged ids, replay, junk) and an equivocating primary",
+    ),
     ("random", "the sweep's randomized plan for this seed"),
 ];
 
@@ -83,7 +104,10 @@ pub fn run_with_progress(
             cfg.voters = 6;
             let mut sim = new_sim(cfg, &mut progress);
             // 50/50 split of proposers and voters: no side has a quorum (5 of 6).
-            sim.schedule(0, Action::Partition(vec![vec![0, 2, 3, 4], vec![1, 5, 6, 7]]));
+            sim.schedule(
+                0,
+                Action::Partition(vec![vec![0, 2, 3, 4], vec![1, 5, 6, 7]]),
+            );
             sim.run_until(1_000);
             if sim.min_honest_finalized() > 0 {
                 return Ok(finish(sim, u64::MAX));
@@ -92,7 +116,10 @@ pub fn run_with_progress(
             sim.run_until(3_000);
             let healed = sim.min_honest_finalized();
             // 1/3 - 2/3 split: the side with 5 voters (quorum 4 of 6) keeps going.
-            sim.schedule(3_000, Action::Partition(vec![vec![0, 2], vec![1, 3, 4, 5, 6, 7]]));
+            sim.schedule(
+                3_000,
+                Action::Partition(vec![vec![0, 2], vec![1, 3, 4, 5, 6, 7]]),
+            );
             sim.run_until(5_000);
             sim.schedule(5_000, Action::Heal);
             sim.run_until(8_000);
@@ -125,12 +152,20 @@ pub fn run_with_progress(
             sim.run_until(1_000);
             let before = sim.min_honest_finalized();
             sim.schedule(1_000, Action::Crash(0));
-            sim.schedule(1_100, Action::Restart { node: 0, wipe: true });
+            sim.schedule(
+                1_100,
+                Action::Restart {
+                    node: 0,
+                    wipe: true,
+                },
+            );
             sim.run_until(4_000);
             let restored = sim.finalized_height(0);
             if restored < before {
                 let mut o = finish(sim, 0);
-                o.failure = Some(format!("proposer restored only up to height {restored} < {before}"));
+                o.failure = Some(format!(
+                    "proposer restored only up to height {restored} < {before}"
+                ));
                 return Ok(o);
             }
             finish(sim, before + 10)
@@ -147,7 +182,10 @@ pub fn run_with_progress(
         }
         "random" => {
             let (r, sim) = sweep::run_plan(sweep::plan(seed), trace);
-            Outcome { sim, failure: r.failure }
+            Outcome {
+                sim,
+                failure: r.failure,
+            }
         }
         other => return Err(format!("unknown scenario {other:?}; known: {}", names())),
     };
@@ -155,5 +193,9 @@ pub fn run_with_progress(
 }
 
 fn names() -> String {
-    SCENARIOS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    SCENARIOS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -2,11 +2,13 @@
 //! checkers that run after every event.
 
 use crate::disk::SimDisk;
-use pala_core::{Committees, CoreConfig, Input, MessageVerifier, Node, NodeParams, Output, TimerKind};
+use pala_core::{
+    Committees, CoreConfig, Input, MessageVerifier, Node, NodeParams, Output, TimerKind,
+};
 use pala_types::insecure::{InsecureTestScheme, InsecureTestSigner};
 use pala_types::{
-    Block, BlockSn, ClockMessage, Committee, Decode, Domain, Epoch, Hash, Member, Message, NodeId, Proposal,
-    SignatureScheme, Signer, Vote, VoteCounting,
+    Block, BlockSn, ClockMessage, Committee, Decode, Domain, Epoch, Hash, Member, Message, NodeId,
+    Proposal, SignatureScheme, Signer, Vote, VoteCounting,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -142,10 +144,27 @@ pub enum Action {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { from: usize, to: usize, gen: u64, msg: Message },
-    Junk { from: usize, to: usize, bytes: Vec<u8> },
-    Timer { node: usize, inc: u64, kind: TimerKind },
-    Payload { node: usize, inc: u64, sn: BlockSn },
+    Deliver {
+        from: usize,
+        to: usize,
+        gen: u64,
+        msg: Message,
+    },
+    Junk {
+        from: usize,
+        to: usize,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: usize,
+        inc: u64,
+        kind: TimerKind,
+    },
+    Payload {
+        node: usize,
+        inc: u64,
+        sn: BlockSn,
+    },
     Act(Action),
 }
 
@@ -226,24 +245,47 @@ impl Sim {
     /// Builds the nodes, the committee and the links; nothing runs until [`Sim::run_until`].
     pub fn new(cfg: SimConfig) -> Sim {
         let n = cfg.proposers + cfg.voters;
-        let (scheme, signers, pops): (Arc<dyn SignatureScheme>, Vec<Arc<dyn Signer>>, Vec<pala_types::Signature>) =
-            match &cfg.scheme {
-                SchemeChoice::Insecure => {
-                    let s = InsecureTestScheme::new();
-                    let keys: Vec<InsecureTestSigner> = (0..n).map(|i| s.keypair(cfg.seed.wrapping_mul(1000) + i as u64)).collect();
-                    let pops = keys
-                        .iter()
-                        .map(|k| k.sign(Domain::ProofOfPossession, cfg.core.network_id, &k.public_key().0))
-                        .collect();
-                    let signers = keys.into_iter().map(|k| Arc::new(k) as Arc<dyn Signer>).collect();
-                    (Arc::new(s), signers, pops)
-                }
-                SchemeChoice::Custom { scheme, keygen } => {
-                    let (signers, pops) = (0..n).map(|i| keygen(cfg.seed.wrapping_mul(1000) + i as u64)).unzip();
-                    (scheme.clone(), signers, pops)
-                }
-            };
-        let member = |i: usize| Member::new(signers[i].public_key().clone(), pops[i].clone(), 1, format!("sim:{i}"));
+        let (scheme, signers, pops): (
+            Arc<dyn SignatureScheme>,
+            Vec<Arc<dyn Signer>>,
+            Vec<pala_types::Signature>,
+        ) = match &cfg.scheme {
+            SchemeChoice::Insecure => {
+                let s = InsecureTestScheme::new();
+                let keys: Vec<InsecureTestSigner> = (0..n)
+                    .map(|i| s.keypair(cfg.seed.wrapping_mul(1000) + i as u64))
+                    .collect();
+                let pops = keys
+                    .iter()
+                    .map(|k| {
+                        k.sign(
+                            Domain::ProofOfPossession,
+                            cfg.core.network_id,
+                            &k.public_key().0,
+                        )
+                    })
+                    .collect();
+                let signers = keys
+                    .into_iter()
+                    .map(|k| Arc::new(k) as Arc<dyn Signer>)
+                    .collect();
+                (Arc::new(s), signers, pops)
+            }
+            SchemeChoice::Custom { scheme, keygen } => {
+                let (signers, pops) = (0..n)
+                    .map(|i| keygen(cfg.seed.wrapping_mul(1000) + i as u64))
+                    .unzip();
+                (scheme.clone(), signers, pops)
+            }
+        };
+        let member = |i: usize| {
+            Member::new(
+                signers[i].public_key().clone(),
+                pops[i].clone(),
+                1,
+                format!("sim:{i}"),
+            )
+        };
         let committee = Committee {
             session: 1,
             proposers: (0..cfg.proposers).map(member).collect(),
@@ -474,7 +516,14 @@ impl Sim {
     fn step(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { from, to, gen, msg } => {
-                if !self.link_up(from, to) || self.link_gen.get(&Self::key(from, to)).copied().unwrap_or(0) != gen {
+                if !self.link_up(from, to)
+                    || self
+                        .link_gen
+                        .get(&Self::key(from, to))
+                        .copied()
+                        .unwrap_or(0)
+                        != gen
+                {
                     return;
                 }
                 if self.nodes[to].byz == Some(Byzantine::StaleView)
@@ -489,7 +538,9 @@ impl Sim {
                 {
                     return;
                 }
-                if self.nodes[to].byz == Some(Byzantine::Replayer) && self.nodes[to].replay.len() < 64 {
+                if self.nodes[to].byz == Some(Byzantine::Replayer)
+                    && self.nodes[to].replay.len() < 64
+                {
                     self.nodes[to].replay.push((from, msg.clone()));
                 }
                 let kind = msg.kind();
@@ -542,7 +593,11 @@ impl Sim {
         self.log(|| format!("action {a:?}"));
         match a {
             Action::Partition(groups) => {
-                let before: Vec<(usize, usize)> = self.all_links().into_iter().filter(|&(a, b)| self.link_up(a, b)).collect();
+                let before: Vec<(usize, usize)> = self
+                    .all_links()
+                    .into_iter()
+                    .filter(|&(a, b)| self.link_up(a, b))
+                    .collect();
                 let mut g = vec![usize::MAX; self.len()];
                 for (gi, members) in groups.iter().enumerate() {
                     for &m in members {
@@ -563,7 +618,11 @@ impl Sim {
                 }
             }
             Action::Heal => {
-                let before: BTreeSet<(usize, usize)> = self.all_links().into_iter().filter(|&(a, b)| self.link_up(a, b)).collect();
+                let before: BTreeSet<(usize, usize)> = self
+                    .all_links()
+                    .into_iter()
+                    .filter(|&(a, b)| self.link_up(a, b))
+                    .collect();
                 self.partition = None;
                 for (a, b) in self.all_links() {
                     if self.link_up(a, b) && !before.contains(&(a, b)) {
@@ -575,7 +634,11 @@ impl Sim {
                 if self.nodes[i].core.is_none() {
                     return;
                 }
-                let peers: Vec<usize> = self.neighbours(i).into_iter().filter(|&j| self.link_up(i, j)).collect();
+                let peers: Vec<usize> = self
+                    .neighbours(i)
+                    .into_iter()
+                    .filter(|&j| self.link_up(i, j))
+                    .collect();
                 for j in peers {
                     self.disconnect(i, j);
                 }
@@ -595,7 +658,11 @@ impl Sim {
                     self.nodes[node].max_epoch = Epoch::NIL;
                 }
                 self.boot(node);
-                let peers: Vec<usize> = self.neighbours(node).into_iter().filter(|&j| self.link_up(node, j)).collect();
+                let peers: Vec<usize> = self
+                    .neighbours(node)
+                    .into_iter()
+                    .filter(|&j| self.link_up(node, j))
+                    .collect();
                 for j in peers {
                     *self.link_gen.entry(Self::key(node, j)).or_insert(0) += 1;
                     self.connect(node, j);
@@ -632,7 +699,11 @@ impl Sim {
         if !self.link_up(from, to) {
             return;
         }
-        if self.drop_rules.get(&from).is_some_and(|k| k.contains(msg.kind())) {
+        if self
+            .drop_rules
+            .get(&from)
+            .is_some_and(|k| k.contains(msg.kind()))
+        {
             return;
         }
         if self.cfg.loss > 0.0 && self.rng.gen_bool(self.cfg.loss.min(1.0)) {
@@ -645,15 +716,22 @@ impl Sim {
         };
         // Links are TCP-like: FIFO per direction.
         let key = (from, to);
-        let at = (self.now + self.cfg.delay_ms + jitter).max(self.last_delivery.get(&key).copied().unwrap_or(0));
+        let at = (self.now + self.cfg.delay_ms + jitter)
+            .max(self.last_delivery.get(&key).copied().unwrap_or(0));
         self.last_delivery.insert(key, at);
-        let gen = self.link_gen.get(&Self::key(from, to)).copied().unwrap_or(0);
+        let gen = self
+            .link_gen
+            .get(&Self::key(from, to))
+            .copied()
+            .unwrap_or(0);
         self.push(at, Ev::Deliver { from, to, gen, msg });
     }
 
     /// Feeds one input to node `i` and executes its outputs with all checks.
     fn feed(&mut self, i: usize, input: Input) {
-        let Some(core) = self.nodes[i].core.as_mut() else { return };
+        let Some(core) = self.nodes[i].core.as_mut() else {
+            return;
+        };
         let outs = core.handle(self.now, input);
         for o in outs {
             self.execute(i, o);
@@ -685,7 +763,10 @@ impl Sim {
             }
             Output::RequestPayload { sn } => {
                 let inc = self.nodes[i].inc;
-                self.push(self.now + self.cfg.block_time_ms, Ev::Payload { node: i, inc, sn });
+                self.push(
+                    self.now + self.cfg.block_time_ms,
+                    Ev::Payload { node: i, inc, sn },
+                );
             }
             Output::Finalized { block, .. } => self.on_finalized(i, &block),
             Output::EpochChanged(e) => self.log(|| format!("n{i} epoch {e:?}")),
@@ -728,7 +809,8 @@ impl Sim {
                 self.send(i, j, msg)
             }
             Some(Byzantine::ForgedIds) => {
-                let victim = self.cfg.proposers + (i + 1 - self.cfg.proposers) % self.cfg.voters.max(1);
+                let victim =
+                    self.cfg.proposers + (i + 1 - self.cfg.proposers) % self.cfg.voters.max(1);
                 let victim_id = self.ids[victim];
                 let signer = self.nodes[i].signer.clone();
                 let nid = self.cfg.core.network_id;
@@ -797,12 +879,20 @@ impl Sim {
                 let len = self.rng.gen_range(0..200);
                 let mut bytes: Vec<u8> = (0..len).map(|_| self.rng.gen()).collect();
                 if let Some(b) = bytes.first_mut() {
-                    *b = [0x12u8, 0x13, 0x14, 0x15, 0x16, 0x20, 0x21, 0x28][self.rng.gen_range(0..8)];
+                    *b = [0x12u8, 0x13, 0x14, 0x15, 0x16, 0x20, 0x21, 0x28]
+                        [self.rng.gen_range(0..8)];
                 }
                 for j in self.neighbours(i) {
                     if self.link_up(i, j) {
                         let at = self.now + self.cfg.delay_ms;
-                        self.push(at, Ev::Junk { from: i, to: j, bytes: bytes.clone() });
+                        self.push(
+                            at,
+                            Ev::Junk {
+                                from: i,
+                                to: j,
+                                bytes: bytes.clone(),
+                            },
+                        );
                     }
                 }
             }
@@ -827,21 +917,38 @@ impl Sim {
         let problem = match msg {
             Message::Vote(v) if v.voter == self.ids[i] => {
                 if !disk.has_block(v.sn, v.block_hash) {
-                    Some(format!("vote for {:?} sent before its block was durable", v.sn))
+                    Some(format!(
+                        "vote for {:?} sent before its block was durable",
+                        v.sn
+                    ))
                 } else if disk.vote_guard(v.sn.epoch).is_none_or(|g| g < v.sn.s) {
-                    Some(format!("vote for {:?} sent before its vote guard was durable", v.sn))
+                    Some(format!(
+                        "vote for {:?} sent before its vote guard was durable",
+                        v.sn
+                    ))
                 } else {
                     None
                 }
             }
-            Message::Proposal(p) if !disk.has_block(p.block.sn(), p.block.hash()) => {
-                Some(format!("proposal {:?} sent before its block was durable", p.block.sn()))
+            Message::Proposal(p) if !disk.has_block(p.block.sn(), p.block.hash()) => Some(format!(
+                "proposal {:?} sent before its block was durable",
+                p.block.sn()
+            )),
+            Message::Clock(c)
+                if c.voter == self.ids[i] && disk.clock_guard().is_none_or(|g| g < c.epoch) =>
+            {
+                Some(format!(
+                    "clock message {:?} sent before its guard was durable",
+                    c.epoch
+                ))
             }
-            Message::Clock(c) if c.voter == self.ids[i] && disk.clock_guard().is_none_or(|g| g < c.epoch) => {
-                Some(format!("clock message {:?} sent before its guard was durable", c.epoch))
-            }
-            Message::Status(s) if s.epoch > Epoch::new(1, 1) && disk.epoch().is_none_or(|e| e < s.epoch) => {
-                Some(format!("status with epoch {:?} sent before the epoch was durable", s.epoch))
+            Message::Status(s)
+                if s.epoch > Epoch::new(1, 1) && disk.epoch().is_none_or(|e| e < s.epoch) =>
+            {
+                Some(format!(
+                    "status with epoch {:?} sent before the epoch was durable",
+                    s.epoch
+                ))
             }
             _ => None,
         };
@@ -852,9 +959,10 @@ impl Sim {
         if let Message::Vote(v) = msg {
             if v.voter == self.ids[i] {
                 match self.votes_signed.insert((i, v.sn), v.block_hash) {
-                    Some(h) if h != v.block_hash => {
-                        self.violation("double-vote", format!("node {i} voted two blocks at {:?}", v.sn))
-                    }
+                    Some(h) if h != v.block_hash => self.violation(
+                        "double-vote",
+                        format!("node {i} voted two blocks at {:?}", v.sn),
+                    ),
                     _ => {}
                 }
             }
@@ -874,7 +982,10 @@ impl Sim {
         let h = block.height();
         match self.finalized_chain.get(&h) {
             Some(x) if *x != block.hash() => {
-                let d = format!("node {i} finalized {:?} at height {h}, conflicting with another node", block.sn());
+                let d = format!(
+                    "node {i} finalized {:?} at height {h}, conflicting with another node",
+                    block.sn()
+                );
                 self.violation("finality-conflict", d);
             }
             Some(_) => {}
@@ -892,14 +1003,22 @@ impl Sim {
 
     /// Checkers (b) epoch monotonicity and (c) `head.epoch <= L`.
     fn check_node(&mut self, i: usize) {
-        let Some(core) = self.nodes[i].core.as_ref() else { return };
+        let Some(core) = self.nodes[i].core.as_ref() else {
+            return;
+        };
         let (epoch, head) = (core.epoch(), core.head());
         if head.epoch > epoch {
-            self.violation("head-epoch", format!("node {i}: head {head:?} is ahead of its epoch {epoch:?}"));
+            self.violation(
+                "head-epoch",
+                format!("node {i}: head {head:?} is ahead of its epoch {epoch:?}"),
+            );
         }
         if self.is_honest(i) {
             if epoch < self.nodes[i].max_epoch {
-                let d = format!("node {i}: epoch went back from {:?} to {epoch:?}", self.nodes[i].max_epoch);
+                let d = format!(
+                    "node {i}: epoch went back from {:?} to {epoch:?}",
+                    self.nodes[i].max_epoch
+                );
                 self.violation("epoch-regress", d);
             }
             self.nodes[i].max_epoch = epoch;
@@ -912,9 +1031,15 @@ impl Sim {
     }
 
     fn report_progress(&mut self) {
-        let alive: Vec<usize> = (0..self.len()).filter(|&i| self.nodes[i].core.is_some()).collect();
+        let alive: Vec<usize> = (0..self.len())
+            .filter(|&i| self.nodes[i].core.is_some())
+            .collect();
         let fin: Vec<u64> = alive.iter().map(|&i| self.finalized_height(i)).collect();
-        let max_epoch = alive.iter().filter_map(|&i| self.node(i).map(|n| n.epoch())).max().unwrap_or_default();
+        let max_epoch = alive
+            .iter()
+            .filter_map(|&i| self.node(i).map(|n| n.epoch()))
+            .max()
+            .unwrap_or_default();
         let line = format!(
             "t={:>6} ms  finalized height min {} max {}  epoch {:?}  alive {}/{}  events {}",
             self.now,
@@ -944,6 +1069,9 @@ impl Sim {
 
     /// The replay command for this configuration's seed (printed on failure).
     pub fn replay_hint(&self, scenario: &str) -> String {
-        format!("cargo run --release -- sim run --scenario {scenario} --seed {} --trace", self.cfg.seed)
+        format!(
+            "cargo run --release -- sim run --scenario {scenario} --seed {} --trace",
+            self.cfg.seed
+        )
     }
 }

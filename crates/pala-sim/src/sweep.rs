@@ -42,7 +42,11 @@ pub fn plan(seed: u64) -> SeedPlan {
     cfg.delay_ms = rng.gen_range(1..=15);
     cfg.block_time_ms = rng.gen_range(5..=25);
     cfg.jitter_ms = rng.gen_range(0..=cfg.delay_ms);
-    cfg.loss = if rng.gen_bool(0.3) { rng.gen_range(0.0..0.03) } else { 0.0 };
+    cfg.loss = if rng.gen_bool(0.3) {
+        rng.gen_range(0.0..0.03)
+    } else {
+        0.0
+    };
     // Up to f voters are byzantine or wiped in total (the fault budget of N = 3f+1).
     let n = proposers + voters;
     let mut budget = f;
@@ -80,7 +84,10 @@ pub fn plan(seed: u64) -> SeedPlan {
                 let mut all: Vec<usize> = (0..n).collect();
                 all.shuffle(&mut rng);
                 let cut = rng.gen_range(1..n);
-                actions.push((t, Action::Partition(vec![all[..cut].to_vec(), all[cut..].to_vec()])));
+                actions.push((
+                    t,
+                    Action::Partition(vec![all[..cut].to_vec(), all[cut..].to_vec()]),
+                ));
             }
             1 => actions.push((t, Action::Heal)),
             2 | 3 => {
@@ -117,7 +124,13 @@ pub fn plan(seed: u64) -> SeedPlan {
     actions.push((FAULT_PHASE_MS, Action::Heal));
     actions.push((FAULT_PHASE_MS, Action::SetLoss(0.0)));
     for i in crashed {
-        actions.push((FAULT_PHASE_MS, Action::Restart { node: i, wipe: false }));
+        actions.push((
+            FAULT_PHASE_MS,
+            Action::Restart {
+                node: i,
+                wipe: false,
+            },
+        ));
     }
     SeedPlan { cfg, actions }
 }
@@ -179,7 +192,22 @@ pub fn run_seed_with(seed: u64, tweak: impl FnOnce(&mut SeedPlan)) -> SeedResult
     run_plan(p, false).0
 }
 
-/// Runs one seed of the sweep.
+/// Runs one seed of the sweep; a panic anywhere in the run is reported as a failure.
 pub fn run_seed(seed: u64) -> SeedResult {
-    run_seed_with(seed, |_| {})
+    match std::panic::catch_unwind(|| run_seed_with(seed, |_| {})) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            SeedResult {
+                seed,
+                failure: Some(format!("panic: {msg}")),
+                finalized: 0,
+                events: 0,
+            }
+        }
+    }
 }

@@ -14,14 +14,22 @@ fn first_failure(m: Mutation, max_seeds: u64) -> Option<(u64, String)> {
 
 #[test]
 fn finalizing_one_block_too_early_is_caught() {
-    let (seed, f) = first_failure(Mutation::FinalizeOneEarly, 400).expect("the sweep must catch F-B off by one");
+    let (seed, f) = first_failure(Mutation::FinalizeOneEarly, 400)
+        .expect("the sweep must catch F-B off by one");
     println!("caught at seed {seed}: {f}");
-    assert!(f.contains("finality-conflict"), "expected a safety violation, got {f}");
+    assert!(
+        f.contains("finality-conflict"),
+        "expected a safety violation, got {f}"
+    );
 }
 
 #[test]
 fn voting_conflicting_blocks_is_caught() {
-    let (seed, f) = first_failure(Mutation::IgnoreConflicts, 400).expect("the sweep must catch missing V-1/V-4");
+    let (seed, f) = first_failure(Mutation::IgnoreConflicts, 400)
+        .expect("the sweep must catch missing V-1/V-4");
     println!("caught at seed {seed}: {f}");
-    assert!(f.contains("double-vote") || f.contains("finality-conflict"), "got {f}");
+    assert!(
+        f.contains("double-vote") || f.contains("finality-conflict"),
+        "got {f}"
+    );
 }

@@ -8,7 +8,10 @@ fn check(name: &str, seeds: std::ops::Range<u64>) {
     for seed in seeds {
         let out = scenarios::run(name, seed, false).expect("known scenario");
         if let Some(f) = out.failure {
-            panic!("scenario {name} seed {seed} failed: {f}\n  replay: {}", out.sim.replay_hint(name));
+            panic!(
+                "scenario {name} seed {seed} failed: {f}\n  replay: {}",
+                out.sim.replay_hint(name)
+            );
         }
     }
 }
@@ -58,12 +61,24 @@ fn sweep_300_seeds() {
                 s.spawn(move || {
                     (0..300u64)
                         .filter(|seed| seed % 2 == part)
-                        .filter_map(|seed| sweep::run_seed(seed).failure.map(|f| format!("seed {seed}: {f}")))
+                        .filter_map(|seed| {
+                            sweep::run_seed(seed)
+                                .failure
+                                .map(|f| format!("seed {seed}: {f}"))
+                        })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("sweep thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("sweep thread"))
+            .collect()
     });
-    assert!(failures.is_empty(), "{} seeds failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
