@@ -1,1 +1,36 @@
-//! placeholder
+//! Durable storage of a PaLa node (PROTOCOL.md section 9, section 0.1 items 7 and 8).
+//!
+//! A data directory holds append-only segment files (`seg-NNNN….log`) and a `LOCK` file.
+//! Records are framed as `u32 length ‖ u8 type ‖ u32 crc32c ‖ payload` and grouped into
+//! batches that end with a commit marker; one batch is written with one `write` and made
+//! durable with one `fdatasync` (group commit). Reads go through memory maps and return
+//! slices of the mapped files where no decoding is needed.
+//!
+//! On open every segment is verified and the in-memory indexes are rebuilt. A torn tail
+//! (the last batch of the last segment, cut or scrambled by a crash) is cut off and
+//! described in a [`RecoveryReport`]; damage anywhere else is a [`StorageError::Corrupt`]
+//! naming the segment and offset.
+//!
+//! See [`Storage`] for the durability contract and [`inspect()`] for the read-only view.
+//!
+//! Unix only (uses `flock`, positional writes and `fdatasync`); reads rely on the unified
+//! page cache of Linux to see appended bytes through an existing map.
+
+#![warn(missing_docs)]
+
+mod error;
+mod index;
+mod inspect;
+mod record;
+mod segment;
+mod store;
+
+pub use error::{Result, StorageError};
+pub use index::PruneStats;
+pub use inspect::{inspect, Summary};
+pub use record::{EpochStatus, Record, RecordKind};
+pub use segment::SCHEMA_VERSION;
+pub use store::{
+    Durable, Heads, Options, Pending, RecoveryReport, RecoverySet, Retention, SegmentInfo, Storage,
+    Truncation,
+};
