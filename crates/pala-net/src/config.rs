@@ -1,0 +1,136 @@
+//! Settings of the network layer. Defaults are the numbers of PROTOCOL.md section 11.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The protocol version this build speaks (S-2.3); peers within one version are accepted.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest payload a frame may carry by default: 64 MiB (W-4, 2^26 bytes).
+pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 26;
+
+/// Where the network executors run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorePlacement {
+    /// Let the kernel schedule the executor threads (a small shared machine).
+    Unbound,
+    /// Pin executor `i` to `cpus[i % cpus.len()]`.
+    Pinned(Vec<usize>),
+}
+
+/// Per-peer incoming rate limits (W-11e). Reads are delayed, not dropped, except for the
+/// per-type request limits whose excess is dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Messages per second a peer may deliver (0 = unlimited).
+    pub messages_per_sec: u32,
+    /// Bytes per second a peer may deliver (0 = unlimited). Applies only while the total over
+    /// all peers exceeds [`RateLimits::global_bytes_threshold`] (PROD semantics: one busy peer
+    /// is not throttled on an otherwise idle node).
+    pub bytes_per_sec: u64,
+    /// Total incoming bytes per second above which the per-peer byte limit applies.
+    pub global_bytes_threshold: u64,
+    /// `(type code, per second)`: messages of that type beyond the rate are dropped and
+    /// counted (get-fresher-head: 10/s).
+    pub request_limits: Vec<(u8, u32)>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            messages_per_sec: 200,
+            bytes_per_sec: 10_000_000,
+            global_bytes_threshold: 10_000_000,
+            request_limits: vec![(0x24, 10), (0x27, 10)],
+        }
+    }
+}
+
+impl RateLimits {
+    /// No limit at all (benchmarks, tests of other features).
+    pub fn unlimited() -> Self {
+        RateLimits {
+            messages_per_sec: 0,
+            bytes_per_sec: 0,
+            global_bytes_threshold: 0,
+            request_limits: Vec::new(),
+        }
+    }
+}
+
+/// Configuration of one node's network layer.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Network id; connections between different networks are refused (S-2.3).
+    pub network_id: u64,
+    /// Protocol version announced in the hello.
+    pub protocol_version: u16,
+    /// Address to listen on (hubs); `None` for a spoke that only dials.
+    pub listen: Option<SocketAddr>,
+    /// Number of glommio executors (threads) for connection IO; at least 1.
+    pub executors: usize,
+    /// Placement of the executors.
+    pub placement: CorePlacement,
+    /// Deadline of the whole handshake: TLS, hello and challenge-response (10 s).
+    pub handshake_timeout: Duration,
+    /// A connection that delivers no frame for this long is closed (30 s).
+    pub read_timeout: Duration,
+    /// A write (one batch of queued frames) that does not finish in this time closes the
+    /// connection (30 s).
+    pub write_timeout: Duration,
+    /// Per-attempt TCP connect timeout (3 s).
+    pub dial_timeout: Duration,
+    /// First back-off after a failed dial (100 ms); it grows linearly by the same step.
+    pub dial_backoff_step: Duration,
+    /// Largest back-off during the burst phase (2 s).
+    pub dial_backoff_max: Duration,
+    /// How long the burst phase of retries lasts (5 s) before falling back to the period.
+    pub dial_burst: Duration,
+    /// Period of redialing after the burst or after a failed handshake (15 s, W-2).
+    pub reconnect_period: Duration,
+    /// How often the layer emits [`crate::NetEvent::HeartbeatDue`] (15 s, W-6); zero disables.
+    pub heartbeat_interval: Duration,
+    /// TCP keep-alive idle time (150 s); `None` leaves the OS default.
+    pub tcp_keepalive: Option<Duration>,
+    /// Largest frame payload accepted or sent (64 MiB).
+    pub max_payload: usize,
+    /// Capacity of each connection's outbound queue in messages (1024); a full queue closes
+    /// the connection.
+    pub outbound_queue: usize,
+    /// Capacity of the channel of events towards the user.
+    pub event_queue: usize,
+    /// Capacity of the channel of commands from the user.
+    pub command_queue: usize,
+    /// Incoming rate limits per peer.
+    pub rate_limits: RateLimits,
+    /// Announce the hub capability bit (set for proposers and bootnodes).
+    pub is_hub: bool,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            network_id: 0,
+            protocol_version: PROTOCOL_VERSION,
+            listen: None,
+            executors: 1,
+            placement: CorePlacement::Unbound,
+            handshake_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            dial_timeout: Duration::from_secs(3),
+            dial_backoff_step: Duration::from_millis(100),
+            dial_backoff_max: Duration::from_secs(2),
+            dial_burst: Duration::from_secs(5),
+            reconnect_period: Duration::from_secs(15),
+            heartbeat_interval: Duration::from_secs(15),
+            tcp_keepalive: Some(Duration::from_secs(150)),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            outbound_queue: 1024,
+            event_queue: 8192,
+            command_queue: 8192,
+            rate_limits: RateLimits::default(),
+            is_hub: false,
+        }
+    }
+}

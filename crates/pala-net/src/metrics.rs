@@ -1,0 +1,174 @@
+//! Counters of the network layer. Every drop and every closed connection is counted by
+//! reason, so an operator can tell a hostile peer from a slow one.
+
+use crate::handshake::HandshakeFailure;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Why an established connection was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The peer closed it or the socket failed.
+    Io,
+    /// No frame arrived within the read deadline.
+    ReadTimeout,
+    /// A write did not finish within the write deadline.
+    WriteTimeout,
+    /// A frame was too large or too small.
+    Oversize,
+    /// A frame of a known type did not decode, or carried unsupported attributes.
+    Malformed,
+    /// The outbound queue was full (the peer reads too slowly).
+    QueueFull,
+    /// Another connection to the same peer won the duplicate rule (W-2).
+    Duplicate,
+    /// The user asked to disconnect the peer.
+    Requested,
+    /// The layer is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// Every reason, in counter order.
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::Io,
+        CloseReason::ReadTimeout,
+        CloseReason::WriteTimeout,
+        CloseReason::Oversize,
+        CloseReason::Malformed,
+        CloseReason::QueueFull,
+        CloseReason::Duplicate,
+        CloseReason::Requested,
+        CloseReason::Shutdown,
+    ];
+
+    /// Index into [`CloseReason::ALL`].
+    pub fn index(self) -> usize {
+        CloseReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("ALL lists every variant")
+    }
+
+    /// A metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Io => "io",
+            CloseReason::ReadTimeout => "read_timeout",
+            CloseReason::WriteTimeout => "write_timeout",
+            CloseReason::Oversize => "oversize",
+            CloseReason::Malformed => "malformed",
+            CloseReason::QueueFull => "queue_full",
+            CloseReason::Duplicate => "duplicate",
+            CloseReason::Requested => "requested",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The counters. Shared by all executors; read them at any time.
+#[derive(Debug, Default)]
+pub struct NetMetrics {
+    handshake_failures: [AtomicU64; HandshakeFailure::ALL.len()],
+    closes: [AtomicU64; CloseReason::ALL.len()],
+    /// Handshakes that completed.
+    pub handshakes_ok: AtomicU64,
+    /// Connections registered (after the duplicate rule).
+    pub connections_opened: AtomicU64,
+    /// Peers connected right now.
+    pub peers: AtomicI64,
+    /// TCP connections accepted.
+    pub accepted: AtomicU64,
+    /// TCP connect attempts that failed.
+    pub dial_failures: AtomicU64,
+    /// Frames received and delivered.
+    pub frames_in: AtomicU64,
+    /// Bytes of frames received.
+    pub bytes_in: AtomicU64,
+    /// Frames written.
+    pub frames_out: AtomicU64,
+    /// Bytes written.
+    pub bytes_out: AtomicU64,
+    /// Frames of unknown type (ignored).
+    pub unknown_types: AtomicU64,
+    /// Messages dropped by a per-type request limit.
+    pub rate_limited_drops: AtomicU64,
+    /// Times a reader was delayed by a rate limit.
+    pub rate_limited_delays: AtomicU64,
+    /// Outbound messages dropped because they exceed the maximum frame size.
+    pub oversize_outbound: AtomicU64,
+    /// Outbound messages for a peer that is not connected.
+    pub unroutable: AtomicU64,
+    /// Heartbeat ticks that found the event queue full.
+    pub heartbeat_skipped: AtomicU64,
+}
+
+impl NetMetrics {
+    pub(crate) fn handshake_failed(&self, r: HandshakeFailure) {
+        self.handshake_failures[r.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn closed(&self, r: CloseReason) {
+        self.closes[r.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Handshake failures of one reason so far.
+    pub fn handshake_failures(&self, r: HandshakeFailure) -> u64 {
+        self.handshake_failures[r.index()].load(Ordering::Relaxed)
+    }
+
+    /// All handshake failures so far.
+    pub fn handshake_failures_total(&self) -> u64 {
+        self.handshake_failures
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Closed connections of one reason so far.
+    pub fn closes(&self, r: CloseReason) -> u64 {
+        self.closes[r.index()].load(Ordering::Relaxed)
+    }
+
+    /// Reads a plain counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// All counters as `(name, value)` pairs, for an exporter.
+    pub fn snapshot(&self) -> Vec<(String, i64)> {
+        let mut v = Vec::new();
+        for r in HandshakeFailure::ALL {
+            v.push((
+                format!("handshake_failures{{reason=\"{}\"}}", r.as_str()),
+                self.handshake_failures(r) as i64,
+            ));
+        }
+        for r in CloseReason::ALL {
+            v.push((
+                format!("connections_closed{{reason=\"{}\"}}", r.as_str()),
+                self.closes(r) as i64,
+            ));
+        }
+        let plain = [
+            ("handshakes_ok", &self.handshakes_ok),
+            ("connections_opened", &self.connections_opened),
+            ("accepted", &self.accepted),
+            ("dial_failures", &self.dial_failures),
+            ("frames_in", &self.frames_in),
+            ("bytes_in", &self.bytes_in),
+            ("frames_out", &self.frames_out),
+            ("bytes_out", &self.bytes_out),
+            ("unknown_types", &self.unknown_types),
+            ("rate_limited_drops", &self.rate_limited_drops),
+            ("rate_limited_delays", &self.rate_limited_delays),
+            ("oversize_outbound", &self.oversize_outbound),
+            ("unroutable", &self.unroutable),
+            ("heartbeat_skipped", &self.heartbeat_skipped),
+        ];
+        for (name, c) in plain {
+            v.push((name.to_string(), c.load(Ordering::Relaxed) as i64));
+        }
+        v.push(("peers".to_string(), self.peers.load(Ordering::Relaxed)));
+        v
+    }
+}
