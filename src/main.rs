@@ -1,5 +1,8 @@
 //! `pala`: the PaLa validator command line.
 
+mod bench_cli;
+mod node_cli;
+
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use pala_sim::{bench, scenarios, sweep};
@@ -8,7 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "pala", version, about = "PaLa BFT consensus: validator node, simulator and benchmarks")]
+#[command(
+    name = "pala",
+    version,
+    about = "PaLa BFT consensus: validator node, simulator and benchmarks"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -21,6 +28,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SimCmd,
     },
+    /// Benchmarks that write machine-readable results under perf/results.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench_cli::BenchCmd,
+    },
+    #[command(flatten)]
+    Node(node_cli::NodeCmd),
 }
 
 #[derive(Subcommand)]
@@ -70,6 +84,8 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Sim { cmd } => sim(cmd),
+        Cmd::Bench { cmd } => bench_cli::run(cmd),
+        Cmd::Node(cmd) => node_cli::run(cmd),
     }
 }
 
@@ -81,7 +97,11 @@ fn sim(cmd: SimCmd) -> Result<()> {
             }
             Ok(())
         }
-        SimCmd::Run { scenario, seed, trace } => run_scenario(&scenario, seed, trace),
+        SimCmd::Run {
+            scenario,
+            seed,
+            trace,
+        } => run_scenario(&scenario, seed, trace),
         SimCmd::Sweep { seeds, from } => run_sweep(seeds, from),
         SimCmd::Bench {
             voters,
@@ -98,7 +118,10 @@ fn sim(cmd: SimCmd) -> Result<()> {
             })
             .map_err(anyhow::Error::msg)?;
             println!("simulated: 1 proposer, {voters} voters, one-way delay {delay_ms} ms, K = {k}, {seconds} s");
-            println!("finalized blocks per simulated second: {:.1}", r.blocks_per_sec);
+            println!(
+                "finalized blocks per simulated second: {:.1}",
+                r.blocks_per_sec
+            );
             println!(
                 "finality latency at the proposer: p50 {} ms, p99 {} ms (4 one-way delays = {} ms)",
                 r.proposer_p50_ms,
@@ -125,16 +148,26 @@ fn sim(cmd: SimCmd) -> Result<()> {
 fn run_scenario(name: &str, seed: u64, trace: bool) -> Result<()> {
     let t = Instant::now();
     let progress: pala_sim::sim::ProgressFn = Box::new(|line: &str| println!("{line}"));
-    let out = scenarios::run_with_progress(name, seed, trace, Some(progress)).map_err(anyhow::Error::msg)?;
+    let out = scenarios::run_with_progress(name, seed, trace, Some(progress))
+        .map_err(anyhow::Error::msg)?;
     let sim = &out.sim;
     if trace {
         for l in &sim.trace {
             println!("{l}");
         }
     }
-    println!("scenario {name}, seed {seed}: {} nodes, {} ms simulated, {} events", sim.len(), sim.now(), sim.events_processed);
+    println!(
+        "scenario {name}, seed {seed}: {} nodes, {} ms simulated, {} events",
+        sim.len(),
+        sim.now(),
+        sim.events_processed
+    );
     for i in 0..sim.len() {
-        let role = if sim.is_proposer(i) { "proposer" } else { "voter" };
+        let role = if sim.is_proposer(i) {
+            "proposer"
+        } else {
+            "voter"
+        };
         match sim.node(i) {
             Some(n) => println!(
                 "  node {i:>2} {role:<8} {:<6} epoch {:?} head {:?} finalized {:?} (height {})",
@@ -187,7 +220,11 @@ fn run_sweep(seeds: u64, from: u64) -> Result<()> {
         t.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
-    println!("{} passed, {} failed", seeds - failures.len() as u64, failures.len());
+    println!(
+        "{} passed, {} failed",
+        seeds - failures.len() as u64,
+        failures.len()
+    );
     if failures.is_empty() {
         Ok(())
     } else {

@@ -1,0 +1,1 @@
+//! The PaLa validator runtime (in progress).
