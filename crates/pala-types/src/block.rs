@@ -147,7 +147,10 @@ impl Decode for Block {
         Ok(Block {
             header,
             txs,
-            consensus: ConsensusInfo { notarizations, clock },
+            consensus: ConsensusInfo {
+                notarizations,
+                clock,
+            },
             hash,
         })
     }

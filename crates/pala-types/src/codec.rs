@@ -148,7 +148,11 @@ impl<'a> Reader<'a> {
 
     /// Reads a u32 element count and checks that `count * min_elem_size` bytes remain,
     /// so a hostile count cannot trigger a huge allocation.
-    pub fn count(&mut self, min_elem_size: usize, what: &'static str) -> Result<usize, DecodeError> {
+    pub fn count(
+        &mut self,
+        min_elem_size: usize,
+        what: &'static str,
+    ) -> Result<usize, DecodeError> {
         let n = self.u32(what)? as usize;
         let need = n.saturating_mul(min_elem_size.max(1));
         if need > self.remaining() {
@@ -167,7 +171,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a u32-counted sequence of decodable values (each at least `min_elem_size` bytes).
-    pub fn seq<T: Decode>(&mut self, min_elem_size: usize, what: &'static str) -> Result<Vec<T>, DecodeError> {
+    pub fn seq<T: Decode>(
+        &mut self,
+        min_elem_size: usize,
+        what: &'static str,
+    ) -> Result<Vec<T>, DecodeError> {
         let n = self.count(min_elem_size, what)?;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {

@@ -31,7 +31,12 @@ pub struct Member {
 
 impl Member {
     /// A member with id derived from `public_key`.
-    pub fn new(public_key: PublicKey, proof_of_possession: Signature, stake: u64, address: impl Into<String>) -> Self {
+    pub fn new(
+        public_key: PublicKey,
+        proof_of_possession: Signature,
+        stake: u64,
+        address: impl Into<String>,
+    ) -> Self {
         Member {
             id: public_key.node_id(),
             public_key,
@@ -109,7 +114,10 @@ impl Committee {
         if signers.len() != self.voters.len() {
             return 0;
         }
-        signers.iter().map(|i| self.weight_of(&self.voters[i])).sum()
+        signers
+            .iter()
+            .map(|i| self.weight_of(&self.voters[i]))
+            .sum()
     }
 
     /// Weight of a set of distinct voter ids; unknown ids and duplicates count nothing.
@@ -125,7 +133,9 @@ impl Committee {
 
     /// Whether `signers` passes the quorum.
     pub fn is_quorum(&self, signers: &SignerBitmap) -> bool {
-        signers.len() == self.voters.len() && self.weight(signers) >= self.quorum() && self.quorum() > 0
+        signers.len() == self.voters.len()
+            && self.weight(signers) >= self.quorum()
+            && self.quorum() > 0
     }
 }
 
@@ -143,10 +153,11 @@ impl Decode for Member {
         let public_key = PublicKey::decode(r)?;
         let proof_of_possession = Signature::decode(r)?;
         let stake = r.u64("stake")?;
-        let address = String::from_utf8(r.bytes("address")?.to_vec()).map_err(|_| DecodeError::Invalid {
-            what: "address",
-            detail: "not UTF-8".into(),
-        })?;
+        let address =
+            String::from_utf8(r.bytes("address")?.to_vec()).map_err(|_| DecodeError::Invalid {
+                what: "address",
+                detail: "not UTF-8".into(),
+            })?;
         Ok(Member::new(public_key, proof_of_possession, stake, address))
     }
 }
@@ -221,11 +232,18 @@ mod tests {
         assert_eq!(c.weight(&b), 7);
         assert!(c.is_quorum(&b));
         let ids = [c.voters[3].id, c.voters[3].id, NodeId([9; 20])];
-        assert_eq!(c.weight_of_ids(ids.iter()), 4, "duplicates and unknown ids count nothing");
+        assert_eq!(
+            c.weight_of_ids(ids.iter()),
+            4,
+            "duplicates and unknown ids count nothing"
+        );
         assert_eq!(c.primary(Epoch::new(1, 1)).id, c.proposers[0].id);
         assert_eq!(c.primary(Epoch::new(1, 2)).id, c.proposers[1].id);
         assert_eq!(c.primary(Epoch::new(1, 3)).id, c.proposers[0].id);
-        assert!(!c.is_quorum(&SignerBitmap::new(3)), "bitmap of the wrong length never passes");
+        assert!(
+            !c.is_quorum(&SignerBitmap::new(3)),
+            "bitmap of the wrong length never passes"
+        );
     }
 
     #[test]

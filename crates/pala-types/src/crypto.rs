@@ -84,8 +84,16 @@ macro_rules! bytes_newtype {
     };
 }
 
-bytes_newtype!(PublicKey, "public key", "A serialized public key of the active scheme.");
-bytes_newtype!(Signature, "signature", "A serialized (possibly aggregate) signature.");
+bytes_newtype!(
+    PublicKey,
+    "public key",
+    "A serialized public key of the active scheme."
+);
+bytes_newtype!(
+    Signature,
+    "signature",
+    "A serialized (possibly aggregate) signature."
+);
 
 impl PublicKey {
     /// The node id derived from this key (D-7).
@@ -233,11 +241,25 @@ pub trait SignatureScheme: Send + Sync {
     /// Checks that `pk` is a well-formed key of this scheme.
     fn check_public_key(&self, pk: &PublicKey) -> bool;
     /// Verifies a single signature.
-    fn verify(&self, pk: &PublicKey, domain: Domain, network_id: u64, msg: &[u8], sig: &Signature) -> bool;
+    fn verify(
+        &self,
+        pk: &PublicKey,
+        domain: Domain,
+        network_id: u64,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> bool;
     /// Adds signatures (over the same message) into one; `None` if any is malformed.
     fn aggregate(&self, sigs: &[&Signature]) -> Option<Signature>;
     /// Verifies an aggregate of signatures over one message by all of `pks`.
-    fn verify_same_message(&self, pks: &[&PublicKey], domain: Domain, network_id: u64, msg: &[u8], sig: &Signature) -> bool;
+    fn verify_same_message(
+        &self,
+        pks: &[&PublicKey],
+        domain: Domain,
+        network_id: u64,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> bool;
     /// Verifies independent triples at once; true only if every one is valid.
     /// Schemes may use a random linear combination; the default checks them one by one.
     fn verify_batch(&self, network_id: u64, items: &[BatchItem<'_>]) -> bool {
@@ -285,7 +307,10 @@ impl<S: SignatureScheme> PreparedKeys for PlainPreparedKeys<S> {
         }
         let mut pks: Vec<&PublicKey> = signers.iter().map(|i| &self.keys[i]).collect();
         pks.extend(extra);
-        !pks.is_empty() && self.scheme.verify_same_message(&pks, domain, network_id, msg, sig)
+        !pks.is_empty()
+            && self
+                .scheme
+                .verify_same_message(&pks, domain, network_id, msg, sig)
     }
 }
 

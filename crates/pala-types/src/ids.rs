@@ -72,9 +72,15 @@ pub struct BlockSn {
 
 impl BlockSn {
     /// nil = `(0,0,0)` (D-3).
-    pub const NIL: BlockSn = BlockSn { epoch: Epoch::NIL, s: 0 };
+    pub const NIL: BlockSn = BlockSn {
+        epoch: Epoch::NIL,
+        s: 0,
+    };
     /// genesis = `(0,0,1)` (D-3).
-    pub const GENESIS: BlockSn = BlockSn { epoch: Epoch::NIL, s: 1 };
+    pub const GENESIS: BlockSn = BlockSn {
+        epoch: Epoch::NIL,
+        s: 1,
+    };
 
     /// Creates `(session, e, s)`.
     pub const fn new(session: Session, e: u32, s: u32) -> Self {

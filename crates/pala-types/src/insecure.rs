@@ -7,7 +7,9 @@
 //! or a test: it offers no security against a real adversary. The node uses
 //! `pala-crypto` (BLS12-381).
 
-use crate::crypto::{Domain, PlainPreparedKeys, PreparedKeys, PublicKey, Signature, SignatureScheme, Signer};
+use crate::crypto::{
+    Domain, PlainPreparedKeys, PreparedKeys, PublicKey, Signature, SignatureScheme, Signer,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -34,7 +36,8 @@ impl InsecureTestScheme {
 
     /// Creates (and registers) the key pair derived from `seed`.
     pub fn keypair(&self, seed: u64) -> InsecureTestSigner {
-        let secret = *blake3::hash(&[b"pala-insecure-sk".as_slice(), &seed.to_le_bytes()].concat()).as_bytes();
+        let secret = *blake3::hash(&[b"pala-insecure-sk".as_slice(), &seed.to_le_bytes()].concat())
+            .as_bytes();
         let public = PublicKey(blake3::hash(&secret).as_bytes().to_vec());
         self.registry
             .write()
@@ -44,7 +47,11 @@ impl InsecureTestScheme {
     }
 
     fn secret_of(&self, pk: &PublicKey) -> Option<[u8; 32]> {
-        self.registry.read().expect("registry lock").get(pk).copied()
+        self.registry
+            .read()
+            .expect("registry lock")
+            .get(pk)
+            .copied()
     }
 }
 
@@ -83,7 +90,14 @@ impl SignatureScheme for InsecureTestScheme {
     fn check_public_key(&self, pk: &PublicKey) -> bool {
         pk.0.len() == 32
     }
-    fn verify(&self, pk: &PublicKey, domain: Domain, network_id: u64, msg: &[u8], sig: &Signature) -> bool {
+    fn verify(
+        &self,
+        pk: &PublicKey,
+        domain: Domain,
+        network_id: u64,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> bool {
         match self.secret_of(pk) {
             Some(sk) => sig.0 == tag(&sk, domain, network_id, msg),
             None => false,
@@ -99,7 +113,14 @@ impl SignatureScheme for InsecureTestScheme {
         }
         Some(lanes_to_sig(acc))
     }
-    fn verify_same_message(&self, pks: &[&PublicKey], domain: Domain, network_id: u64, msg: &[u8], sig: &Signature) -> bool {
+    fn verify_same_message(
+        &self,
+        pks: &[&PublicKey],
+        domain: Domain,
+        network_id: u64,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> bool {
         if sig.0.len() != TAG_LEN || pks.is_empty() {
             return false;
         }

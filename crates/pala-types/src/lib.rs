@@ -17,9 +17,11 @@ pub mod messages;
 pub use block::{Block, BlockHeader, ConsensusInfo};
 pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use committee::{Committee, Member, VoteCounting};
-pub use crypto::{BatchItem, Domain, PreparedKeys, PublicKey, Signature, SignatureScheme, Signer, SignerBitmap};
+pub use crypto::{
+    BatchItem, Domain, PreparedKeys, PublicKey, Signature, SignatureScheme, Signer, SignerBitmap,
+};
 pub use ids::{BlockSn, Epoch, Hash, NodeId, Session};
 pub use messages::{
-    ClockMessage, ClockNotarization, EpochResponse, FresherHeadRequest, FresherHeadResponse, Message, NotarizedBlock,
-    Notarization, Proposal, Status, Vote,
+    ClockMessage, ClockNotarization, EpochResponse, FresherHeadRequest, FresherHeadResponse,
+    Message, Notarization, NotarizedBlock, Proposal, Status, Vote,
 };

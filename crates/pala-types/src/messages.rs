@@ -379,7 +379,10 @@ impl Decode for NotarizedBlock {
         } else {
             None
         };
-        Ok(NotarizedBlock { block, notarization })
+        Ok(NotarizedBlock {
+            block,
+            notarization,
+        })
     }
 }
 
@@ -398,8 +401,16 @@ impl Decode for EpochResponse {
         let session = r.u32("session")?;
         let has = r.bool("has clock notarization")?;
         let is_last = r.bool("is last")?;
-        let clock = if has { Some(ClockNotarization::decode(r)?) } else { None };
-        Ok(EpochResponse { session, clock, is_last })
+        let clock = if has {
+            Some(ClockNotarization::decode(r)?)
+        } else {
+            None
+        };
+        Ok(EpochResponse {
+            session,
+            clock,
+            is_last,
+        })
     }
 }
 
