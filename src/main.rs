@@ -134,6 +134,9 @@ fn sim(cmd: SimCmd) -> Result<()> {
                 r.voter_p99_ms,
                 5 * delay_ms
             );
+            let rss: Vec<String> = r.rss_samples.iter().map(|(b, kib)| format!("{b}:{}MiB", kib / 1024)).collect();
+            println!("resident memory by finalized blocks: {}", rss.join(" "));
+            println!("proposer core buffers at the end: {:?}", r.core_buffers);
             println!(
                 "({} blocks finalized, {} events, {:.1} s wall)",
                 r.finalized,

@@ -1156,7 +1156,7 @@ impl Node {
         while let Some(b) = self.chain.block(BlockSn::at(epoch, s)).cloned() {
             let hash = b.hash();
             let sn = b.sn();
-            if !self.chain.get(sn).is_some_and(|e| e.nota.is_some()) {
+            if self.chain.get(sn).is_none_or(|e| e.nota.is_none()) {
                 self.votes.insert(
                     sn,
                     VoteCollector {

@@ -32,7 +32,7 @@ fn t2_t3_finality_f_b_and_insertion_must_extend_final() {
     let f = Fixture::new(3, 3, 2);
     let mut n = f.node(2); // a standby proposer: stores, never votes
     let g = f.genesis.clone();
-    let c1 = f.chain(&[g.clone()], Epoch::new(1, 1), 7);
+    let c1 = f.chain(std::slice::from_ref(&g), Epoch::new(1, 1), 7);
     let mut notarized = vec![];
     for (i, b) in c1.iter().enumerate() {
         let outs = f.deliver(&mut n, 0, 0, fresher(&[b], &f));
@@ -101,7 +101,7 @@ fn t2_t3_finality_f_b_and_insertion_must_extend_final() {
 fn t5_embedded_notarization_placement() {
     let f = Fixture::new(3, 3, 2);
     let g = f.genesis.clone();
-    let c = f.chain(&[g.clone()], Epoch::new(1, 1), 4);
+    let c = f.chain(std::slice::from_ref(&g), Epoch::new(1, 1), 4);
     let mut n = f.node(2);
     for b in &c[..2] {
         f.deliver(&mut n, 0, 0, Message::Proposal(f.proposal(b)));
@@ -136,7 +136,7 @@ fn t5_embedded_notarization_placement() {
 #[test]
 fn t10_proposal_signature_and_primary_checks() {
     let f = Fixture::new(2, 3, 2);
-    let b = f.chain(&[f.genesis.clone()], Epoch::new(1, 1), 1).remove(0);
+    let b = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1).remove(0);
     let good = f.proposal(&b);
     assert!(f.verifier.verify(Message::Proposal(good.clone())).is_ok());
     let mut bad_sig = good.clone();
@@ -164,7 +164,7 @@ fn t10_proposal_signature_and_primary_checks() {
 #[test]
 fn d12_notarization_checks_recompute_the_quorum() {
     let f = Fixture::new(1, 4, 2); // quorum 3 of 4
-    let b = f.chain(&[f.genesis.clone()], Epoch::new(1, 1), 1).remove(0);
+    let b = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1).remove(0);
     assert!(f
         .verifier
         .check_notarization(&f.nota_by(&b, &[0, 1, 2]))
@@ -222,7 +222,7 @@ fn t22_voting_rules() {
     let f = Fixture::new(2, 3, 2);
     let voter = 2;
     let g = f.genesis.clone();
-    let c = f.chain(&[g.clone()], Epoch::new(1, 1), 5);
+    let c = f.chain(std::slice::from_ref(&g), Epoch::new(1, 1), 5);
     let setup = |notarized: usize| {
         let mut v = f.node(voter);
         for b in &c[..4] {
@@ -386,7 +386,7 @@ fn t24_t25_late_votes_and_invalid_votes() {
 fn t26_t29_pending_proposals_vote_after_catch_up() {
     for k in [1u32, 2] {
         let f = Fixture::new(1, 3, k);
-        let c = f.chain(&[f.genesis.clone()], Epoch::new(1, 1), 5);
+        let c = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 5);
         let mut v = f.node(1);
         // Proposals arrive while the voter lacks their parents: temporary errors.
         for b in &c[2..] {
@@ -411,7 +411,7 @@ fn t26_t29_pending_proposals_vote_after_catch_up() {
 fn t28_epoch_advance_by_notarized_block() {
     let f = Fixture::new(2, 3, 2);
     let mut v = f.node(2);
-    let c = f.chain(&[f.genesis.clone()], Epoch::new(1, 2), 1);
+    let c = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 2), 1);
     f.deliver(&mut v, 0, 1, fresher(&[&c[0]], &f));
     assert_eq!(v.epoch(), Epoch::new(1, 2));
     assert_eq!(v.head(), sn(1, 2, 1));
@@ -459,7 +459,7 @@ fn restarted_voter_never_signs_twice() {
 #[test]
 fn persist_outputs_precede_the_sends_that_depend_on_them() {
     let f = Fixture::new(1, 3, 2);
-    let b = f.chain(&[f.genesis.clone()], Epoch::new(1, 1), 1).remove(0);
+    let b = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1).remove(0);
     let mut v = f.node(1);
     let outs = f.deliver(&mut v, 0, 0, Message::Proposal(f.proposal(&b)));
     let pos = |pred: &dyn Fn(&Output) -> bool| outs.iter().position(pred).unwrap();
@@ -506,7 +506,7 @@ fn t31_epoch_sync_takes_the_highest_peer() {
 #[test]
 fn t32_t34_block_sync_one_request_at_a_time_and_serving() {
     let f = Fixture::new(1, 3, 2);
-    let c = f.chain(&[f.genesis.clone()], Epoch::new(1, 1), 6);
+    let c = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 6);
     // A server that has the whole chain (finalized part in its archive).
     let archive = Arc::new(MemArchive::default());
     archive.0.lock().unwrap().insert(

@@ -34,15 +34,22 @@ pub struct BenchReport {
     pub finalized: u64,
     /// Events simulated.
     pub events: u64,
+    /// (blocks finalized at the proposer, resident KiB of this process) at each tenth of the run.
+    pub rss_samples: Vec<(u64, u64)>,
+    /// Sizes of the proposer core's buffers at the end (must not grow with run length).
+    pub core_buffers: std::collections::BTreeMap<&'static str, usize>,
 }
 
-fn percentile(v: &mut [u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[idx]
+/// Resident set size of this process in KiB (Linux; 0 elsewhere).
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
 }
 
 /// Runs the benchmark scenario.
@@ -58,22 +65,32 @@ pub fn run(p: &BenchParams) -> Result<BenchReport, String> {
     cfg.retain_finalized = Some(64);
     let mut sim = Sim::new(cfg);
     let end = p.seconds * 1000;
-    if !sim.run_until(end) {
-        return Err(format!("violation: {:?}", sim.violations));
+    let mut rss_samples = Vec::new();
+    let step = (end / 10).max(1);
+    let mut t = 0;
+    while t < end {
+        t = (t + step).min(end);
+        if !sim.run_until(t) {
+            return Err(format!("violation: {:?}", sim.violations));
+        }
+        rss_samples.push((sim.stats[0].finalized, resident_kib()));
     }
+    let core_buffers = sim.node(0).map(|n| n.buffer_sizes()).unwrap_or_default();
     let finalized = sim.stats[0].finalized;
-    let mut prop = sim.stats[0].latencies.clone();
-    let mut voters: Vec<u64> = sim.stats[1..]
-        .iter()
-        .flat_map(|s| s.latencies.iter().copied())
-        .collect();
+    let prop = &sim.stats[0].latencies;
+    let mut voters = crate::sim::Histogram::default();
+    for s in &sim.stats[1..] {
+        voters.merge(&s.latencies);
+    }
     Ok(BenchReport {
         blocks_per_sec: finalized as f64 / p.seconds as f64,
-        proposer_p50_ms: percentile(&mut prop, 0.5),
-        proposer_p99_ms: percentile(&mut prop, 0.99),
-        voter_p50_ms: percentile(&mut voters, 0.5),
-        voter_p99_ms: percentile(&mut voters, 0.99),
+        proposer_p50_ms: prop.percentile(0.5),
+        proposer_p99_ms: prop.percentile(0.99),
+        voter_p50_ms: voters.percentile(0.5),
+        voter_p99_ms: voters.percentile(0.99),
         finalized,
         events: sim.events_processed,
+        rss_samples,
+        core_buffers,
     })
 }

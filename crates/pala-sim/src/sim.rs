@@ -37,6 +37,9 @@ pub enum Byzantine {
     StaleView,
 }
 
+/// Builds a node's signer and proof of possession from a seed.
+pub type KeyGen = Arc<dyn Fn(u64) -> (Arc<dyn Signer>, pala_types::Signature) + Send + Sync>;
+
 /// Which signature scheme the simulated nodes use.
 #[derive(Clone)]
 pub enum SchemeChoice {
@@ -47,7 +50,7 @@ pub enum SchemeChoice {
         /// The scheme.
         scheme: Arc<dyn SignatureScheme>,
         /// Builds a signer from a seed.
-        keygen: Arc<dyn Fn(u64) -> (Arc<dyn Signer>, pala_types::Signature) + Send + Sync>,
+        keygen: KeyGen,
     },
 }
 
@@ -191,13 +194,63 @@ struct SimNode {
     alt_blocks: BTreeMap<BlockSn, Arc<Block>>,
 }
 
+/// Latencies in 1 ms buckets (fixed memory however long the run).
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    buckets: Vec<u64>,
+    count: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: vec![0; 60_001],
+            count: 0,
+        }
+    }
+}
+
+impl Histogram {
+    /// Records one value (clamped to 60 s).
+    pub fn record(&mut self, ms: u64) {
+        self.buckets[ms.min(60_000) as usize] += 1;
+        self.count += 1;
+    }
+    /// Number of values.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    /// Adds another histogram.
+    pub fn merge(&mut self, o: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a += b;
+        }
+        self.count += o.count;
+    }
+    /// The `p` quantile (0..=1), 0 when empty.
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((self.count - 1) as f64 * p).round() as u64;
+        let mut seen = 0;
+        for (ms, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen > rank {
+                return ms as u64;
+            }
+        }
+        60_000
+    }
+}
+
 /// Per-node figures collected during a run.
 #[derive(Clone, Debug, Default)]
 pub struct NodeStats {
     /// Finalized blocks (this incarnation and earlier ones).
     pub finalized: u64,
     /// Finalization latencies from proposal (ms), for blocks this run saw proposed.
-    pub latencies: Vec<u64>,
+    pub latencies: Histogram,
 }
 
 /// The simulator.
@@ -224,7 +277,8 @@ pub struct Sim {
     // Checkers' memory.
     finalized_chain: BTreeMap<u64, Hash>,
     votes_signed: HashMap<(usize, BlockSn), Hash>,
-    proposed_at: HashMap<Hash, u64>,
+    /// Proposal time and how many nodes finalized the block so far.
+    proposed_at: HashMap<Hash, (u64, usize)>,
     /// Per-node statistics.
     pub stats: Vec<NodeStats>,
     /// Violations found (the run stops at the first one).
@@ -245,11 +299,12 @@ impl Sim {
     /// Builds the nodes, the committee and the links; nothing runs until [`Sim::run_until`].
     pub fn new(cfg: SimConfig) -> Sim {
         let n = cfg.proposers + cfg.voters;
-        let (scheme, signers, pops): (
+        type Keys = (
             Arc<dyn SignatureScheme>,
             Vec<Arc<dyn Signer>>,
             Vec<pala_types::Signature>,
-        ) = match &cfg.scheme {
+        );
+        let (scheme, signers, pops): Keys = match &cfg.scheme {
             SchemeChoice::Insecure => {
                 let s = InsecureTestScheme::new();
                 let keys: Vec<InsecureTestSigner> = (0..n)
@@ -751,7 +806,9 @@ impl Sim {
             Output::Broadcast(msg) => {
                 self.check_persisted_before_send(i, &msg);
                 if let Message::Proposal(p) = &msg {
-                    self.proposed_at.entry(p.block.hash()).or_insert(self.now);
+                    self.proposed_at
+                        .entry(p.block.hash())
+                        .or_insert((self.now, 0));
                 }
                 for j in self.neighbours(i) {
                     self.send_from(i, j, msg.clone());
@@ -957,6 +1014,16 @@ impl Sim {
         }
         // Checker (b), first half: an honest voter never signs two blocks at one sn.
         if let Message::Vote(v) = msg {
+            if self.votes_signed.len() > 200_000 {
+                // Bounded memory on long runs: forget votes far below every node's
+                // finalized head (a vote there would be refused by the guard anyway and
+                // can no longer conflict with anything that is not yet final).
+                let floor = (0..self.len())
+                    .filter_map(|j| self.node(j).map(|n| n.finalized()))
+                    .min()
+                    .unwrap_or_default();
+                self.votes_signed.retain(|(_, sn), _| *sn >= floor);
+            }
             if v.voter == self.ids[i] {
                 match self.votes_signed.insert((i, v.sn), v.block_hash) {
                     Some(h) if h != v.block_hash => self.violation(
@@ -971,8 +1038,18 @@ impl Sim {
 
     fn on_finalized(&mut self, i: usize, block: &Arc<Block>) {
         self.stats[i].finalized += 1;
-        if let Some(&t) = self.proposed_at.get(&block.hash()) {
-            self.stats[i].latencies.push(self.now - t);
+        let n = self.len();
+        if let Some(e) = self.proposed_at.get_mut(&block.hash()) {
+            self.stats[i].latencies.record(self.now - e.0);
+            e.1 += 1;
+            if e.1 >= n {
+                self.proposed_at.remove(&block.hash());
+            }
+        }
+        if self.proposed_at.len() > 100_000 {
+            // Blocks some node will never finalize (abandoned forks, crashed nodes).
+            let cutoff = self.now.saturating_sub(60_000);
+            self.proposed_at.retain(|_, e| e.0 >= cutoff);
         }
         self.log(|| format!("n{i} finalized {:?} h={}", block.sn(), block.height()));
         if !self.is_honest(i) {
