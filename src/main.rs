@@ -62,6 +62,9 @@ enum SimCmd {
         /// First seed.
         #[arg(long, default_value_t = 0)]
         from: u64,
+        /// Also change committees every few dozen blocks (section 6).
+        #[arg(long)]
+        reconfig: bool,
     },
     /// Virtual-time throughput and finality latency of one proposer and V voters.
     Bench {
@@ -102,7 +105,7 @@ fn sim(cmd: SimCmd) -> Result<()> {
             seed,
             trace,
         } => run_scenario(&scenario, seed, trace),
-        SimCmd::Sweep { seeds, from } => run_sweep(seeds, from),
+        SimCmd::Sweep { seeds, from, reconfig } => run_sweep(seeds, from, reconfig),
         SimCmd::Bench {
             voters,
             delay_ms,
@@ -200,19 +203,22 @@ fn run_scenario(name: &str, seed: u64, trace: bool) -> Result<()> {
     }
 }
 
-fn run_sweep(seeds: u64, from: u64) -> Result<()> {
+fn run_sweep(seeds: u64, from: u64, reconfig: bool) -> Result<()> {
+    let min_changes = std::sync::atomic::AtomicU32::new(u32::MAX);
     let t = Instant::now();
     let done = AtomicU64::new(0);
     let failures: Vec<(u64, String)> = (from..from + seeds)
         .into_par_iter()
         .filter_map(|seed| {
-            let r = sweep::run_seed(seed);
+            let r = sweep::run_seed_mode(seed, reconfig);
+            min_changes.fetch_min(r.sessions_changed, Ordering::Relaxed);
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             if n % 1000 == 0 {
                 eprintln!("... {n}/{seeds} seeds ({:.0} s)", t.elapsed().as_secs_f64());
             }
             r.failure.map(|f| {
-                println!("seed {seed} FAILED: {f}\n  replay: cargo run --release -- sim run --scenario random --seed {seed} --trace");
+                let scenario = if reconfig { "random-reconfig" } else { "random" };
+                println!("seed {seed} FAILED: {f}\n  replay: cargo run --release -- sim run --scenario {scenario} --seed {seed} --trace");
                 (seed, f)
             })
         })
@@ -223,6 +229,12 @@ fn run_sweep(seeds: u64, from: u64) -> Result<()> {
         t.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
+    if reconfig {
+        println!(
+            "fewest committee changes completed by every honest node in one seed: {}",
+            min_changes.load(Ordering::Relaxed)
+        );
+    }
     println!(
         "{} passed, {} failed",
         seeds - failures.len() as u64,

@@ -1,9 +1,11 @@
 //! The in-memory block tree from the finalized head upwards (FC-1, FC-2).
 //!
 //! Invariants:
-//! - the tree holds the finalized block and its descendants only; every other entry's
-//!   parent is in the tree (so "parent stored" implies "extends the finalized chain",
-//!   N-9.5);
+//! - the tree holds its *root* and the root's descendants only; every other entry's
+//!   parent is in the tree (so "parent stored" implies "extends the root", N-9.5). The
+//!   root is the finalized block, except during a reconfiguration window (C-7a) when it
+//!   is the finalized stop block, so that branches off the stop block stay insertable
+//!   and the branch carrying the new session can win (C-7c);
 //! - at most one block per sn (N-9.1);
 //! - an entry is *connected* iff it and all its ancestors down to the finalized block are
 //!   notarized; `head` is the largest connected sn (FC-2), so the notarized set that
@@ -48,6 +50,7 @@ pub struct Chain {
     entries: HashMap<BlockSn, Entry>,
     head: BlockSn,
     finalized: BlockSn,
+    root: BlockSn,
 }
 
 impl Chain {
@@ -68,7 +71,53 @@ impl Chain {
             entries,
             head: sn,
             finalized: sn,
+            root: sn,
         }
+    }
+
+    /// The oldest block kept: the finalized block, or the stop block during a
+    /// reconfiguration window.
+    pub fn root(&self) -> BlockSn {
+        self.root
+    }
+
+    /// The root block.
+    pub fn root_block(&self) -> &Arc<Block> {
+        &self.entries[&self.root].block
+    }
+
+    /// Makes `new_root` (a stored block) the root and prunes everything that does not
+    /// descend from it.
+    pub fn reroot(&mut self, new_root: BlockSn) {
+        if !self.entries.contains_key(&new_root) {
+            return;
+        }
+        self.root = new_root;
+        self.prune_to_root();
+        if !self.entries.contains_key(&self.head) {
+            self.head = self.recompute_head();
+        }
+    }
+
+    fn prune_to_root(&mut self) {
+        let mut keep = Vec::with_capacity(self.entries.len());
+        let mut stack = vec![self.root];
+        while let Some(s) = stack.pop() {
+            if let Some(e) = self.entries.get(&s) {
+                keep.push(s);
+                stack.extend(e.children.iter().copied());
+            }
+        }
+        if keep.len() == self.entries.len() {
+            return;
+        }
+        let mut kept = HashMap::with_capacity(keep.len());
+        for s in keep {
+            if let Some(e) = self.entries.remove(&s) {
+                kept.insert(s, e);
+            }
+        }
+        self.entries = kept;
     }
 
     /// Freshest notarized head.
@@ -202,58 +251,73 @@ impl Chain {
                 return false;
             }
             match self.entries.get(&sn) {
-                Some(e) if sn != self.finalized => sn = e.block.parent_sn(),
+                Some(e) if sn != self.root => sn = e.block.parent_sn(),
                 _ => return false,
             }
         }
     }
 
-    /// The path from the head down to the finalized block, newest first.
+    /// The path from the head down to the root, newest first.
     pub fn head_path(&self) -> Vec<&Entry> {
         let mut out = Vec::new();
         let mut sn = self.head;
         loop {
             let e = &self.entries[&sn];
             out.push(e);
-            if sn == self.finalized {
+            if sn == self.root {
                 return out;
             }
             sn = e.block.parent_sn();
         }
     }
 
-    /// Moves the finalized head to `target` (a connected descendant of the current one),
-    /// prunes everything that does not descend from it, and returns the newly finalized
-    /// blocks in chain order with their notarizations.
-    pub fn finalize(&mut self, target: BlockSn) -> Vec<(Arc<Block>, Option<Notarization>)> {
+    /// Moves the finalized head to `target` (a connected descendant of the root) and
+    /// returns the newly finalized blocks in chain order with their notarizations: the
+    /// blocks from `target` back to the current finalized chain. Normally that is the
+    /// current finalized block; during a reconfiguration window `target` may be on
+    /// another branch after the stop block (C-7c), and the blocks after the common
+    /// ancestor are returned. Then `keep_root` becomes the root and the rest is pruned.
+    pub fn finalize(
+        &mut self,
+        target: BlockSn,
+        keep_root: BlockSn,
+    ) -> Vec<(Arc<Block>, Option<Notarization>)> {
+        let mut on_final = std::collections::HashSet::new();
+        let mut s = self.finalized;
+        loop {
+            on_final.insert(s);
+            if s == self.root {
+                break;
+            }
+            match self.entries.get(&s) {
+                Some(e) => s = e.block.parent_sn(),
+                None => break,
+            }
+        }
         let mut path = Vec::new();
         let mut sn = target;
-        while sn != self.finalized {
-            let e = &self.entries[&sn];
+        while !on_final.contains(&sn) {
+            let Some(e) = self.entries.get(&sn) else {
+                break;
+            };
             path.push((e.block.clone(), e.nota.clone()));
             sn = e.block.parent_sn();
         }
         path.reverse();
         self.finalized = target;
-        let mut keep = Vec::with_capacity(self.entries.len());
-        let mut stack = vec![target];
-        while let Some(s) = stack.pop() {
-            keep.push(s);
-            stack.extend(self.entries[&s].children.iter().copied());
-        }
-        let mut kept = HashMap::with_capacity(keep.len());
-        for s in keep {
-            let e = self.entries.remove(&s).expect("kept entries exist");
-            kept.insert(s, e);
-        }
-        self.entries = kept;
+        self.root = if self.entries.contains_key(&keep_root) {
+            keep_root
+        } else {
+            target
+        };
+        self.prune_to_root();
         path
     }
 
     /// Removes the block at `sn` and all its descendants (N-10 replacement). Never the
     /// finalized block.
     pub fn remove_subtree(&mut self, sn: BlockSn) {
-        if sn == self.finalized {
+        if sn == self.finalized || sn == self.root {
             return;
         }
         let Some(e) = self.entries.get(&sn) else {
@@ -387,7 +451,7 @@ mod tests {
         for x in [&a, &b] {
             c.attach(nota(x, 3));
         }
-        let done = c.finalize(b.sn());
+        let done = c.finalize(b.sn(), b.sn());
         assert_eq!(
             done.iter().map(|(b, _)| b.sn()).collect::<Vec<_>>(),
             vec![a.sn(), b.sn()]

@@ -5,6 +5,9 @@
 /// carries the current `Tick`.
 pub type Tick = u64;
 
+use pala_types::{Committee, Session};
+use std::collections::BTreeMap;
+
 /// Parameters of the state machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoreConfig {
@@ -26,6 +29,12 @@ pub struct CoreConfig {
     pub sync_known_limit: usize,
     /// Cool-down between unnotarized-proposal deliveries to one voter (W-7.4).
     pub unnotarized_resend_ms: u64,
+    /// The stop block of every session is its block with this session offset (C-1,
+    /// production convention: the `STOP_OFFSET`-th block); 0 = sessions never end.
+    pub stop_offset: u32,
+    /// Committees of later sessions fixed in genesis (section 0.1 item 11); a valid
+    /// committee-change transaction in the chain takes precedence.
+    pub schedule: BTreeMap<Session, Committee>,
     /// A deliberately broken rule (tests of the checkers only).
     #[cfg(feature = "mutations")]
     pub mutation: Option<Mutation>,
@@ -55,6 +64,8 @@ impl Default for CoreConfig {
             sync_blocks_per_response: 10,
             sync_known_limit: 64,
             unnotarized_resend_ms: 10_000,
+            stop_offset: 0,
+            schedule: BTreeMap::new(),
             #[cfg(feature = "mutations")]
             mutation: None,
         }

@@ -3,7 +3,8 @@
 use crate::config::Tick;
 use crate::verify::Verified;
 use pala_types::{
-    Block, BlockSn, ClockNotarization, Epoch, Hash, Message, NodeId, Notarization, NotarizedBlock,
+    Block, BlockSn, ClockNotarization, Committee, Epoch, Hash, Message, NodeId, Notarization,
+    NotarizedBlock, Session,
 };
 use std::sync::Arc;
 
@@ -82,6 +83,19 @@ pub enum Record {
     },
     /// Highest epoch a clock message was signed for.
     ClockGuard(Epoch),
+    /// The committee of a new session, installed when reconfiguration begins (C-3).
+    Committee(Committee),
+    /// A session's stop block became final (C-1).
+    StopBlock {
+        /// The session it ends.
+        session: Session,
+        /// Its sn.
+        sn: BlockSn,
+        /// Its height.
+        height: u64,
+        /// Its hash.
+        hash: Hash,
+    },
 }
 
 /// What the core asks its driver to do, in order.
@@ -120,6 +134,24 @@ pub enum Output {
     },
     /// The local epoch changed.
     EpochChanged(Epoch),
+    /// Reconfiguration began (C-3): install this committee in the verifier and the
+    /// network (connect to its proposers; admit its members).
+    CommitteeInstalled(Arc<Committee>),
+    /// Reconfiguration ended (C-5): the new session is final; peers that are not members
+    /// of `session` (nor bootnodes) may be dropped.
+    ReconfigurationEnded {
+        /// The session now in force.
+        session: Session,
+    },
+    /// Synced blocks of a session that could not be verified before its committee was
+    /// installed (C-8): verify them again now and feed them back as a
+    /// `FresherHead` message from `from`.
+    Reverify {
+        /// The peer that sent them.
+        from: NodeId,
+        /// The blocks, in chain order.
+        blocks: Vec<NotarizedBlock>,
+    },
 }
 
 /// Read access to finalized blocks that the core pruned from memory, so it can serve
@@ -154,4 +186,6 @@ pub struct Recovered {
     pub vote_guards: Vec<(Epoch, u32)>,
     /// Highest epoch a clock message was signed for.
     pub clock_guard: Option<Epoch>,
+    /// Committees installed by reconfigurations (beyond genesis).
+    pub committees: Vec<Committee>,
 }

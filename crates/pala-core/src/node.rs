@@ -7,7 +7,8 @@ use crate::verify::Committees;
 use pala_types::{
     Block, BlockHeader, BlockSn, ClockMessage, ClockNotarization, Committee, ConsensusInfo, Domain,
     Epoch, EpochResponse, FresherHeadRequest, FresherHeadResponse, Hash, Message, NodeId,
-    Notarization, NotarizedBlock, Proposal, SignatureScheme, Signer, SignerBitmap, Status, Vote,
+    Notarization, NotarizedBlock, Proposal, Session, SignatureScheme, Signer, SignerBitmap, Status,
+    Vote,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -140,6 +141,15 @@ pub struct Node {
     penalties: BTreeMap<NodeId, Tick>,
     inconsistent: BTreeSet<NodeId>,
 
+    // Reconfiguration (section 6).
+    schedule: BTreeMap<Session, Committee>,
+    /// The finalized stop block while its session's successor is not final yet (C-7a).
+    reconfig_root: Option<BlockSn>,
+    /// The committee named by the latest committee-change transaction of this session.
+    next_committee: Option<Committee>,
+    /// Synced blocks of a session whose committee is not installed yet (C-8).
+    sync_buffer: Option<(NodeId, Vec<NotarizedBlock>)>,
+
     timers: BTreeMap<TimerKind, Tick>,
     out: Vec<Output>,
     status_dirty: bool,
@@ -164,6 +174,11 @@ impl Node {
             genesis,
             archive,
         } = params;
+        let schedule = config.schedule.clone();
+        let mut committees = committees;
+        for c in rec.committees {
+            committees.install(scheme.as_ref(), c);
+        }
         let fin = rec.finalized.unwrap_or(NotarizedBlock {
             block: genesis,
             notarization: None,
@@ -195,6 +210,11 @@ impl Node {
             epoch = chain.head().epoch;
             proof = None;
         }
+        // Restarted inside a reconfiguration window: the local epoch is already in the
+        // next session. The stop block itself is below the recovered root, so branches
+        // off it are no longer insertable (a documented limitation).
+        let reconfig_root =
+            (epoch.session > chain.finalized().epoch.session).then(|| chain.finalized());
         let mut last_clock_of_session = BTreeMap::new();
         if let Some(p) = &proof {
             last_clock_of_session.insert(p.epoch.session, p.clone());
@@ -233,6 +253,10 @@ impl Node {
             blocks_slot: None,
             penalties: BTreeMap::new(),
             inconsistent: BTreeSet::new(),
+            schedule,
+            reconfig_root,
+            next_committee: None,
+            sync_buffer: None,
             timers: BTreeMap::new(),
             out: Vec::new(),
             status_dirty: false,
@@ -337,7 +361,14 @@ impl Node {
             Input::Start => self.on_start(),
             Input::PeerConnected(p) => self.on_connected(p),
             Input::PeerDisconnected(p) => self.on_disconnected(p),
-            Input::Message { from, msg } => self.on_message(from, msg.into_inner()),
+            Input::Message { from, msg } => {
+                let (msg, deferred) = msg.into_parts();
+                if !deferred.is_empty() {
+                    // C-8: keep only the latest batch.
+                    self.sync_buffer = Some((from, deferred));
+                }
+                self.on_message(from, msg)
+            }
             Input::Timer(kind) => self.on_timer(kind),
             Input::Payload { sn, txs } => self.on_payload(sn, txs),
         }
@@ -469,12 +500,12 @@ impl Node {
                 Err(InsertError::Conflict)
             };
         }
-        if sn <= self.chain.finalized() || !sn.is_pala() {
+        if sn <= self.chain.root() || !sn.is_pala() {
             return Err(InsertError::Stale);
         }
         // N-9.2 / N-9.5: the tree holds only the finalized block and its descendants.
         let Some(parent) = self.chain.get(block.parent_sn()) else {
-            return Err(if block.parent_sn() < self.chain.finalized() {
+            return Err(if block.parent_sn() < self.chain.root() {
                 InsertError::Stale
             } else {
                 InsertError::MissingParent(block.parent_sn())
@@ -505,6 +536,24 @@ impl Node {
         };
         if !offset_ok {
             return Err(InsertError::Invalid("session offset"));
+        }
+        // C-4 / C-7d: the first block of a session hangs off the previous session's
+        // stop block or a block after it.
+        let stop = self.cfg.stop_offset;
+        if ps.epoch.session != sn.epoch.session
+            && ps.is_pala()
+            && stop > 0
+            && parent.header.session_offset < stop
+        {
+            return Err(InsertError::Invalid(
+                "C-4: new session before the stop block",
+            ));
+        }
+        // C-2: blocks after the stop block carry no user transactions.
+        if stop > 0 && block.header.session_offset > stop && !block.txs.is_empty() {
+            return Err(InsertError::Invalid(
+                "C-2: transactions after the stop block",
+            ));
         }
         // I-2 (section 0.1 item 9: enforced exactly).
         let info = &block.consensus;
@@ -591,7 +640,7 @@ impl Node {
         block: &Arc<Block>,
         nota: Option<&Notarization>,
     ) -> Result<(), InsertError> {
-        if block.height() <= self.chain.finalized_block().height() {
+        if block.height() <= self.chain.root_block().height() {
             return Ok(()); // on our finalized chain already (we listed our finalized head)
         }
         let Some(n) = nota else {
@@ -658,7 +707,14 @@ impl Node {
     }
 
     fn finalize(&mut self, target: BlockSn) {
-        let done = self.chain.finalize(target);
+        // Does this step finalize the stop block of the current session (C-1, C-3)?
+        let stop = self.stop_block_on_path(target);
+        let keep_root = match (stop, self.reconfig_root) {
+            (Some(st), _) => st,
+            (None, Some(r)) if target.epoch.session <= r.epoch.session => r,
+            _ => target,
+        };
+        let done = self.chain.finalize(target, keep_root);
         let fb = self.chain.finalized_block().clone();
         self.persist(Record::Finalized {
             sn: target,
@@ -666,6 +722,7 @@ impl Node {
             hash: fb.hash(),
         });
         for (block, notarization) in done {
+            self.note_committee_change(&block);
             self.out.push(Output::Finalized {
                 block,
                 notarization,
@@ -687,6 +744,136 @@ impl Node {
         let fe = target.epoch;
         self.clocks.retain(|_, c| c.epoch > fe);
         self.vote_guard = self.vote_guard.split_off(&fe);
+        // C-5 before C-3: a single step can end one reconfiguration and begin the next.
+        if let Some(r) = self.reconfig_root {
+            if target.epoch.session > r.epoch.session {
+                self.end_reconfiguration();
+            }
+        }
+        if let Some(st) = stop {
+            self.begin_reconfiguration(st);
+        }
+    }
+
+    /// The stop block of the current session on the path from `target` down to the
+    /// finalized chain, if this finalization reaches it.
+    fn stop_block_on_path(&self, target: BlockSn) -> Option<BlockSn> {
+        let stop = self.cfg.stop_offset;
+        if stop == 0 {
+            return None;
+        }
+        let session = self.epoch.session;
+        if self
+            .reconfig_root
+            .is_some_and(|r| r.epoch.session == session)
+        {
+            return None; // already finalized
+        }
+        let mut sn = target;
+        loop {
+            let e = self.chain.get(sn)?;
+            let b = &e.block;
+            if b.sn().epoch.session == session && b.header.session_offset == stop {
+                return Some(sn);
+            }
+            if b.sn().epoch.session < session
+                || b.header.session_offset < stop
+                || sn == self.chain.root()
+            {
+                return None;
+            }
+            sn = b.parent_sn();
+        }
+    }
+
+    /// Remembers the newest valid committee-change transaction of the session, in a
+    /// block at or before the stop block (section 0.1 item 11).
+    fn note_committee_change(&mut self, block: &Block) {
+        let stop = self.cfg.stop_offset;
+        if stop == 0
+            || block.header.session_offset > stop
+            || block.sn().epoch.session != self.epoch.session
+        {
+            return;
+        }
+        for tx in &block.txs {
+            let Some(parsed) = pala_types::committee::parse_committee_change(tx) else {
+                continue;
+            };
+            match parsed {
+                Ok(c) if self.committee_is_valid(&c) => self.next_committee = Some(c),
+                _ => self.count("committee_change_invalid"),
+            }
+        }
+    }
+
+    fn committee_is_valid(&self, c: &Committee) -> bool {
+        !c.voters.is_empty()
+            && !c.proposers.is_empty()
+            && c.voters.iter().chain(&c.proposers).all(|m| {
+                m.id == m.public_key.node_id()
+                    && self.scheme.check_public_key(&m.public_key)
+                    && self.scheme.verify_possession(
+                        &m.public_key,
+                        self.cfg.network_id,
+                        &m.proof_of_possession,
+                    )
+            })
+    }
+
+    /// C-3: the stop block of session S is final.
+    fn begin_reconfiguration(&mut self, stop: BlockSn) {
+        let s = stop.epoch.session;
+        let Some(sb) = self.chain.block(stop).cloned() else {
+            return;
+        };
+        self.persist(Record::StopBlock {
+            session: s,
+            sn: stop,
+            height: sb.height(),
+            hash: sb.hash(),
+        });
+        // 1. The committee of S+1: a committee-change transaction, else the genesis
+        //    schedule, else the same members.
+        let mut next = self
+            .next_committee
+            .take()
+            .or_else(|| self.schedule.get(&(s + 1)).cloned())
+            .or_else(|| self.committee(s).map(|c| (*c).clone()))
+            .expect("the current session has a committee");
+        next.session = s + 1;
+        if self.committee(s + 1).is_none_or(|c| *c != next) {
+            self.committees.install(self.scheme.as_ref(), next.clone());
+            self.persist(Record::Committee(next.clone()));
+        }
+        self.out.push(Output::CommitteeInstalled(
+            self.committee(s + 1).expect("installed"),
+        ));
+        self.reconfig_root = Some(stop);
+        self.count("reconfigurations");
+        // 2-5. L := (S+1, 1) (no clock notarization), stop producing, reset the timer;
+        // the readiness gate of the new primary runs in settle().
+        let first = Epoch::new(s + 1, 1);
+        if self.epoch < first {
+            self.advance_epoch(first, None);
+        }
+        // C-8: blocks of S+1 that arrived too early can be verified now.
+        if let Some((from, blocks)) = self.sync_buffer.take() {
+            self.out.push(Output::Reverify { from, blocks });
+        }
+    }
+
+    /// C-5: the new session has a final block.
+    fn end_reconfiguration(&mut self) {
+        self.reconfig_root = None;
+        let fin = self.chain.finalized();
+        self.chain.reroot(fin);
+        // keep the committees of the last two sessions.
+        self.committees
+            .retain_from(fin.epoch.session.saturating_sub(1).max(1));
+        self.out.push(Output::ReconfigurationEnded {
+            session: fin.epoch.session,
+        });
     }
 
     // ------------------------------------------------------------------ voting
@@ -1139,10 +1326,34 @@ impl Node {
                 return; // NA-6 wakes us when it arrives
             }
         }
+        let sn = BlockSn::at(epoch, s);
+        if self.after_stop_block(sn) {
+            // C-2: no user transactions after the stop block: seal right away.
+            if !self.seal(sn, Vec::new()) {
+                self.production = None;
+            }
+            self.retry_pending = true;
+            return;
+        }
         self.production.as_mut().expect("set").awaiting_payload = true;
-        self.out.push(Output::RequestPayload {
-            sn: BlockSn::at(epoch, s),
-        });
+        self.out.push(Output::RequestPayload { sn });
+    }
+
+    /// Whether the block this proposer would make at `sn` lies after its session's
+    /// stop block.
+    fn after_stop_block(&self, sn: BlockSn) -> bool {
+        let stop = self.cfg.stop_offset;
+        if stop == 0 {
+            return false;
+        }
+        let parent = if sn.s == 1 {
+            Some(self.chain.head_block())
+        } else {
+            self.chain.block(BlockSn::at(sn.epoch, sn.s - 1))
+        };
+        parent.is_some_and(|p| {
+            p.sn().epoch.session == sn.epoch.session && p.header.session_offset >= stop
+        })
     }
 
     /// A proposer that restarts inside an epoch it already produced in must not make a
@@ -1518,9 +1729,11 @@ impl Node {
             .take(limit - 1)
             .map(|e| (e.block.height(), e.block.hash()))
             .collect();
-        let fin = self.chain.finalized_block();
-        if known.last().map(|k| k.0) != Some(fin.height()) {
-            known.push((fin.height(), fin.hash()));
+        // The root is the finalized block, or the stop block during a reconfiguration
+        // window, so a peer on the new session's branch finds it (C-7b).
+        let root = self.chain.root_block();
+        if known.last().map(|k| k.0) != Some(root.height()) {
+            known.push((root.height(), root.hash()));
         }
         FresherHeadRequest {
             head: self.chain.head(),
@@ -1538,8 +1751,8 @@ pub fn serve_fresher_head(
     req: &FresherHeadRequest,
     max_blocks: usize,
 ) -> FresherHeadResponse {
-    let path = chain.head_path(); // newest first, down to the finalized block
-    let fin = chain.finalized_block();
+    let path = chain.head_path(); // newest first, down to the root
+    let fin = chain.root_block();
     let fin_h = fin.height();
     let on_my_chain = |h: u64, hash: Hash| -> bool {
         if h >= fin_h {
@@ -1552,10 +1765,10 @@ pub fn serve_fresher_head(
         }
     };
     let Some(&(common_h, _)) = req.known.iter().find(|(h, hash)| on_my_chain(*h, *hash)) else {
-        let fe = chain.get(chain.finalized()).expect("finalized present");
+        let f = chain.finalized_block();
         return FresherHeadResponse {
             blocks: Vec::new(),
-            finalized: Some((fin_h, fin.hash(), fe.block.sn())),
+            finalized: Some((f.height(), f.hash(), f.sn())),
         };
     };
     let mut blocks = Vec::new();

@@ -12,8 +12,8 @@
 //! simulator inline.
 
 use pala_types::{
-    Block, ClockMessage, ClockNotarization, Committee, Domain, Message, Notarization, PreparedKeys,
-    Proposal, Session, SignatureScheme, Vote,
+    Block, ClockMessage, ClockNotarization, Committee, Domain, Message, Notarization,
+    NotarizedBlock, PreparedKeys, Proposal, Session, SignatureScheme, Vote,
 };
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -22,23 +22,39 @@ use thiserror::Error;
 
 /// A value whose signatures were checked by [`MessageVerifier`]. It cannot be built
 /// outside this crate.
+///
+/// A sync response may end with blocks of a session whose committee is not installed
+/// yet (C-8); those are kept aside, unverified, in [`Verified::deferred`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verified<T>(T);
+pub struct Verified<T> {
+    value: T,
+    deferred: Vec<NotarizedBlock>,
+}
 
 impl<T> Verified<T> {
     pub(crate) fn new(v: T) -> Self {
-        Verified(v)
+        Verified {
+            value: v,
+            deferred: Vec::new(),
+        }
     }
     /// Unwraps the verified value.
     pub fn into_inner(self) -> T {
-        self.0
+        self.value
+    }
+    /// Blocks of a not-yet-installed session that followed the verified part (C-8).
+    pub fn deferred(&self) -> &[NotarizedBlock] {
+        &self.deferred
+    }
+    pub(crate) fn into_parts(self) -> (T, Vec<NotarizedBlock>) {
+        (self.value, self.deferred)
     }
 }
 
 impl<T> Deref for Verified<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.0
+        &self.value
     }
 }
 
@@ -177,14 +193,31 @@ impl MessageVerifier {
                 }
             }
             Message::FresherHead(r) => {
-                for nb in &r.blocks {
-                    if let Some(n) = &nb.notarization {
-                        if n.sn != nb.block.sn() || n.block_hash != nb.block.hash() {
-                            return Err(VerifyError::Mismatch);
+                // C-8: verify the longest prefix whose sessions are installed; keep the
+                // rest aside for after the reconfiguration.
+                let mut cut = None;
+                for (i, nb) in r.blocks.iter().enumerate() {
+                    let res = self.check_notarized_block(nb);
+                    match res {
+                        Ok(()) => {}
+                        Err(VerifyError::UnknownSession(s))
+                            if i > 0 && s > nb.block.parent_sn().epoch.session =>
+                        {
+                            cut = Some(i);
+                            break;
                         }
-                        self.check_notarization(n)?;
+                        Err(e) => return Err(e),
                     }
-                    self.check_block_contents(&nb.block)?;
+                }
+                if let Some(i) = cut {
+                    let Message::FresherHead(mut r) = msg else {
+                        unreachable!("matched above")
+                    };
+                    let deferred = r.blocks.split_off(i);
+                    return Ok(Verified {
+                        value: Message::FresherHead(r),
+                        deferred,
+                    });
                 }
             }
             Message::Status(_) | Message::GetEpoch(_) | Message::GetFresherHead(_) => {}
@@ -282,6 +315,16 @@ impl MessageVerifier {
             return Err(VerifyError::BadSignature("proposal"));
         }
         self.check_block_contents(&p.block)
+    }
+
+    fn check_notarized_block(&self, nb: &NotarizedBlock) -> Result<(), VerifyError> {
+        if let Some(n) = &nb.notarization {
+            if n.sn != nb.block.sn() || n.block_hash != nb.block.hash() {
+                return Err(VerifyError::Mismatch);
+            }
+            self.check_notarization(n)?;
+        }
+        self.check_block_contents(&nb.block)
     }
 
     /// Verifies the notarizations and clock notarization embedded in a block.

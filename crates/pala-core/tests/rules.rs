@@ -136,7 +136,9 @@ fn t5_embedded_notarization_placement() {
 #[test]
 fn t10_proposal_signature_and_primary_checks() {
     let f = Fixture::new(2, 3, 2);
-    let b = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1).remove(0);
+    let b = f
+        .chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1)
+        .remove(0);
     let good = f.proposal(&b);
     assert!(f.verifier.verify(Message::Proposal(good.clone())).is_ok());
     let mut bad_sig = good.clone();
@@ -164,7 +166,9 @@ fn t10_proposal_signature_and_primary_checks() {
 #[test]
 fn d12_notarization_checks_recompute_the_quorum() {
     let f = Fixture::new(1, 4, 2); // quorum 3 of 4
-    let b = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1).remove(0);
+    let b = f
+        .chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1)
+        .remove(0);
     assert!(f
         .verifier
         .check_notarization(&f.nota_by(&b, &[0, 1, 2]))
@@ -459,7 +463,9 @@ fn restarted_voter_never_signs_twice() {
 #[test]
 fn persist_outputs_precede_the_sends_that_depend_on_them() {
     let f = Fixture::new(1, 3, 2);
-    let b = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1).remove(0);
+    let b = f
+        .chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1)
+        .remove(0);
     let mut v = f.node(1);
     let outs = f.deliver(&mut v, 0, 0, Message::Proposal(f.proposal(&b)));
     let pos = |pred: &dyn Fn(&Output) -> bool| outs.iter().position(pred).unwrap();

@@ -14,6 +14,7 @@ struct DiskState {
     epoch: Option<(Epoch, Option<ClockNotarization>)>,
     vote_guards: BTreeMap<Epoch, u32>,
     clock_guard: Option<Epoch>,
+    committees: Vec<pala_types::Committee>,
     records_written: u64,
 }
 
@@ -108,6 +109,11 @@ impl SimDisk {
                 let g = s.vote_guards.entry(*epoch).or_insert(0);
                 *g = (*g).max(*serial);
             }
+            Record::Committee(c) => {
+                s.committees.retain(|o| o.session != c.session);
+                s.committees.push(c.clone());
+            }
+            Record::StopBlock { .. } => {}
             Record::ClockGuard(e) => {
                 if s.clock_guard.is_none_or(|c| c < *e) {
                     s.clock_guard = Some(*e);
@@ -133,6 +139,7 @@ impl SimDisk {
             epoch: s.epoch.clone(),
             vote_guards: s.vote_guards.iter().map(|(e, v)| (*e, *v)).collect(),
             clock_guard: s.clock_guard,
+            committees: s.committees.clone(),
         }
     }
 

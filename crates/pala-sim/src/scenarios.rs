@@ -34,6 +34,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "f byzantine voters (double votes, forged ids, replay, junk) and an equivocating primary",
     ),
     ("random", "the sweep's randomized plan for this seed"),
+    (
+        "random-reconfig",
+        "the reconfiguration sweep's plan for this seed (committee changes)",
+    ),
 ];
 
 /// Outcome of a scenario run.
@@ -180,8 +184,9 @@ pub fn run_with_progress(
             sim.run_until(5_000);
             finish(sim, 10)
         }
-        "random" => {
-            let (r, sim) = sweep::run_plan(sweep::plan(seed), trace);
+        "random" | "random-reconfig" => {
+            let (r, sim) =
+                sweep::run_plan(sweep::plan_with(seed, name == "random-reconfig"), trace);
             Outcome {
                 sim,
                 failure: r.failure,

@@ -88,9 +88,14 @@ pub struct SimConfig {
     pub retain_finalized: Option<u64>,
     /// Payload bytes per block.
     pub payload_bytes: usize,
+    /// Committees of sessions 2, 3, ...: (proposer indexes, voter indexes) each; node
+    /// indexes may be new (nodes that join later) or reused. Needs `core.stop_offset`.
+    pub sessions: Vec<(Vec<usize>, Vec<usize>)>,
     /// Time the block maker spends filling a block before answering a payload request
     /// (the block time of N-3; 0 = seal immediately).
     pub block_time_ms: u64,
+    /// Keep every finalized block with its notarization in [`Sim::finalized_log`].
+    pub log_finalized: bool,
     /// Record a human-readable trace.
     pub trace: bool,
 }
@@ -111,6 +116,8 @@ impl SimConfig {
             retain_finalized: None,
             payload_bytes: 16,
             block_time_ms: 0,
+            sessions: Vec::new(),
+            log_finalized: false,
             trace: false,
         }
     }
@@ -267,6 +274,7 @@ pub struct Sim {
     ids: Vec<NodeId>,
     index: HashMap<NodeId, usize>,
     committee: Committee,
+    hubs: BTreeSet<usize>,
     verifier: MessageVerifier,
     scheme: Arc<dyn SignatureScheme>,
     genesis: Arc<Block>,
@@ -275,7 +283,8 @@ pub struct Sim {
     last_delivery: BTreeMap<(usize, usize), u64>,
     drop_rules: BTreeMap<usize, BTreeSet<&'static str>>,
     // Checkers' memory.
-    finalized_chain: BTreeMap<u64, Hash>,
+    /// Height -> (hash, is an empty block after a stop block) of finalized blocks.
+    finalized_chain: BTreeMap<u64, (Hash, bool)>,
     votes_signed: HashMap<(usize, BlockSn), Hash>,
     /// Proposal time and how many nodes finalized the block so far.
     proposed_at: HashMap<Hash, (u64, usize)>,
@@ -289,6 +298,8 @@ pub struct Sim {
     pub rejected: BTreeMap<String, u64>,
     /// Events processed.
     pub events_processed: u64,
+    /// (node, block, notarization) of every finalization, when `log_finalized`.
+    pub finalized_log: Vec<(usize, Arc<Block>, Option<pala_types::Notarization>)>,
     progress: Option<(u64, u64, ProgressFn)>,
 }
 
@@ -298,7 +309,14 @@ pub type ProgressFn = Box<dyn FnMut(&str)>;
 impl Sim {
     /// Builds the nodes, the committee and the links; nothing runs until [`Sim::run_until`].
     pub fn new(cfg: SimConfig) -> Sim {
-        let n = cfg.proposers + cfg.voters;
+        let n = cfg
+            .sessions
+            .iter()
+            .flat_map(|(p, v)| p.iter().chain(v))
+            .map(|i| i + 1)
+            .chain([cfg.proposers + cfg.voters])
+            .max()
+            .unwrap_or(0);
         type Keys = (
             Arc<dyn SignatureScheme>,
             Vec<Arc<dyn Signer>>,
@@ -344,9 +362,23 @@ impl Sim {
         let committee = Committee {
             session: 1,
             proposers: (0..cfg.proposers).map(member).collect(),
-            voters: (cfg.proposers..n).map(member).collect(),
+            voters: (cfg.proposers..cfg.proposers + cfg.voters)
+                .map(member)
+                .collect(),
             counting: VoteCounting::Seat,
         };
+        let mut cfg = cfg;
+        let mut hubs: BTreeSet<usize> = (0..cfg.proposers).collect();
+        for (k, (ps, vs)) in cfg.sessions.clone().into_iter().enumerate() {
+            hubs.extend(ps.iter().copied());
+            let c = Committee {
+                session: k as u32 + 2,
+                proposers: ps.into_iter().map(member).collect(),
+                voters: vs.into_iter().map(member).collect(),
+                counting: VoteCounting::Seat,
+            };
+            cfg.core.schedule.insert(c.session, c);
+        }
         let mut committees = Committees::default();
         committees.install(scheme.as_ref(), committee.clone());
         let verifier = MessageVerifier::new(scheme.clone(), cfg.core.network_id, committees);
@@ -378,6 +410,7 @@ impl Sim {
             ids,
             index,
             committee,
+            hubs,
             verifier,
             scheme,
             genesis,
@@ -393,9 +426,10 @@ impl Sim {
             trace: Vec::new(),
             rejected: BTreeMap::new(),
             events_processed: 0,
+            finalized_log: Vec::new(),
             progress: None,
         };
-        sim.finalized_chain.insert(0, sim.genesis.hash());
+        sim.finalized_chain.insert(0, (sim.genesis.hash(), false));
         for i in 0..n {
             sim.boot(i);
         }
@@ -466,14 +500,24 @@ impl Sim {
         self.nodes[i].byz.is_none() && !self.nodes[i].wiped
     }
 
-    /// Whether `i` is a proposer.
+    /// Whether `i` is a proposer of some session (proposers are the network's hubs).
     pub fn is_proposer(&self, i: usize) -> bool {
-        i < self.cfg.proposers
+        self.hubs.contains(&i)
     }
 
-    /// The globally agreed finalized chain (height -> hash) seen so far.
-    pub fn finalized_chain(&self) -> &BTreeMap<u64, Hash> {
-        &self.finalized_chain
+    /// The committee of `session`, once some node installed it.
+    pub fn committee_of(&self, session: u32) -> Option<Arc<Committee>> {
+        self.verifier.committees().get(session).cloned()
+    }
+
+    /// Node index of an id.
+    pub fn index_of(&self, id: &NodeId) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// The finalized block hash recorded at `height` (the newest agreed one).
+    pub fn finalized_hash_at(&self, height: u64) -> Option<Hash> {
+        self.finalized_chain.get(&height).map(|e| e.0)
     }
 
     /// Finalized height of node `i` (0 while crashed).
@@ -825,8 +869,43 @@ impl Sim {
                     Ev::Payload { node: i, inc, sn },
                 );
             }
-            Output::Finalized { block, .. } => self.on_finalized(i, &block),
+            Output::Finalized {
+                block,
+                notarization,
+            } => {
+                if self.cfg.log_finalized {
+                    self.finalized_log.push((i, block.clone(), notarization));
+                }
+                self.on_finalized(i, &block)
+            }
             Output::EpochChanged(e) => self.log(|| format!("n{i} epoch {e:?}")),
+            Output::CommitteeInstalled(c) => {
+                self.log(|| format!("n{i} installs the committee of session {}", c.session));
+                match self.verifier.committees().get(c.session) {
+                    None => self.verifier.install((*c).clone()),
+                    Some(old) if **old != *c => {
+                        let d = format!(
+                            "node {i} installed a different committee for session {}",
+                            c.session
+                        );
+                        self.violation("committee-mismatch", d);
+                    }
+                    Some(_) => {}
+                }
+            }
+            Output::ReconfigurationEnded { session } => {
+                self.log(|| format!("n{i} reconfiguration ended, session {session}"))
+            }
+            Output::Reverify { from, blocks } => {
+                let msg = Message::FresherHead(pala_types::FresherHeadResponse {
+                    blocks,
+                    finalized: None,
+                });
+                match self.verifier.verify(msg) {
+                    Ok(v) => self.feed(i, Input::Message { from, msg: v }),
+                    Err(e) => *self.rejected.entry(format!("reverify: {e}")).or_insert(0) += 1,
+                }
+            }
         }
     }
 
@@ -1055,19 +1134,31 @@ impl Sim {
         if !self.is_honest(i) {
             return;
         }
-        // Checker (a): finalized chains never conflict.
+        // Checker (a): finalized chains never conflict, except (C-7d) empty blocks after
+        // a stop block until the next session has a final block.
         let h = block.height();
-        match self.finalized_chain.get(&h) {
-            Some(x) if *x != block.hash() => {
-                let d = format!(
-                    "node {i} finalized {:?} at height {h}, conflicting with another node",
-                    block.sn()
-                );
-                self.violation("finality-conflict", d);
+        let stop = self.cfg.core.stop_offset;
+        let after_stop = |b: &Block| stop > 0 && b.header.session_offset > stop && b.txs.is_empty();
+        let relaxed = after_stop(block);
+        match self.finalized_chain.get(&h).copied() {
+            Some((x, old_relaxed)) if x != block.hash() => {
+                if old_relaxed || relaxed {
+                    // C-7: one side is an empty block after a stop block; the branch that
+                    // carries the next session wins, so keep the non-relaxed one.
+                    if old_relaxed {
+                        self.finalized_chain.insert(h, (block.hash(), relaxed));
+                    }
+                } else {
+                    let d = format!(
+                        "node {i} finalized {:?} at height {h}, conflicting with another node",
+                        block.sn()
+                    );
+                    self.violation("finality-conflict", d);
+                }
             }
             Some(_) => {}
             None => {
-                self.finalized_chain.insert(h, block.hash());
+                self.finalized_chain.insert(h, (block.hash(), relaxed));
             }
         }
         if self.finalized_chain.len() > 4096 {

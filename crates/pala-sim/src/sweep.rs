@@ -23,6 +23,70 @@ pub struct SeedPlan {
     pub actions: Vec<(u64, Action)>,
 }
 
+/// Draws the plan of `seed`, with committee changes every few dozen blocks when
+/// `reconfig` is set.
+pub fn plan_with(seed: u64, reconfig: bool) -> SeedPlan {
+    let mut p = plan(seed);
+    if reconfig {
+        add_reconfigurations(seed, &mut p);
+    }
+    p
+}
+
+/// Number of sessions a reconfiguration plan schedules.
+pub const RECONFIG_SESSIONS: usize = 30;
+
+/// Adds a committee schedule: sessions 2.. draw their voters from a larger pool (some
+/// changes replace more than a third of the voters) and reorder the proposers; the
+/// byzantine voters of the plan stay within each session's fault budget, and voter
+/// wipes are turned into plain restarts (a wiped voter would count against every
+/// session it serves in).
+fn add_reconfigurations(seed: u64, p: &mut SeedPlan) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7ec0_4f19);
+    let cfg = &mut p.cfg;
+    let first_pool = cfg.proposers + cfg.voters;
+    let extra = rng.gen_range(2..=4);
+    let pool: Vec<usize> = (cfg.proposers..first_pool + extra).collect();
+    let byz: Vec<usize> = cfg
+        .byzantine
+        .keys()
+        .copied()
+        .filter(|i| *i >= cfg.proposers)
+        .collect();
+    cfg.core.stop_offset = rng.gen_range(5..=12);
+    for _ in 0..RECONFIG_SESSIONS {
+        let n = *[4usize, 4, 5, 7].choose(&mut rng).expect("non-empty");
+        let f = (n - 1) / 3;
+        let mut voters: Vec<usize> = Vec::new();
+        let mut shuffled = pool.clone();
+        shuffled.shuffle(&mut rng);
+        let mut byz_in = 0;
+        for v in shuffled {
+            if voters.len() == n {
+                break;
+            }
+            if byz.contains(&v) {
+                if byz_in == f {
+                    continue;
+                }
+                byz_in += 1;
+            }
+            voters.push(v);
+        }
+        voters.sort_unstable();
+        let mut proposers: Vec<usize> = (0..cfg.proposers).collect();
+        proposers.shuffle(&mut rng);
+        cfg.sessions.push((proposers, voters));
+    }
+    for (_, a) in p.actions.iter_mut() {
+        if let Action::Restart { node, wipe } = a {
+            if *node >= cfg.proposers {
+                *wipe = false;
+            }
+        }
+    }
+}
+
 /// Draws the plan of `seed`.
 pub fn plan(seed: u64) -> SeedPlan {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5eed);
@@ -146,6 +210,8 @@ pub struct SeedResult {
     pub finalized: u64,
     /// Events simulated.
     pub events: u64,
+    /// Committee changes every honest node went through (smallest over nodes).
+    pub sessions_changed: u32,
 }
 
 /// Runs a plan: faults, then healing, then the liveness check (checker e).
@@ -176,11 +242,17 @@ pub fn run_plan(p: SeedPlan, trace: bool) -> (SeedResult, Sim) {
             ));
         }
     }
+    let sessions_changed = (0..sim.len())
+        .filter(|&i| sim.is_honest(i))
+        .filter_map(|i| sim.node(i).map(|n| n.epoch().session.saturating_sub(1)))
+        .min()
+        .unwrap_or(0);
     let r = SeedResult {
         seed,
         failure,
         finalized: sim.min_honest_finalized(),
         events: sim.events_processed,
+        sessions_changed,
     };
     (r, sim)
 }
@@ -194,7 +266,13 @@ pub fn run_seed_with(seed: u64, tweak: impl FnOnce(&mut SeedPlan)) -> SeedResult
 
 /// Runs one seed of the sweep; a panic anywhere in the run is reported as a failure.
 pub fn run_seed(seed: u64) -> SeedResult {
-    match std::panic::catch_unwind(|| run_seed_with(seed, |_| {})) {
+    run_seed_mode(seed, false)
+}
+
+/// Runs one seed, with committee changes when `reconfig` is set; a panic is reported
+/// as a failure of the seed.
+pub fn run_seed_mode(seed: u64, reconfig: bool) -> SeedResult {
+    match std::panic::catch_unwind(|| run_plan(plan_with(seed, reconfig), false).0) {
         Ok(r) => r,
         Err(e) => {
             let msg = e
@@ -207,6 +285,7 @@ pub fn run_seed(seed: u64) -> SeedResult {
                 failure: Some(format!("panic: {msg}")),
                 finalized: 0,
                 events: 0,
+                sessions_changed: 0,
             }
         }
     }

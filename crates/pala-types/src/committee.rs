@@ -204,6 +204,24 @@ impl Decode for Committee {
     }
 }
 
+/// Prefix of a committee-change transaction: the transaction is this tag followed by
+/// the canonical encoding of the next session's [`Committee`] (section 0.1 item 11).
+pub const COMMITTEE_CHANGE_TAG: &[u8] = b"PALA/COMMITTEE-CHANGE/1\0";
+
+/// Builds a committee-change transaction.
+pub fn committee_change_tx(c: &Committee) -> Vec<u8> {
+    let mut tx = COMMITTEE_CHANGE_TAG.to_vec();
+    c.encode(&mut tx);
+    tx
+}
+
+/// `None` if `tx` is not a committee-change transaction; otherwise the decoded committee
+/// or why it does not decode.
+pub fn parse_committee_change(tx: &[u8]) -> Option<Result<Committee, DecodeError>> {
+    tx.strip_prefix(COMMITTEE_CHANGE_TAG)
+        .map(Committee::from_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,189 @@
+//! Reconfiguration rules on single nodes (T-4, T-50; C-1..C-8).
+
+mod fixture;
+use fixture::*;
+use pala_core::*;
+use pala_types::*;
+use std::sync::Arc;
+
+fn fresher(blocks: &[&Arc<Block>], f: &Fixture) -> Message {
+    Message::FresherHead(FresherHeadResponse {
+        blocks: blocks
+            .iter()
+            .map(|b| NotarizedBlock {
+                block: (*b).clone(),
+                notarization: Some(f.nota(b)),
+            })
+            .collect(),
+        finalized: None,
+    })
+}
+
+/// A fixture with K = 2 and stop block = the 5th block of each session; session 2 has
+/// the same members (installed in the fixture's verifier only when `verify_s2`).
+fn fixture(verify_s2: bool) -> Fixture {
+    let mut f = Fixture::new(2, 3, 2);
+    f.cfg.stop_offset = 5;
+    let mut c2 = f.committee.clone();
+    c2.session = 2;
+    f.cfg.schedule.insert(2, c2.clone());
+    if verify_s2 {
+        f.verifier.install(c2);
+    }
+    f
+}
+
+#[test]
+fn t4_insert_after_stop_block_and_branch_resolution() {
+    let f = fixture(true);
+    let mut n = f.node(1); // standby proposer: stores, never votes
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    // A branch (1,2,1..3) off the stop block (1,1,5).
+    let br = f.chain(&c1[..5], Epoch::new(1, 2), 3);
+    for b in &c1[..5] {
+        f.deliver(&mut n, 0, 0, fresher(&[b], &f));
+    }
+    assert_eq!(n.finalized(), BlockSn::new(1, 1, 3));
+    // The branch is notarized first: (1,2,3) finalizes (1,2,1) and with it the stop block.
+    let outs = f.deliver(&mut n, 0, 0, fresher(&[&br[0], &br[1], &br[2]], &f));
+    assert_eq!(n.finalized(), BlockSn::new(1, 2, 1));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::CommitteeInstalled(c) if c.session == 2)));
+    assert_eq!(n.epoch(), Epoch::new(2, 1), "C-3: L := (S+1, 1)");
+    // While the finalized head is still in session 1, blocks hanging off the stop block
+    // are accepted (C-7a) even though they do not extend the finalized head.
+    f.deliver(&mut n, 0, 0, fresher(&[&c1[5], &c1[6]], &f));
+    assert!(n.chain().get(BlockSn::new(1, 1, 7)).is_some());
+    let h6 = c1[5].height();
+    // The new session's chain on (1,1,7) wins (C-7c): (2,1,3) notarized finalizes (2,1,1).
+    let s2 = f.chain(&c1[..7], Epoch::new(2, 1), 3);
+    let outs = f.deliver(&mut n, 0, 0, fresher(&[&s2[0], &s2[1], &s2[2]], &f));
+    assert_eq!(n.finalized(), BlockSn::new(2, 1, 1));
+    let refinalized: Vec<BlockSn> = finalized(&outs);
+    assert_eq!(
+        refinalized,
+        vec![
+            BlockSn::new(1, 1, 6),
+            BlockSn::new(1, 1, 7),
+            BlockSn::new(2, 1, 1)
+        ],
+        "the finalized block at the old height changes"
+    );
+    assert_eq!(
+        outs.iter()
+            .filter(|o| matches!(o, Output::Finalized { block, .. } if block.height() == h6))
+            .count(),
+        1
+    );
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::ReconfigurationEnded { session: 2 })));
+    // Afterwards a block extending the abandoned branch is rejected.
+    let ext = f.block(&br[2], BlockSn::new(1, 2, 4), vec![f.nota(&br[0])], None);
+    f.deliver(&mut n, 0, 0, fresher(&[&ext], &f));
+    assert!(n.chain().get(BlockSn::new(1, 2, 4)).is_none());
+}
+
+#[test]
+fn c2_no_transactions_after_the_stop_block() {
+    let f = fixture(true);
+    let mut n = f.node(1);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 5);
+    for b in &c1 {
+        f.deliver(&mut n, 0, 0, fresher(&[b], &f));
+    }
+    let with_tx = f.block_with(
+        &c1[4],
+        BlockSn::new(1, 1, 6),
+        vec![f.nota(&c1[3])],
+        None,
+        b"tx",
+    );
+    f.deliver(&mut n, 0, 0, fresher(&[&with_tx], &f));
+    assert!(n.chain().get(BlockSn::new(1, 1, 6)).is_none());
+    // A new session may not start before the stop block (C-4).
+    let early = f.chain(&c1[..3], Epoch::new(2, 1), 1);
+    f.deliver(&mut n, 0, 0, fresher(&[&early[0]], &f));
+    assert!(n.chain().get(BlockSn::new(2, 1, 1)).is_none());
+}
+
+#[test]
+fn t50_blocks_of_two_sessions_in_one_sync_message() {
+    let f = fixture(false); // the verifier does not know session 2 yet
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let s2 = f.chain(&c1[..7], Epoch::new(2, 1), 4);
+    let all: Vec<&Arc<Block>> = c1.iter().chain(&s2).collect();
+    let msg = f
+        .verifier
+        .verify(fresher(&all, &f))
+        .expect("the session-1 prefix verifies");
+    assert_eq!(
+        msg.deferred().len(),
+        4,
+        "session-2 blocks are kept aside (C-8)"
+    );
+    let mut n = f.node(2);
+    let outs = n.handle(0, Input::Message { from: f.id(0), msg });
+    assert_eq!(n.epoch(), Epoch::new(2, 1));
+    let installed = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::CommitteeInstalled(c) => Some((**c).clone()),
+            _ => None,
+        })
+        .expect("reconfiguration began");
+    let (from, blocks) = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Reverify { from, blocks } => Some((*from, blocks.clone())),
+            _ => None,
+        })
+        .expect("the buffered blocks come back for verification");
+    let mut v = f.verifier.clone();
+    v.install(installed);
+    let again = v
+        .verify(Message::FresherHead(FresherHeadResponse {
+            blocks,
+            finalized: None,
+        }))
+        .expect("verifiable after reconfiguration");
+    n.handle(0, Input::Message { from, msg: again });
+    assert_eq!(n.head(), BlockSn::new(2, 1, 4));
+    assert_eq!(n.finalized(), BlockSn::new(2, 1, 2));
+}
+
+#[test]
+fn t49_first_block_and_stop_block_finalized_together() {
+    let f = fixture(true);
+    let mut n = f.node(1);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let refs: Vec<&Arc<Block>> = c1.iter().collect();
+    f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+    assert_eq!(n.epoch(), Epoch::new(2, 1));
+    // Session 2: timeout blocks (2,1,1) <- (2,2,1) <- (2,3,1) <- (2,4,1), then epoch 5
+    // whose first block (2,5,1) is session 2's stop block (its 5th block).
+    let mut run: Vec<Arc<Block>> = c1[..7].to_vec();
+    let mut blocks = Vec::new();
+    for e in 1..=4 {
+        let b = f.chain(&run, Epoch::new(2, e), 1).remove(0);
+        run = vec![b.clone()];
+        blocks.push(b);
+    }
+    let e5 = f.chain(&run, Epoch::new(2, 5), 3);
+    blocks.extend(e5.iter().cloned());
+    let refs: Vec<&Arc<Block>> = blocks.iter().collect();
+    let outs = f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+    assert_eq!(n.finalized(), BlockSn::new(2, 5, 1));
+    let ended = outs
+        .iter()
+        .position(|o| matches!(o, Output::ReconfigurationEnded { session: 2 }));
+    let began = outs
+        .iter()
+        .position(|o| matches!(o, Output::CommitteeInstalled(c) if c.session == 3));
+    assert!(
+        ended.is_some() && began.is_some() && ended < began,
+        "end 1->2 first, then begin 2->3"
+    );
+    assert_eq!(n.epoch(), Epoch::new(3, 1));
+}
