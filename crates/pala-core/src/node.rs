@@ -1339,6 +1339,32 @@ impl Node {
         self.out.push(Output::RequestPayload { sn });
     }
 
+    /// N-4: signs `block`, starts collecting its votes (with this proposer's own share
+    /// of the notarization, D-12), remembers it as unnotarized and broadcasts it.
+    fn propose(&mut self, c: &Committee, block: Arc<Block>) -> Proposal {
+        let (sn, hash) = (block.sn(), block.hash());
+        let nid = self.cfg.network_id;
+        self.votes.insert(
+            sn,
+            VoteCollector {
+                hash,
+                signers: SignerBitmap::new(c.voters.len()),
+                aggregate: self.signer.sign(Domain::Vote, nid, &hash.0),
+                broadcast: false,
+                materialized: 0,
+            },
+        );
+        let proposal = Proposal {
+            proposer: self.me,
+            signature: self.signer.sign(Domain::Proposal, nid, &hash.0),
+            block,
+        };
+        self.unnotarized.insert(sn, proposal.clone());
+        self.out
+            .push(Output::Broadcast(Message::Proposal(proposal.clone())));
+        proposal
+    }
+
     /// Whether the block this proposer would make at `sn` lies after its session's
     /// stop block.
     fn after_stop_block(&self, sn: BlockSn) -> bool {
@@ -1365,29 +1391,9 @@ impl Node {
         };
         let mut s = 1;
         while let Some(b) = self.chain.block(BlockSn::at(epoch, s)).cloned() {
-            let hash = b.hash();
             let sn = b.sn();
             if self.chain.get(sn).is_none_or(|e| e.nota.is_none()) {
-                self.votes.insert(
-                    sn,
-                    VoteCollector {
-                        hash,
-                        signers: SignerBitmap::new(c.voters.len()),
-                        aggregate: self.signer.sign(Domain::Vote, self.cfg.network_id, &hash.0),
-                        broadcast: false,
-                        materialized: 0,
-                    },
-                );
-                let proposal = Proposal {
-                    proposer: self.me,
-                    signature: self
-                        .signer
-                        .sign(Domain::Proposal, self.cfg.network_id, &hash.0),
-                    block: b,
-                };
-                self.unnotarized.insert(sn, proposal.clone());
-                self.out
-                    .push(Output::Broadcast(Message::Proposal(proposal)));
+                self.propose(&c, b);
                 self.count("blocks_reproposed");
             }
             s += 1;
@@ -1499,32 +1505,12 @@ impl Node {
             txs,
             info,
         ));
-        let hash = block.hash();
         self.chain.insert(block.clone());
         self.persist(Record::Block(block.clone()));
         let Some(c) = self.committee(sn.epoch.session) else {
             return false;
         };
-        self.votes.insert(
-            sn,
-            VoteCollector {
-                hash,
-                signers: SignerBitmap::new(c.voters.len()),
-                aggregate: self.signer.sign(Domain::Vote, self.cfg.network_id, &hash.0),
-                broadcast: false,
-                materialized: 0,
-            },
-        );
-        let proposal = Proposal {
-            proposer: self.me,
-            signature: self
-                .signer
-                .sign(Domain::Proposal, self.cfg.network_id, &hash.0),
-            block,
-        };
-        self.unnotarized.insert(sn, proposal.clone());
-        self.out
-            .push(Output::Broadcast(Message::Proposal(proposal.clone())));
+        let proposal = self.propose(&c, block);
         self.count("blocks_proposed");
         if let Some(p) = self.production.as_mut() {
             p.next_s = sn.s + 1;

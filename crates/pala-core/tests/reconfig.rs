@@ -6,19 +6,6 @@ use pala_core::*;
 use pala_types::*;
 use std::sync::Arc;
 
-fn fresher(blocks: &[&Arc<Block>], f: &Fixture) -> Message {
-    Message::FresherHead(FresherHeadResponse {
-        blocks: blocks
-            .iter()
-            .map(|b| NotarizedBlock {
-                block: (*b).clone(),
-                notarization: Some(f.nota(b)),
-            })
-            .collect(),
-        finalized: None,
-    })
-}
-
 /// A fixture with K = 2 and stop block = the 5th block of each session; session 2 has
 /// the same members (installed in the fixture's verifier only when `verify_s2`).
 fn fixture(verify_s2: bool) -> Fixture {

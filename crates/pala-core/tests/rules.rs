@@ -8,19 +8,6 @@ use pala_types::insecure::InsecureTestScheme;
 use pala_types::*;
 use std::sync::Arc;
 
-fn fresher(blocks: &[&Arc<Block>], f: &Fixture) -> Message {
-    Message::FresherHead(FresherHeadResponse {
-        blocks: blocks
-            .iter()
-            .map(|b| NotarizedBlock {
-                block: (*b).clone(),
-                notarization: Some(f.nota(b)),
-            })
-            .collect(),
-        finalized: None,
-    })
-}
-
 /// F-B recomputed from scratch: the freshest notarized tip (e,t) with t > K finalizes (e,t-K).
 fn final_from_scratch(notarized: &[BlockSn], k: u32) -> Option<BlockSn> {
     let head = notarized.iter().max()?;
