@@ -358,6 +358,30 @@ impl Chain {
     }
 }
 
+/// F-3 (rewind, a recovery tool): after truncating the notarized chain to block `b`,
+/// the new finalized head is found by walking back from `b` over blocks with `S <= K` to
+/// the first block `(e, t)` with `t > K`, and taking `(e, t - K)`; pre-PaLa blocks are
+/// final. `parent` maps a stored block to its parent.
+pub fn rewind_finalized(
+    b: BlockSn,
+    k: u32,
+    parent: impl Fn(BlockSn) -> Option<BlockSn>,
+) -> BlockSn {
+    let mut sn = b;
+    loop {
+        if !sn.is_pala() {
+            return sn;
+        }
+        if sn.s > k {
+            return BlockSn::at(sn.epoch, sn.s - k);
+        }
+        match parent(sn) {
+            Some(p) => sn = p,
+            None => return sn,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +460,41 @@ mod tests {
         // Late votes replace a notarization without moving the head.
         assert_eq!(c.attach(nota(&b31, 4)), Attach::Stored);
         assert_eq!(c.attach(nota(&b31, 4)), Attach::Ignored);
+    }
+
+    #[test]
+    fn t8_rewind() {
+        // K = 1; chain (1,1,1..5) and (1,2,1..5) with (1,2,1) on (1,1,5).
+        let parent = |sn: BlockSn| -> Option<BlockSn> {
+            Some(match (sn.epoch.e, sn.s) {
+                (_, 0) => return None,
+                (1, 1) => BlockSn::GENESIS,
+                (2, 1) => BlockSn::new(1, 1, 5),
+                (e, s) => BlockSn::new(1, e, s - 1),
+            })
+        };
+        let r = |b| rewind_finalized(b, 1, parent);
+        assert_eq!(
+            r(BlockSn::new(1, 2, 5)),
+            BlockSn::new(1, 2, 4),
+            "same height"
+        );
+        assert_eq!(
+            r(BlockSn::new(1, 2, 3)),
+            BlockSn::new(1, 2, 2),
+            "to a normal block"
+        );
+        assert_eq!(
+            r(BlockSn::new(1, 2, 1)),
+            BlockSn::new(1, 1, 4),
+            "to a timeout block"
+        );
+        assert_eq!(
+            r(BlockSn::new(1, 1, 4)),
+            BlockSn::new(1, 1, 3),
+            "to the previous epoch"
+        );
+        assert_eq!(r(BlockSn::new(1, 1, 1)), BlockSn::GENESIS);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod io;
 pub mod node;
 pub mod verify;
 
+pub use chain::rewind_finalized;
 #[cfg(feature = "mutations")]
 pub use config::Mutation;
 pub use config::{CoreConfig, Tick};

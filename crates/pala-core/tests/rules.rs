@@ -636,3 +636,63 @@ fn t35_unnotarized_proposals_to_a_new_voter_once_per_cool_down() {
     });
     assert_eq!(count(&outs), 0, "not resent within the cool-down");
 }
+
+#[test]
+fn t9_epoch_is_persisted_with_its_proof_never_regresses_and_serves_older_sessions() {
+    let f = Fixture::new(1, 3, 2);
+    let mut v = f.node(1);
+    let outs = f.deliver(
+        &mut v,
+        0,
+        0,
+        Message::ClockNotarization(f.cnota(Epoch::new(1, 3))),
+    );
+    let persisted: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Persist(Record::Epoch { epoch, clock }) => {
+                Some((*epoch, clock.as_ref().map(|c| c.epoch)))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(persisted, vec![(Epoch::new(1, 3), Some(Epoch::new(1, 3)))]);
+    // An older clock notarization never moves the epoch back.
+    f.deliver(
+        &mut v,
+        0,
+        0,
+        Message::ClockNotarization(f.cnota(Epoch::new(1, 2))),
+    );
+    assert_eq!(v.epoch(), Epoch::new(1, 3));
+    // A restart keeps the persisted epoch (section 0.1 item 8) even though the head is
+    // still in (0,0).
+    let mut cs = Committees::default();
+    cs.install(&f.scheme, f.committee.clone());
+    let params = NodeParams {
+        config: f.cfg.clone(),
+        signer: Arc::new(f.keys[1].clone()),
+        scheme: Arc::new(f.scheme.clone()),
+        committees: cs,
+        genesis: f.genesis.clone(),
+        archive: Arc::new(NoArchive),
+    };
+    let mut r = Node::recover(
+        params,
+        Recovered {
+            epoch: Some((Epoch::new(1, 3), Some(f.cnota(Epoch::new(1, 3))))),
+            ..Recovered::default()
+        },
+    );
+    assert_eq!(r.epoch(), Epoch::new(1, 3));
+    // Epoch sync serves the proof of the current epoch.
+    let outs = f.deliver(&mut r, 0, 0, Message::GetEpoch(Epoch::new(1, 1)));
+    let resp = sends(&outs)
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::Epoch(e) => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(resp.clock.map(|c| c.epoch), Some(Epoch::new(1, 3)));
+}
