@@ -212,6 +212,9 @@ fn run_sweep(seeds: u64, from: u64, reconfig: bool) -> Result<()> {
         .filter_map(|seed| {
             let r = sweep::run_seed_mode(seed, reconfig);
             min_changes.fetch_min(r.sessions_changed, Ordering::Relaxed);
+            if reconfig && r.sessions_changed < 5 && r.failure.is_none() {
+                println!("seed {seed}: only {} committee changes completed by every honest node", r.sessions_changed);
+            }
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             if n % 1000 == 0 {
                 eprintln!("... {n}/{seeds} seeds ({:.0} s)", t.elapsed().as_secs_f64());

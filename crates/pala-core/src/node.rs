@@ -747,7 +747,8 @@ impl Node {
         // C-5 before C-3: a single step can end one reconfiguration and begin the next.
         if let Some(r) = self.reconfig_root {
             if target.epoch.session > r.epoch.session {
-                self.end_reconfiguration();
+                // Keep the new stop block as the root if this step also reached it.
+                self.end_reconfiguration(stop.unwrap_or(target));
             }
         }
         if let Some(st) = stop {
@@ -863,11 +864,12 @@ impl Node {
         }
     }
 
-    /// C-5: the new session has a final block.
-    fn end_reconfiguration(&mut self) {
+    /// C-5: the new session has a final block; `new_root` is the finalized head, or the
+    /// next session's stop block when the same step finalized it (T-49).
+    fn end_reconfiguration(&mut self, new_root: BlockSn) {
         self.reconfig_root = None;
         let fin = self.chain.finalized();
-        self.chain.reroot(fin);
+        self.chain.reroot(new_root);
         // keep the committees of the last two sessions.
         self.committees
             .retain_from(fin.epoch.session.saturating_sub(1).max(1));

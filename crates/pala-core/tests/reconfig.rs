@@ -174,3 +174,30 @@ fn t49_first_block_and_stop_block_finalized_together() {
     );
     assert_eq!(n.epoch(), Epoch::new(3, 1));
 }
+
+/// Regression (found by the reconfiguration sweep): a fresh node whose very first
+/// finalization jumps past the stop block must still begin reconfiguration.
+#[test]
+fn first_finalization_past_the_stop_block_reconfigures() {
+    let mut f = fixture(true);
+    f.cfg.k = 8;
+    let mut n = f.node(1);
+    let c = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 14);
+    for b in &c {
+        f.deliver(&mut n, 0, 0, Message::Proposal(f.proposal(b)));
+    }
+    assert_eq!(
+        n.head(),
+        BlockSn::new(1, 1, 6),
+        "embedded notarizations of (1,1,9..14)"
+    );
+    assert_eq!(n.finalized(), BlockSn::GENESIS);
+    // Notarizations arrive newest first; (1,1,7) connects them all at once and the first
+    // finalization moves straight to (1,1,6), past the stop block (1,1,5).
+    for b in c[6..].iter().rev() {
+        f.deliver(&mut n, 0, 0, Message::Notarization(f.nota(b)));
+    }
+    assert_eq!(n.head(), BlockSn::new(1, 1, 14));
+    assert_eq!(n.finalized(), BlockSn::new(1, 1, 6));
+    assert_eq!(n.epoch(), Epoch::new(2, 1), "reconfiguration began");
+}
