@@ -4,6 +4,10 @@ mod bench_cli;
 mod node_cli;
 
 use anyhow::{bail, Result};
+
+/// mimalloc: many small allocations on the hot paths, across threads.
+#[global_allocator]
+static GLOBAL: pala_node::Allocator = pala_node::Allocator;
 use clap::{Parser, Subcommand};
 use pala_sim::{bench, scenarios, sweep};
 use rayon::prelude::*;
@@ -105,7 +109,11 @@ fn sim(cmd: SimCmd) -> Result<()> {
             seed,
             trace,
         } => run_scenario(&scenario, seed, trace),
-        SimCmd::Sweep { seeds, from, reconfig } => run_sweep(seeds, from, reconfig),
+        SimCmd::Sweep {
+            seeds,
+            from,
+            reconfig,
+        } => run_sweep(seeds, from, reconfig),
         SimCmd::Bench {
             voters,
             delay_ms,
@@ -137,7 +145,11 @@ fn sim(cmd: SimCmd) -> Result<()> {
                 r.voter_p99_ms,
                 5 * delay_ms
             );
-            let rss: Vec<String> = r.rss_samples.iter().map(|(b, kib)| format!("{b}:{}MiB", kib / 1024)).collect();
+            let rss: Vec<String> = r
+                .rss_samples
+                .iter()
+                .map(|(b, kib)| format!("{b}:{}MiB", kib / 1024))
+                .collect();
             println!("resident memory by finalized blocks: {}", rss.join(" "));
             println!("proposer core buffers at the end: {:?}", r.core_buffers);
             println!(

@@ -1,4 +1,4 @@
-//! Operator commands: keygen, testnet, node, demo, inspect (owned by the node work).
+//! Operator commands: keygen, testnet, node, demo (from `pala-node`), inspect.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -6,11 +6,13 @@ use clap::Subcommand;
 /// Operator subcommands.
 #[derive(Subcommand)]
 pub enum NodeCmd {
-    /// Prints the data directory summary (placeholder until the node lands).
+    /// Prints a summary of a node's data directory (segments, heads, epoch, recovery).
     Inspect {
         /// Data directory.
         datadir: std::path::PathBuf,
     },
+    #[command(flatten)]
+    Operator(pala_node::cli::OperatorCmd),
 }
 
 /// Runs an operator subcommand.
@@ -20,5 +22,6 @@ pub fn run(cmd: NodeCmd) -> Result<()> {
             println!("{}", pala_storage::inspect(&datadir)?);
             Ok(())
         }
+        NodeCmd::Operator(cmd) => pala_node::cli::run(cmd),
     }
 }

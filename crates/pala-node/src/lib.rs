@@ -1,1 +1,25 @@
-//! The PaLa validator runtime (in progress).
+//! The PaLa validator runtime.
+//!
+//! [`runtime::RunningNode`] wires the deterministic core (`pala-core`) to the network
+//! (`pala-net`), the storage (`pala-storage`), a rayon pool for signature verification, the
+//! mempool, the application and the HTTP API. Configuration is [`config::Config`]; the
+//! operator commands (`keygen`, `testnet`, `node`, `demo`) are in [`cli`].
+//!
+//! The binary that embeds this crate should use [`Allocator`] as its global allocator:
+//! `#[global_allocator] static GLOBAL: pala_node::Allocator = pala_node::Allocator;`
+//! (mimalloc: the node allocates many short-lived messages from several threads).
+
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod genesis;
+pub mod http;
+pub mod mempool;
+pub mod metrics;
+pub mod runtime;
+
+/// The global allocator the node binaries use (mimalloc).
+pub use mimalloc::MiMalloc as Allocator;

@@ -1,0 +1,436 @@
+//! `pala demo`: a local cluster of separate node processes on loopback (real TLS, real
+//! storage in a temporary directory), a transaction load, live progress and a summary.
+
+use crate::app::KvTx;
+use crate::cli::fast_template;
+use crate::genesis::{free_port_range, testnet, TestnetParams};
+use crate::http::{get_json, request, submit_txs};
+use crate::metrics::{parse_buckets, parse_value, quantile, LATENCY_BOUNDS};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Arguments of `demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Seconds of load after the cluster is up.
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Voters.
+    #[arg(long, default_value_t = 4)]
+    pub voters: usize,
+    /// Proposers.
+    #[arg(long, default_value_t = 2)]
+    pub proposers: usize,
+    /// Offered load in transactions per second (spread over all nodes).
+    #[arg(long, default_value_t = 2000)]
+    pub rate: u64,
+    /// K, outstanding unnotarized proposals.
+    #[arg(long, default_value_t = 4)]
+    pub k: u32,
+    /// Keep the cluster directory (keys, configs, data, logs) instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+    /// Write the summary as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Kill the primary proposer (SIGKILL) after this many seconds of load, to show the
+    /// epoch change and the standby proposer taking over.
+    #[arg(long)]
+    pub kill_primary_after: Option<u64>,
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    http: SocketAddr,
+    cpu_s: f64,
+    peak_rss_kb: u64,
+}
+
+fn proc_stats(pid: u32) -> (f64, u64) {
+    // SAFETY: sysconf has no preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let u: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            Some((u + st) / tck)
+        })
+        .unwrap_or(0.0);
+    let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
+    (cpu, hwm)
+}
+
+fn metrics_text(addr: SocketAddr) -> String {
+    request(addr, "GET", "/metrics", None)
+        .map(|(_, b)| b)
+        .unwrap_or_default()
+}
+
+fn merged(texts: &[String], name: &str) -> Vec<(f64, u64)> {
+    let mut acc: Vec<(f64, u64)> = LATENCY_BOUNDS
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .map(|b| (b, 0))
+        .collect();
+    for t in texts {
+        for (i, (_, c)) in parse_buckets(t, name).into_iter().enumerate() {
+            if let Some(a) = acc.get_mut(i) {
+                a.1 += c;
+            }
+        }
+    }
+    acc
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|s| format!("{:.0} ms", s * 1000.0))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// Runs the demo.
+pub fn run(a: DemoArgs) -> Result<()> {
+    if a.voters == 0 || a.proposers == 0 {
+        bail!("--voters and --proposers must be at least 1");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    let n = a.voters + a.proposers;
+    let dir = tempfile::Builder::new()
+        .prefix("pala-demo-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let root = dir.path().to_path_buf();
+    // One range for both, so the two cannot overlap.
+    let p2p = free_port_range(a.proposers + n)?;
+    let http = p2p + a.proposers as u16;
+    let mut template = fast_template();
+    template.consensus.k = a.k;
+    template.log.level = "warn,pala_node=info".into();
+    let t = testnet(&TestnetParams {
+        voters: a.voters,
+        proposers: a.proposers,
+        out: root.clone(),
+        network_id: 7,
+        p2p_base_port: p2p,
+        http_base_port: http,
+        template: Some(template),
+    })?;
+    println!(
+        "pala demo: {} proposers + {} voters as separate processes on 127.0.0.1, TLS 1.3, storage in {}",
+        a.proposers,
+        a.voters,
+        root.display()
+    );
+    let exe = std::env::current_exe().context("locating the pala executable")?;
+    let mut procs = Vec::new();
+    for (i, cfg) in t.configs.iter().enumerate() {
+        let name = cfg
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let log = std::fs::File::create(root.join(format!("{name}.log")))?;
+        // Own process group: Ctrl-C reaches only the demo, which then collects the final
+        // figures and stops the nodes with SIGTERM itself.
+        let child = Command::new(&exe)
+            .process_group(0)
+            .arg("node")
+            .arg("--config")
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        procs.push(Proc {
+            name,
+            child,
+            http: t.http[i].parse()?,
+            cpu_s: 0.0,
+            peak_rss_kb: 0,
+        });
+    }
+    let result = drive(&a, &root, &mut procs, &stop);
+    // Clean stop: SIGTERM, then wait; SIGKILL only for a node that hangs.
+    for p in &procs {
+        // SAFETY: kill with a pid of our own child.
+        unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut unclean = Vec::new();
+    for p in &mut procs {
+        loop {
+            match p.child.try_wait() {
+                Ok(Some(st)) => {
+                    if !st.success() && st.code().is_some() {
+                        unclean.push(format!("{} exited with {st}", p.name));
+                    }
+                    break;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    let _ = p.child.kill();
+                    let _ = p.child.wait();
+                    unclean.push(format!(
+                        "{} did not stop within 15 s and was killed",
+                        p.name
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    if a.keep {
+        let kept = dir.keep();
+        println!("cluster directory kept: {}", kept.display());
+    }
+    for u in &unclean {
+        println!("warning: {u}");
+    }
+    result
+}
+
+fn drive(a: &DemoArgs, root: &Path, procs: &mut [Proc], stop: &Arc<AtomicBool>) -> Result<()> {
+    let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.http).collect();
+    print!("starting nodes");
+    let t0 = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            println!();
+            return Ok(());
+        }
+        for p in procs.iter_mut() {
+            if let Ok(Some(st)) = p.child.try_wait() {
+                bail!(
+                    "node {} exited during start-up ({st}); its log: {}",
+                    p.name,
+                    root.join(format!("{}.log", p.name)).display()
+                );
+            }
+        }
+        let ready = addrs.iter().all(|h| {
+            get_json(*h, "/status")
+                .map(|(_, v)| v["finalized_height"].as_u64().unwrap_or(0) > 0)
+                .unwrap_or(false)
+        });
+        if ready {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "the cluster did not finalize a block within 60 s; logs in {}",
+                root.display()
+            );
+        }
+        print!(".");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    println!(
+        " up in {:.1} s; driving {} tx/s for {} s (Ctrl-C stops)",
+        t0.elapsed().as_secs_f64(),
+        a.rate,
+        a.duration
+    );
+    let height0 = status_height(addrs[0]);
+    let txs0 = parse_value(&metrics_text(addrs[0]), "pala_finalized_txs_total").unwrap_or(0.0);
+
+    // Load: every 50 ms a batch to the next node, round-robin over all nodes.
+    let sent = Arc::new(AtomicU64::new(0));
+    let load_stop = Arc::new(AtomicBool::new(false));
+    let loader = {
+        let sent = sent.clone();
+        let load_stop = load_stop.clone();
+        let stop = stop.clone();
+        let addrs = addrs.clone();
+        let rate = a.rate;
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut i: u64 = 0;
+            let mut tick: u64 = 0;
+            while !load_stop.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                tick += 1;
+                let due = rate * tick / 20;
+                let batch: Vec<KvTx> = (i..due)
+                    .map(|j| KvTx {
+                        k: format!("key-{}", j % 10_000),
+                        v: format!("value-{j}"),
+                        n: j,
+                    })
+                    .collect();
+                let to = addrs[(tick as usize) % addrs.len()];
+                if !batch.is_empty() {
+                    if let Ok(acc) = submit_txs(to, &batch) {
+                        sent.fetch_add(acc.len() as u64, Ordering::Relaxed);
+                    }
+                }
+                i = due;
+                let next = start + Duration::from_millis(50 * tick);
+                if let Some(d) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d);
+                }
+            }
+        })
+    };
+
+    let load_start = Instant::now();
+    let mut last = (Instant::now(), height0, txs0);
+    let mut killed = false;
+    println!(
+        "{:>5}  {:>9}  {:>8}  {:>8}  {:>9}  {:>9}  {:>6}  {:>5}",
+        "t(s)", "finalized", "blocks/s", "tx/s", "p50 final", "p99 final", "epoch", "peers"
+    );
+    while load_start.elapsed() < Duration::from_secs(a.duration) && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(after) = a.kill_primary_after {
+            if !killed && load_start.elapsed() >= Duration::from_secs(after) {
+                killed = true;
+                // SAFETY: kill with a pid of our own child.
+                unsafe { libc::kill(procs[0].child.id() as i32, libc::SIGKILL) };
+                println!("  -- killed {} (SIGKILL); the standby proposer should take over after the voter timeout", procs[0].name);
+            }
+        }
+        let live: Vec<SocketAddr> = procs
+            .iter_mut()
+            .filter_map(|p| matches!(p.child.try_wait(), Ok(None)).then_some(p.http))
+            .collect();
+        let Some(obs) = live
+            .iter()
+            .copied()
+            .find(|h| get_json(*h, "/status").is_ok())
+        else {
+            println!("no node answers; stopping");
+            break;
+        };
+        let (_, st) = get_json(obs, "/status")?;
+        let h = st["finalized_height"].as_u64().unwrap_or(0);
+        let texts: Vec<String> = live.iter().map(|h| metrics_text(*h)).collect();
+        let txs = texts
+            .iter()
+            .filter_map(|t| parse_value(t, "pala_finalized_txs_total"))
+            .fold(0.0, f64::max);
+        let lat = merged(&texts, "pala_tx_finality_latency_seconds");
+        let dt = last.0.elapsed().as_secs_f64();
+        println!(
+            "{:>5.0}  {:>9}  {:>8.1}  {:>8.0}  {:>9}  {:>9}  {:>6}  {:>5}",
+            load_start.elapsed().as_secs_f64(),
+            h,
+            (h.saturating_sub(last.1)) as f64 / dt,
+            (txs - last.2).max(0.0) / dt,
+            ms(quantile(&lat, 0.5)),
+            ms(quantile(&lat, 0.99)),
+            format!("{},{}", st["epoch"][0], st["epoch"][1]),
+            st["peers"].as_array().map_or(0, |p| p.len()),
+        );
+        last = (Instant::now(), h, txs);
+    }
+    load_stop.store(true, Ordering::Relaxed);
+    let _ = loader.join();
+    let load_secs = load_start.elapsed().as_secs_f64();
+    // Let the transactions in flight finalize.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let live: Vec<usize> = (0..procs.len())
+        .filter(|i| matches!(procs[*i].child.try_wait(), Ok(None)))
+        .collect();
+    let texts: Vec<String> = live.iter().map(|i| metrics_text(procs[*i].http)).collect();
+    for i in &live {
+        let (cpu, rss) = proc_stats(procs[*i].child.id());
+        procs[*i].cpu_s = cpu;
+        procs[*i].peak_rss_kb = rss;
+    }
+    let obs = live.first().map(|i| procs[*i].http).unwrap_or(addrs[0]);
+    let h_end = status_height(obs);
+    let txs_end = texts
+        .iter()
+        .filter_map(|t| parse_value(t, "pala_finalized_txs_total"))
+        .fold(0.0, f64::max);
+    let tx_lat = merged(&texts, "pala_tx_finality_latency_seconds");
+    let blk_lat = merged(&texts, "pala_block_finality_latency_seconds");
+    let blocks = h_end.saturating_sub(height0);
+    let txs = (txs_end - txs0).max(0.0);
+    let submitted = sent.load(Ordering::Relaxed);
+    println!();
+    println!(
+        "summary ({} proposers, {} voters, K = {}, {:.1} s of load, {} tx submitted)",
+        a.proposers, a.voters, a.k, load_secs, submitted
+    );
+    println!(
+        "  finalized transactions/s : {:.0}   ({} finalized)",
+        txs / load_secs,
+        txs as u64
+    );
+    println!(
+        "  finalized blocks/s       : {:.1}   (height {} -> {})",
+        blocks as f64 / load_secs,
+        height0,
+        h_end
+    );
+    println!("  tx finality latency      : p50 {}, p99 {}   (submission to applied, at the receiving node)", ms(quantile(&tx_lat, 0.5)), ms(quantile(&tx_lat, 0.99)));
+    println!(
+        "  block finality latency   : p50 {}, p99 {}   (block timestamp to finalized, all nodes)",
+        ms(quantile(&blk_lat, 0.5)),
+        ms(quantile(&blk_lat, 0.99))
+    );
+    println!("  per node                 : CPU s / 1000 finalized blocks, peak RSS");
+    let total_height = h_end.max(1);
+    let mut per_node = Vec::new();
+    for i in &live {
+        let p = &procs[*i];
+        let per1000 = p.cpu_s / (total_height as f64 / 1000.0);
+        println!(
+            "    {:<10} {:>7.2} CPU s/1000 blocks ({:.1} CPU s for {} blocks), peak RSS {:.1} MiB",
+            p.name,
+            per1000,
+            p.cpu_s,
+            total_height,
+            p.peak_rss_kb as f64 / 1024.0
+        );
+        per_node.push(serde_json::json!({"node": p.name, "cpu_s": p.cpu_s, "cpu_s_per_1000_blocks": per1000, "peak_rss_kib": p.peak_rss_kb}));
+    }
+    if let Some(path) = &a.json {
+        let v = serde_json::json!({
+            "proposers": a.proposers, "voters": a.voters, "k": a.k, "load_seconds": load_secs,
+            "offered_tx_per_s": a.rate, "submitted": submitted,
+            "finalized_tx_per_s": txs / load_secs, "finalized_blocks_per_s": blocks as f64 / load_secs,
+            "tx_latency_p50_s": quantile(&tx_lat, 0.5), "tx_latency_p99_s": quantile(&tx_lat, 0.99),
+            "block_latency_p50_s": quantile(&blk_lat, 0.5), "block_latency_p99_s": quantile(&blk_lat, 0.99),
+            "nodes": per_node,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
+    }
+    if blocks == 0 {
+        bail!(
+            "no block was finalized during the load; logs in {}",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+fn status_height(addr: SocketAddr) -> u64 {
+    get_json(addr, "/status")
+        .map(|(_, v)| v["finalized_height"].as_u64().unwrap_or(0))
+        .unwrap_or(0)
+}

@@ -1,0 +1,295 @@
+//! The genesis file (network id, genesis payload, committee of session 1) and the
+//! operator set-up commands built on it: `keygen` and `testnet`.
+
+use crate::config::{Config, HttpSection, NetworkSection, NodeSection};
+use anyhow::{bail, Context, Result};
+use pala_crypto::{validate_committee, BlsSigner, PublicIdentity};
+use pala_types::{Block, Committee, Member, VoteCounting};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One committee member as written in the genesis file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisMember {
+    /// The public identity line printed by `pala keygen`.
+    pub identity: String,
+    /// "host:port" of a proposer's peer-to-peer listener (empty for voters).
+    #[serde(default)]
+    pub address: String,
+}
+
+/// The genesis file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisFile {
+    /// Network id: part of every signature domain and of the handshake.
+    pub network_id: u64,
+    /// Payload of the genesis block (distinguishes networks with the same committee).
+    pub payload: String,
+    /// Proposers of session 1, in rotation order.
+    pub proposers: Vec<GenesisMember>,
+    /// Voters of session 1.
+    pub voters: Vec<GenesisMember>,
+}
+
+/// A loaded and validated genesis.
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    /// Network id.
+    pub network_id: u64,
+    /// The genesis block.
+    pub block: Arc<Block>,
+    /// The committee of session 1 (proofs of possession checked).
+    pub committee: Committee,
+}
+
+impl GenesisFile {
+    /// Reads a genesis file.
+    pub fn read(path: &Path) -> Result<GenesisFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read genesis file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("genesis file {} is invalid", path.display()))
+    }
+
+    /// Validates the members and builds the committee.
+    pub fn load(&self) -> Result<Genesis> {
+        let member = |kind: &str, i: usize, m: &GenesisMember| -> Result<Member> {
+            let id = PublicIdentity::from_line(&m.identity)
+                .with_context(|| format!("genesis {kind}[{i}].identity"))?;
+            if id.network_id != self.network_id {
+                bail!(
+                    "genesis {kind}[{i}].identity is for network {}, the genesis is for network {}",
+                    id.network_id,
+                    self.network_id
+                );
+            }
+            Ok(Member::new(
+                id.public_key,
+                id.proof_of_possession,
+                1,
+                m.address.clone(),
+            ))
+        };
+        let proposers = self
+            .proposers
+            .iter()
+            .enumerate()
+            .map(|(i, m)| member("proposers", i, m))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, p) in proposers.iter().enumerate() {
+            if p.address.parse::<std::net::SocketAddr>().is_err() {
+                bail!(
+                    "genesis proposers[{i}].address `{}`: expected \"ip:port\"",
+                    p.address
+                );
+            }
+        }
+        let voters = self
+            .voters
+            .iter()
+            .enumerate()
+            .map(|(i, m)| member("voters", i, m))
+            .collect::<Result<Vec<_>>>()?;
+        let committee = Committee {
+            session: 1,
+            proposers,
+            voters,
+            counting: VoteCounting::Seat,
+        };
+        validate_committee(&committee, self.network_id)
+            .map_err(|e| anyhow::anyhow!("genesis committee is invalid: {e}"))?;
+        Ok(Genesis {
+            network_id: self.network_id,
+            block: Arc::new(Block::genesis(self.payload.as_bytes().to_vec())),
+            committee,
+        })
+    }
+}
+
+/// `pala keygen`: writes a new secret key (mode 0600) and returns the public identity line.
+pub fn keygen(out: &Path, network_id: u64) -> Result<String> {
+    let signer = BlsSigner::generate();
+    signer
+        .secret_key()
+        .save(out)
+        .with_context(|| format!("cannot write key file {}", out.display()))?;
+    let line = signer.identity(network_id).to_line();
+    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
+    std::fs::write(&pub_path, format!("{line}\n"))
+        .with_context(|| format!("cannot write {}", pub_path.display()))?;
+    Ok(line)
+}
+
+/// Parameters of `pala testnet`.
+#[derive(Clone, Debug)]
+pub struct TestnetParams {
+    /// Voters.
+    pub voters: usize,
+    /// Proposers.
+    pub proposers: usize,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Network id.
+    pub network_id: u64,
+    /// First peer-to-peer port (proposers use base, base+1, ...).
+    pub p2p_base_port: u16,
+    /// First HTTP port (node i uses base+i).
+    pub http_base_port: u16,
+    /// Applied to every node's config (timers, block limits).
+    pub template: Option<Config>,
+}
+
+/// What `testnet` wrote.
+#[derive(Clone, Debug)]
+pub struct Testnet {
+    /// One config path per node, proposers first.
+    pub configs: Vec<PathBuf>,
+    /// HTTP address of each node.
+    pub http: Vec<String>,
+    /// Number of proposers (the first configs).
+    pub proposers: usize,
+}
+
+/// `pala testnet`: keys, genesis and one config per node on loopback.
+pub fn testnet(p: &TestnetParams) -> Result<Testnet> {
+    if p.voters == 0 || p.proposers == 0 {
+        bail!("a testnet needs at least one proposer and one voter");
+    }
+    let n = p.proposers + p.voters;
+    if p.p2p_base_port as usize + p.proposers > 65535 || p.http_base_port as usize + n > 65535 {
+        bail!("ports out of range: lower --p2p-port or --http-port");
+    }
+    std::fs::create_dir_all(p.out.join("keys"))
+        .with_context(|| format!("cannot create {}", p.out.display()))?;
+    let mut names = Vec::new();
+    let mut lines = Vec::new();
+    for i in 0..n {
+        let name = if i < p.proposers {
+            format!("proposer{i}")
+        } else {
+            format!("voter{}", i - p.proposers)
+        };
+        let key = p.out.join("keys").join(format!("{name}.key"));
+        lines.push(keygen(&key, p.network_id)?);
+        names.push(name);
+    }
+    let p2p = |i: usize| format!("127.0.0.1:{}", p.p2p_base_port as usize + i);
+    let http = |i: usize| format!("127.0.0.1:{}", p.http_base_port as usize + i);
+    let genesis = GenesisFile {
+        network_id: p.network_id,
+        payload: format!("pala-testnet-{}", p.network_id),
+        proposers: (0..p.proposers)
+            .map(|i| GenesisMember {
+                identity: lines[i].clone(),
+                address: p2p(i),
+            })
+            .collect(),
+        voters: (p.proposers..n)
+            .map(|i| GenesisMember {
+                identity: lines[i].clone(),
+                address: String::new(),
+            })
+            .collect(),
+    };
+    let text = toml::to_string(&genesis).context("encoding genesis")?;
+    std::fs::write(p.out.join("genesis.toml"), text).context("writing genesis.toml")?;
+    let forward: Vec<String> = (0..p.proposers).map(http).collect();
+    let mut configs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut cfg = p.template.clone().unwrap_or_else(|| Config {
+            node: NodeSection {
+                key_file: PathBuf::new(),
+                data_dir: PathBuf::new(),
+                genesis_file: PathBuf::new(),
+            },
+            network: Default::default(),
+            consensus: Default::default(),
+            runtime: Default::default(),
+            mempool: Default::default(),
+            block: Default::default(),
+            http: Default::default(),
+            log: Default::default(),
+        });
+        cfg.node = NodeSection {
+            key_file: PathBuf::from(format!("keys/{name}.key")),
+            data_dir: PathBuf::from(format!("data/{name}")),
+            genesis_file: PathBuf::from("genesis.toml"),
+        };
+        cfg.network = NetworkSection {
+            listen: if i < p.proposers {
+                p2p(i)
+            } else {
+                String::new()
+            },
+            ..cfg.network
+        };
+        cfg.http = HttpSection {
+            listen: http(i),
+            forward_to: forward.clone(),
+            ..cfg.http
+        };
+        let path = p.out.join(format!("{name}.toml"));
+        let body = format!(
+            "# pala node `{name}` of a loopback testnet (keys: keys/, genesis: genesis.toml).\n\
+             # Every key is documented in docs/operators.md; PALA_<SECTION>_<KEY> overrides.\n{}",
+            cfg.to_toml()
+        );
+        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+        configs.push(path);
+    }
+    Ok(Testnet {
+        configs,
+        http: (0..n).map(http).collect(),
+        proposers: p.proposers,
+    })
+}
+
+/// Whether `127.0.0.1:port` can be bound *without* `SO_REUSEADDR`, i.e. also not held by a
+/// connection in TIME_WAIT (which would make the network layer's listener fail).
+fn port_free(port: u16) -> bool {
+    // SAFETY: plain socket calls on a descriptor we own and close.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return false;
+        }
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_port = port.to_be();
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let rc = libc::bind(
+            fd,
+            &addr as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        libc::close(fd);
+        rc == 0
+    }
+}
+
+/// Finds `n` consecutive free loopback ports, starting the search at an offset that
+/// differs between processes and calls, so clusters started one after another do not
+/// reuse ports still in TIME_WAIT.
+pub fn free_port_range(n: usize) -> Result<u16> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let span = 30000u64;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    let seed = (std::process::id() as u64)
+        .wrapping_mul(7919)
+        .wrapping_add(nanos)
+        .wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed) * 211);
+    for attempt in 0..500u64 {
+        let base = 20000 + (seed + attempt * 151) % (span - n as u64);
+        let base = base as u16;
+        if (0..n).all(|i| port_free(base + i as u16)) {
+            return Ok(base);
+        }
+    }
+    bail!("no range of {n} free loopback ports found")
+}

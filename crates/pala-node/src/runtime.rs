@@ -1,0 +1,1058 @@
+//! The node runtime: stages, executors and the routing of the core's outputs.
+//!
+//! ```text
+//!  pala-net executors ──events──► ingress (batches, rayon verify pool) ──► consensus executor
+//!        ▲                                                                      │ │ │
+//!        └───────────── commands (released after durability) ◄─────────────────┘ │ │
+//!                              storage executor ◄── record groups ────────────────┘ │
+//!                              (append, one fdatasync, durable seq) ──► wakes ──────┘
+//!  application thread ◄── finalized blocks (released after durability) ◄────────────┘
+//! ```
+//!
+//! Persist-before-send: every `Persist` output gets a sequence number; every later send,
+//! broadcast or finalized block is queued behind it and released, in order, only when the
+//! storage stage reports that sequence durable. The consensus stage does not wait for the
+//! disk itself, so while one group is being fsynced the next one is being built (group
+//! commit). All channels are bounded; a stage that has nothing to do blocks on its
+//! channel (no spinning).
+
+use crate::app::{Application, KvStore};
+use crate::config::Config;
+use crate::genesis::{Genesis, GenesisFile};
+use crate::mempool::Mempool;
+use crate::metrics::{Metrics, StatusView};
+use anyhow::{anyhow, bail, Context, Result};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use pala_core::{
+    BlockArchive, Committees, Input, MessageVerifier, Node, NodeParams, Output, Record, Recovered,
+    TimerKind,
+};
+use pala_crypto::{BlsScheme, BlsSigner};
+use pala_net::{
+    Admission, AdmitAll, CommitteeAdmission, CorePlacement, NetCommand, NetConfig, NetEvent,
+    NetMetrics, Network, RateLimits,
+};
+use pala_storage::{EpochStatus, Options, Storage};
+use pala_types::{Block, BlockSn, Hash, Message, NodeId, NotarizedBlock, SignatureScheme, Signer};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::{debug, error, info, warn};
+
+/// State shared by the stages and the HTTP API.
+pub struct Shared {
+    /// The configuration in force.
+    pub cfg: Config,
+    /// The genesis.
+    pub genesis: Genesis,
+    /// This node's id.
+    pub id: NodeId,
+    /// Whether this node is a proposer of session 1.
+    pub is_proposer: bool,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Latest state for `/status`.
+    pub status: RwLock<StatusView>,
+    /// Transactions waiting for a block.
+    pub mempool: Mutex<Mempool>,
+    /// The application.
+    pub app: RwLock<KvStore>,
+    /// Storage (the storage stage writes; readers are the archive and the API).
+    pub storage: Arc<RwLock<Storage>>,
+    /// Network counters.
+    pub net_metrics: Arc<NetMetrics>,
+    /// Subscribers to finalized blocks (the API's stream).
+    pub subscribers: Mutex<Vec<Sender<Arc<Block>>>>,
+    /// Submission times of transactions submitted through this node, for latency.
+    pub submitted: Mutex<HashMap<Hash, Instant>>,
+    /// Set when the node is shutting down: stop proposing, refuse submissions.
+    pub stopping: AtomicBool,
+    fatal: Sender<String>,
+}
+
+impl Shared {
+    /// Reports a fatal error: the node shuts down and exits non-zero.
+    pub fn fail(&self, msg: String) {
+        error!("{msg}");
+        let _ = self.fatal.try_send(msg);
+    }
+}
+
+/// Milliseconds since the Unix epoch: block timestamps are comparable across nodes.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Checks what glommio needs before any executor starts, with a fix in the message.
+pub fn preflight() -> Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    const NEED: u64 = 512 * 1024;
+    if rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < NEED {
+        bail!(
+            "the memlock limit is {} KiB; the io_uring executors need at least {} KiB.\n\
+             Fix: `ulimit -l 65536` in this shell (raise the hard limit in \
+             /etc/security/limits.conf: `* - memlock 65536`), `LimitMEMLOCK=64M` in a systemd \
+             unit, or `--ulimit memlock=67108864:67108864` for docker run",
+            lim.rlim_cur / 1024,
+            NEED / 1024
+        );
+    }
+    // An io_uring_setup with a tiny ring tells whether the kernel offers io_uring at all.
+    let mut params = [0u32; 30];
+    // SAFETY: io_uring_setup writes at most sizeof(io_uring_params) = 120 bytes into params.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 2u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        bail!(
+            "io_uring is not available ({err}). The node needs Linux 5.8 or newer with \
+             io_uring enabled: check `sysctl kernel.io_uring_disabled` (must be 0); in a \
+             container, docker's default seccomp profile blocks io_uring: run with \
+             `--security-opt seccomp=unconfined` or a profile that allows io_uring_setup, \
+             io_uring_enter and io_uring_register"
+        );
+    }
+    // SAFETY: fd is a descriptor we own.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// The archive of finalized blocks the core serves chain sync from.
+struct StorageArchive(Arc<RwLock<Storage>>);
+
+impl BlockArchive for StorageArchive {
+    fn finalized_at(&self, height: u64) -> Option<NotarizedBlock> {
+        let st = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let (sn, _) = st.finalized_at(height)?;
+        st.notarized_block(sn).ok().flatten()
+    }
+}
+
+/// Builds the core's recovered state from the storage's recovery set (P-3).
+pub fn recovered_from(st: &Storage) -> Result<Recovered> {
+    let set = st.recovery_set().context("reading the recovery set")?;
+    let mut rec = Recovered {
+        finalized: set.root,
+        ..Recovered::default()
+    };
+    for nb in set.descendants {
+        if let Some(n) = nb.notarization {
+            rec.notarizations.push(n);
+        }
+        rec.blocks.push(nb.block);
+    }
+    rec.epoch = set.epoch.map(|s| (s.epoch, s.clock));
+    rec.vote_guards = set.vote_guards.into_iter().collect();
+    rec.clock_guard = set.clock_guard;
+    Ok(rec)
+}
+
+fn storage_records(r: Record) -> Vec<pala_storage::Record> {
+    use pala_storage::Record as S;
+    #[allow(unreachable_patterns)]
+    match r {
+        Record::Block(b) => vec![S::Block(b)],
+        Record::Notarization(n) => vec![S::Notarization(n)],
+        Record::Finalized { sn, .. } => vec![S::FinalizedHead(sn)],
+        Record::Epoch { epoch, clock } => {
+            let mut v = Vec::with_capacity(2);
+            if let Some(c) = &clock {
+                v.push(S::ClockNotarization(c.clone()));
+            }
+            v.push(S::EpochStatus(EpochStatus { epoch, clock }));
+            v
+        }
+        Record::VoteGuard { epoch, s } => vec![S::VoteGuard { epoch, s }],
+        Record::ClockGuard(e) => vec![S::ClockGuard(e)],
+        Record::StopBlock {
+            session, height, ..
+        } => vec![S::StopBlock { session, height }],
+        other => {
+            warn!(
+                ?other,
+                "record kind unknown to this runtime version; not persisted"
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn placement(cpu: i64) -> Placement {
+    if cpu >= 0 {
+        Placement::Fixed(cpu as usize)
+    } else {
+        Placement::Unbound
+    }
+}
+
+/// Messages into the consensus stage.
+enum ConsIn {
+    Input(Input),
+}
+
+/// A group of records for one fdatasync, tagged with the last persist sequence number.
+struct StorageJob {
+    seq: u64,
+    records: Vec<pala_storage::Record>,
+}
+
+enum Effect {
+    Net(NetCommand),
+    Finalized(Arc<Block>),
+}
+
+/// A running node.
+pub struct RunningNode {
+    shared: Arc<Shared>,
+    net: Option<Network>,
+    ingress: Option<std::thread::JoinHandle<()>>,
+    consensus: Option<ExecutorJoinHandle<()>>,
+    storage: Option<ExecutorJoinHandle<()>>,
+    app: Option<std::thread::JoinHandle<()>>,
+    http: Option<crate::http::HttpServer>,
+    fatal_rx: Receiver<String>,
+}
+
+impl RunningNode {
+    /// Starts every stage of the node described by `cfg`.
+    pub fn start(cfg: Config) -> Result<RunningNode> {
+        preflight()?;
+        let genesis = GenesisFile::read(&cfg.node.genesis_file)?.load()?;
+        let signer =
+            BlsSigner::load(&cfg.node.key_file).map_err(|e| anyhow!("node.key_file: {e}"))?;
+        let id = signer.node_id();
+        let committee = genesis.committee.clone();
+        let is_proposer = committee.is_proposer(&id);
+        if !is_proposer && !committee.is_voter(&id) {
+            bail!(
+                "the key in {} (id {}) is not in the genesis committee",
+                cfg.node.key_file.display(),
+                id.to_hex()
+            );
+        }
+        if is_proposer && cfg.listen_addr().is_none() {
+            bail!("network.listen: a proposer must listen; expected \"ip:port\"");
+        }
+        let storage = Storage::open(&cfg.node.data_dir, Options::default())
+            .with_context(|| format!("opening data directory {}", cfg.node.data_dir.display()))?;
+        let report = storage.recovery_report();
+        if !report.is_clean() {
+            warn!(?report, "storage recovered a torn or damaged tail");
+        }
+        let recovered = recovered_from(&storage)?;
+        let storage = Arc::new(RwLock::new(storage));
+        let app_path = cfg.node.data_dir.join("app-kv.json");
+        let kv = KvStore::open(Some(&app_path))?;
+        let scheme = Arc::new(BlsScheme::new());
+        let dyn_scheme: Arc<dyn SignatureScheme> = scheme.clone();
+        let mut committees = Committees::default();
+        committees.install(dyn_scheme.as_ref(), committee.clone());
+        let verifier = Arc::new(RwLock::new(MessageVerifier::new(
+            dyn_scheme.clone(),
+            genesis.network_id,
+            committees.clone(),
+        )));
+        let signer: Arc<BlsSigner> = Arc::new(signer);
+        let dyn_signer: Arc<dyn Signer> = signer.clone();
+        let cap = cfg.runtime.channel_capacity;
+
+        let admission: Arc<dyn Admission> = if is_proposer {
+            Arc::new(CommitteeAdmission::new(&committee))
+        } else {
+            Arc::new(AdmitAll)
+        };
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (net_cpus, consensus_cpu, storage_cpu, verify_threads) = cfg.placement(ncpu);
+        for (key, c) in [
+            ("runtime.consensus_cpu", consensus_cpu),
+            ("runtime.storage_cpu", storage_cpu),
+        ] {
+            if c >= ncpu as i64 {
+                bail!(
+                    "{key} = {c}: this machine has CPUs 0..={}; use one of them or -1",
+                    ncpu - 1
+                );
+            }
+        }
+        if let Some(c) = net_cpus.iter().find(|c| **c >= ncpu) {
+            bail!(
+                "network.cpus contains {c}: this machine has CPUs 0..={}",
+                ncpu - 1
+            );
+        }
+        info!(
+            cpus = ncpu,
+            ?net_cpus,
+            consensus_cpu,
+            storage_cpu,
+            verify_threads,
+            "stage placement (-1 / empty: unpinned)"
+        );
+        let netcfg = NetConfig {
+            network_id: genesis.network_id,
+            listen: cfg.listen_addr(),
+            executors: cfg.network.executors,
+            placement: if net_cpus.is_empty() {
+                CorePlacement::Unbound
+            } else {
+                CorePlacement::Pinned(net_cpus)
+            },
+            read_timeout: Duration::from_millis(cfg.network.read_timeout_ms),
+            heartbeat_interval: Duration::ZERO,
+            rate_limits: if cfg.network.peer_messages_per_sec == 0 {
+                RateLimits::unlimited()
+            } else {
+                RateLimits {
+                    messages_per_sec: cfg.network.peer_messages_per_sec,
+                    ..RateLimits::default()
+                }
+            },
+            is_hub: is_proposer,
+            ..NetConfig::default()
+        };
+        let net = Network::start(netcfg, dyn_signer.clone(), dyn_scheme.clone(), admission)
+            .map_err(|e| anyhow!("starting the network: {e}"))?;
+        let (fatal_tx, fatal_rx) = bounded(4);
+        let shared = Arc::new(Shared {
+            metrics: Metrics::default(),
+            status: RwLock::new(StatusView {
+                id: id.to_hex(),
+                role: if is_proposer { "proposer" } else { "voter" }.into(),
+                ..StatusView::default()
+            }),
+            mempool: Mutex::new(Mempool::new(cfg.mempool.clone())),
+            app: RwLock::new(kv),
+            storage: storage.clone(),
+            net_metrics: net.metrics().clone(),
+            subscribers: Mutex::new(Vec::new()),
+            submitted: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            fatal: fatal_tx,
+            id,
+            is_proposer,
+            genesis: genesis.clone(),
+            cfg: cfg.clone(),
+        });
+        replay_application(&shared)?;
+        // Bound before any stage starts, so a port clash fails start-up cleanly.
+        let http = match cfg.http_addr() {
+            Some(addr) => Some(crate::http::HttpServer::start(shared.clone(), addr)?),
+            None => None,
+        };
+
+        // Who dials whom (W-2): everybody dials the proposers; a proposer only those with
+        // a greater id, so each proposer pair has one connection.
+        for p in &committee.proposers {
+            if p.id == id || (is_proposer && p.id < id) {
+                continue;
+            }
+            if let Ok(addr) = p.address.parse() {
+                net.dial(addr, Some(p.id))
+                    .map_err(|e| anyhow!("dialing {}: {e}", p.address))?;
+            }
+        }
+
+        let (cons_tx, cons_rx) = bounded::<ConsIn>(cap);
+        let (job_tx, job_rx) = bounded::<StorageJob>(cap);
+        let (wake_tx, wake_rx) = bounded::<()>(1);
+        let (app_tx, app_rx) = bounded::<Arc<Block>>(cap);
+        let durable = Arc::new(AtomicU64::new(0));
+
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(verify_threads)
+            .thread_name(|i| format!("pala-verify-{i}"))
+            .build()
+            .context("starting the verification pool")?;
+        let ingress = {
+            let events = net.events().clone();
+            let commands = net.commands();
+            let shared = shared.clone();
+            let cons_tx = cons_tx.clone();
+            let batch = cfg.runtime.verify_batch;
+            let verifier = verifier.clone();
+            std::thread::Builder::new()
+                .name("pala-ingress".into())
+                .spawn(move || {
+                    ingress_loop(shared, events, commands, verifier, pool, cons_tx, batch)
+                })
+                .context("starting the ingress thread")?
+        };
+
+        let storage_exec = {
+            let shared = shared.clone();
+            let durable = durable.clone();
+            LocalExecutorBuilder::new(placement(storage_cpu))
+                .name("pala-storage")
+                .io_memory(64 << 10)
+                .spawn(move || async move { storage_loop(shared, job_rx, durable, wake_tx) })
+                .map_err(|e| anyhow!("starting the storage executor: {e}"))?
+        };
+
+        let params = NodeParams {
+            config: cfg.core_config(genesis.network_id),
+            signer: dyn_signer,
+            scheme: dyn_scheme,
+            committees,
+            genesis: genesis.block.clone(),
+            archive: Arc::new(StorageArchive(storage)),
+        };
+        let core = Node::recover(params, recovered);
+        info!(
+            id = %id.to_hex(),
+            role = if is_proposer { "proposer" } else { "voter" },
+            epoch = ?core.epoch(),
+            head = %core.head(),
+            finalized = %core.finalized(),
+            "node starting"
+        );
+        let consensus_exec = {
+            let shared = shared.clone();
+            let commands = net.commands();
+            let stage = ConsensusStage {
+                core,
+                shared,
+                commands,
+                jobs: Some(job_tx),
+                app: Some(app_tx),
+                durable,
+                timers: BTreeMap::new(),
+                payload: None,
+                persist_seq: 0,
+                sent_seq: 0,
+                gate: VecDeque::new(),
+                records: Vec::new(),
+                local: VecDeque::new(),
+                clock_last: 0,
+                verifier,
+                peers: Default::default(),
+            };
+            LocalExecutorBuilder::new(placement(consensus_cpu))
+                .name("pala-consensus")
+                .io_memory(64 << 10)
+                .spawn(move || async move { stage.run(cons_rx, wake_rx) })
+                .map_err(|e| anyhow!("starting the consensus executor: {e}"))?
+        };
+        let app = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("pala-app".into())
+                .spawn(move || app_loop(shared, app_rx))
+                .context("starting the application thread")?
+        };
+        drop(cons_tx);
+        Ok(RunningNode {
+            shared,
+            net: Some(net),
+            ingress: Some(ingress),
+            consensus: Some(consensus_exec),
+            storage: Some(storage_exec),
+            app: Some(app),
+            http,
+            fatal_rx,
+        })
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The HTTP address actually bound.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().map(|h| h.addr())
+    }
+
+    /// Fatal errors reported by the stages.
+    pub fn fatal(&self) -> &Receiver<String> {
+        &self.fatal_rx
+    }
+
+    /// Stops proposing, drains the stages, flushes storage, closes connections.
+    pub fn shutdown(mut self) -> Result<()> {
+        info!("shutting down: stop proposing, flush storage, close connections");
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        if let Some(h) = self.http.take() {
+            h.stop();
+        }
+        // The ingress thread notices `stopping` within its poll period and drops its
+        // sender; the consensus stage then flushes and drops the storage and app senders.
+        if let Some(t) = self.ingress.take() {
+            let _ = t.join();
+        }
+        if let Some(c) = self.consensus.take() {
+            let _ = c.join();
+        }
+        if let Some(s) = self.storage.take() {
+            let _ = s.join();
+        }
+        if let Some(a) = self.app.take() {
+            let _ = a.join();
+        }
+        if let Some(n) = self.net.take() {
+            n.shutdown();
+        }
+        info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Applies finalized blocks that storage has but the application has not (after a crash
+/// between the storage's and the application's writes), so every block is applied once.
+fn replay_application(shared: &Arc<Shared>) -> Result<()> {
+    let st = shared.storage.read().unwrap_or_else(|e| e.into_inner());
+    let Some((_, hi)) = st.finalized_range() else {
+        return Ok(());
+    };
+    let mut app = shared.app.write().unwrap_or_else(|e| e.into_inner());
+    let from = app.applied_height() + 1;
+    for h in from..=hi {
+        let Some(b) = st.finalized_block(h).context("reading a finalized block")? else {
+            bail!("finalized block at height {h} is missing from storage; cannot replay the application");
+        };
+        app.apply(&b);
+    }
+    if hi >= from {
+        info!(
+            from,
+            to = hi,
+            "replayed finalized blocks into the application"
+        );
+        app.persist().context("persisting the application state")?;
+    }
+    Ok(())
+}
+
+fn ingress_loop(
+    shared: Arc<Shared>,
+    events: flume::Receiver<NetEvent>,
+    commands: flume::Sender<NetCommand>,
+    verifier: Arc<RwLock<MessageVerifier>>,
+    pool: rayon::ThreadPool,
+    cons_tx: Sender<ConsIn>,
+    batch_max: usize,
+) {
+    let mut failures: HashMap<NodeId, u32> = HashMap::new();
+    let mut peer_heads: HashMap<NodeId, u64> = HashMap::new();
+    let m = &shared.metrics;
+    while !shared.stopping.load(Ordering::Relaxed) {
+        let first = match events.recv_timeout(Duration::from_millis(100)) {
+            Ok(e) => e,
+            Err(flume::RecvTimeoutError::Timeout) => continue,
+            Err(flume::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut evs = vec![first];
+        while evs.len() < batch_max {
+            match events.try_recv() {
+                Ok(e) => evs.push(e),
+                Err(_) => break,
+            }
+        }
+        let mut slots: Vec<Option<Input>> = Vec::with_capacity(evs.len());
+        let mut msgs = Vec::new();
+        for ev in evs {
+            match ev {
+                NetEvent::PeerUp { peer, addr, .. } => {
+                    info!(peer = %peer.to_hex(), %addr, "peer connected");
+                    slots.push(Some(Input::PeerConnected(peer)));
+                }
+                NetEvent::PeerDown { peer, reason } => {
+                    info!(peer = %peer.to_hex(), reason = reason.as_str(), "peer disconnected");
+                    peer_heads.remove(&peer);
+                    slots.push(Some(Input::PeerDisconnected(peer)));
+                }
+                NetEvent::HandshakeFailed { addr, reason, .. } => {
+                    debug!(%addr, reason = reason.as_str(), "handshake failed");
+                }
+                NetEvent::Message { peer, message } => {
+                    if let Message::Status(s) = &message {
+                        peer_heads.insert(peer, s.head_height);
+                        let max = peer_heads.values().copied().max().unwrap_or(0);
+                        m.peer_head_height.store(max, Ordering::Relaxed);
+                    }
+                    msgs.push((slots.len(), peer, message));
+                    slots.push(None);
+                }
+                _ => {}
+            }
+        }
+        if !msgs.is_empty() {
+            m.verify_batch.observe(msgs.len() as f64);
+            let verifier = verifier.read().unwrap_or_else(|e| e.into_inner()).clone();
+            // Votes on one block share a message; `MessageVerifier::verify_votes` would
+            // check them as one aggregate, but the core only accepts `Verified<Message>`
+            // and there is no conversion from `Verified<Vote>` yet, so every message is
+            // verified on its own, in parallel on the pool.
+            let checked: Vec<_> = pool.install(|| {
+                msgs.into_par_iter()
+                    .map(|(i, peer, msg)| (i, peer, verifier.verify(msg)))
+                    .collect()
+            });
+            for (i, peer, r) in checked {
+                match r {
+                    Ok(msg) => {
+                        count_message(m, &msg);
+                        slots[i] = Some(Input::Message { from: peer, msg });
+                    }
+                    Err(e) => {
+                        m.verify_failures.fetch_add(1, Ordering::Relaxed);
+                        let f = failures.entry(peer).or_insert(0);
+                        *f += 1;
+                        debug!(peer = %peer.to_hex(), error = %e, "message failed verification");
+                        // Section 0.1 item 6: past a threshold, drop the peer.
+                        if *f == 100 {
+                            warn!(peer = %peer.to_hex(), "too many invalid messages; disconnecting");
+                            let _ = commands.try_send(NetCommand::Disconnect { peer });
+                            failures.remove(&peer);
+                        }
+                    }
+                }
+            }
+        }
+        for input in slots.into_iter().flatten() {
+            if cons_tx.send(ConsIn::Input(input)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn count_message(m: &Metrics, msg: &Message) {
+    let c = match msg {
+        Message::Vote(_) => &m.votes_in,
+        Message::Proposal(_) | Message::UnnotarizedProposals(_) => &m.proposals_in,
+        Message::Notarization(_) => &m.notarizations_in,
+        Message::Clock(_) | Message::ClockNotarization(_) => &m.clock_in,
+        _ => return,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+struct ConsensusStage {
+    core: Node,
+    shared: Arc<Shared>,
+    commands: flume::Sender<NetCommand>,
+    jobs: Option<Sender<StorageJob>>,
+    app: Option<Sender<Arc<Block>>>,
+    durable: Arc<AtomicU64>,
+    timers: BTreeMap<TimerKind, u64>,
+    payload: Option<(BlockSn, u64)>,
+    persist_seq: u64,
+    sent_seq: u64,
+    gate: VecDeque<(u64, Effect)>,
+    records: Vec<pala_storage::Record>,
+    local: VecDeque<Input>,
+    clock_last: u64,
+    verifier: Arc<RwLock<MessageVerifier>>,
+    peers: std::collections::BTreeSet<NodeId>,
+}
+
+impl ConsensusStage {
+    fn now(&mut self) -> u64 {
+        // Never backwards, even if the wall clock is stepped.
+        self.clock_last = self.clock_last.max(unix_ms());
+        self.clock_last
+    }
+
+    fn run(mut self, rx: Receiver<ConsIn>, wake: Receiver<()>) {
+        let publish_every = 200;
+        let mut next_publish = 0;
+        self.feed(Input::Start);
+        self.flush();
+        loop {
+            let now = self.now();
+            let mut deadline = next_publish;
+            if let Some(t) = self.timers.values().min() {
+                deadline = deadline.min(*t);
+            }
+            if let Some((_, t)) = self.payload {
+                deadline = deadline.min(t);
+            }
+            let wait = Duration::from_millis(deadline.saturating_sub(now));
+            let mut disconnected = false;
+            select! {
+                recv(rx) -> m => match m {
+                    Ok(ConsIn::Input(i)) => self.local.push_back(i),
+                    Err(_) => disconnected = true,
+                },
+                recv(wake) -> _ => {},
+                default(wait) => {},
+            }
+            // Take what else is queued so one storage group covers many inputs.
+            while self.local.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(ConsIn::Input(i)) => self.local.push_back(i),
+                    Err(_) => break,
+                }
+            }
+            let now = self.now();
+            let due: Vec<TimerKind> = self
+                .timers
+                .iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in due {
+                self.timers.remove(&k);
+                self.local.push_back(Input::Timer(k));
+            }
+            self.maybe_payload(now);
+            while let Some(i) = self.local.pop_front() {
+                self.feed(i);
+                if self.local.is_empty() {
+                    let now = self.now();
+                    self.maybe_payload(now);
+                }
+            }
+            self.flush();
+            self.release();
+            if now >= next_publish {
+                self.publish();
+                next_publish = now + publish_every;
+            }
+            if disconnected {
+                break;
+            }
+        }
+        self.drain();
+    }
+
+    /// Answers the core's payload request when the block is full or its time is up.
+    fn maybe_payload(&mut self, now: u64) {
+        let Some((sn, deadline)) = self.payload else {
+            return;
+        };
+        if self.shared.stopping.load(Ordering::Relaxed) {
+            // Stop proposing: the request is dropped, never answered.
+            self.payload = None;
+            return;
+        }
+        let b = &self.shared.cfg.block;
+        let mut pool = self
+            .shared
+            .mempool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if now < deadline && !pool.can_fill(b.max_txs, b.max_bytes) {
+            return;
+        }
+        let txs = pool.take(b.max_txs, b.max_bytes);
+        drop(pool);
+        self.payload = None;
+        self.local.push_back(Input::Payload { sn, txs });
+    }
+
+    fn feed(&mut self, input: Input) {
+        match &input {
+            Input::PeerConnected(p) => {
+                self.peers.insert(*p);
+            }
+            Input::PeerDisconnected(p) => {
+                self.peers.remove(p);
+            }
+            _ => {}
+        }
+        let now = self.now();
+        let outs = self.core.handle(now, input);
+        for o in outs {
+            self.route(o, now);
+        }
+    }
+
+    fn route(&mut self, o: Output, now: u64) {
+        #[allow(unreachable_patterns)]
+        match o {
+            Output::Persist(r) => {
+                self.records.extend(storage_records(r));
+                self.persist_seq += 1;
+            }
+            Output::Send { to, msg } => {
+                self.effect(Effect::Net(NetCommand::Send { to, message: msg }))
+            }
+            Output::Broadcast(msg) => {
+                self.effect(Effect::Net(NetCommand::Broadcast { message: msg }))
+            }
+            Output::SetTimer { kind, at } => {
+                self.timers.insert(kind, at);
+            }
+            Output::RequestPayload { sn } => {
+                self.payload = Some((sn, now + self.shared.cfg.block.max_wait_ms));
+            }
+            Output::Finalized { block, .. } => self.effect(Effect::Finalized(block)),
+            Output::EpochChanged(e) => {
+                info!(epoch = ?e, "epoch changed");
+            }
+            Output::CommitteeInstalled(c) => {
+                info!(session = c.session, "committee installed");
+                self.verifier
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .install((*c).clone());
+            }
+            Output::Reverify { from, blocks } => {
+                let msg = Message::FresherHead(pala_types::FresherHeadResponse {
+                    blocks,
+                    finalized: None,
+                });
+                let r = self
+                    .verifier
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .verify(msg);
+                match r {
+                    Ok(msg) => self.local.push_back(Input::Message { from, msg }),
+                    Err(e) => debug!(error = %e, "deferred blocks failed verification"),
+                }
+            }
+            other => debug!(?other, "output not handled by this runtime version"),
+        }
+    }
+
+    fn effect(&mut self, e: Effect) {
+        let need = self.persist_seq;
+        if self.gate.is_empty() && need <= self.durable.load(Ordering::Acquire) {
+            self.execute(e);
+        } else {
+            self.gate.push_back((need, e));
+        }
+    }
+
+    fn execute(&mut self, e: Effect) {
+        match e {
+            Effect::Net(c) => {
+                // Never block on the network: a full queue means the peer or layer is
+                // overloaded, and the protocol recovers from a lost message.
+                if let Err(flume::TrySendError::Full(_)) = self.commands.try_send(c) {
+                    self.shared
+                        .metrics
+                        .net_queue_full
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Effect::Finalized(b) => {
+                if let Some(app) = &self.app {
+                    let _ = app.send(b);
+                }
+            }
+        }
+    }
+
+    /// Hands the records of this round to the storage stage as one group.
+    fn flush(&mut self) {
+        if self.records.is_empty() || self.sent_seq == self.persist_seq {
+            return;
+        }
+        let job = StorageJob {
+            seq: self.persist_seq,
+            records: std::mem::take(&mut self.records),
+        };
+        self.sent_seq = self.persist_seq;
+        if let Some(j) = &self.jobs {
+            if j.send(job).is_err() {
+                self.shared.fail("storage stage stopped".into());
+            }
+        }
+    }
+
+    /// Releases effects whose records are durable, in order.
+    fn release(&mut self) {
+        let d = self.durable.load(Ordering::Acquire);
+        while self.gate.front().is_some_and(|(need, _)| *need <= d) {
+            if let Some((_, e)) = self.gate.pop_front() {
+                self.execute(e);
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let c = &self.core;
+        let peers: Vec<String> = self.peers.iter().map(|p| p.to_hex()).collect();
+        self.shared
+            .metrics
+            .peers
+            .store(peers.len() as i64, Ordering::Relaxed);
+        let ready = !peers.is_empty()
+            && c.head_block().height() + 2 * c.config().k as u64 + 2
+                >= self.shared.metrics.peer_head_height.load(Ordering::Relaxed);
+        let applied = self
+            .shared
+            .app
+            .read()
+            .map(|a| a.applied_height())
+            .unwrap_or(0);
+        let mempool_txs = self.shared.mempool.lock().map(|p| p.size().0).unwrap_or(0);
+        {
+            let mut st = self
+                .shared
+                .status
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            st.epoch = (c.epoch().session, c.epoch().e);
+            st.head = c.head().to_string();
+            st.head_height = c.head_block().height();
+            st.finalized = c.finalized().to_string();
+            st.finalized_height = c.finalized_block().height();
+            st.producing = c.is_producing();
+            st.peers = peers;
+            st.applied_height = applied;
+            st.mempool_txs = mempool_txs;
+            st.ready = ready;
+        }
+        let counters: Vec<(String, u64)> = c
+            .counters()
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        *self
+            .shared
+            .metrics
+            .core_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = counters;
+        let depths = vec![
+            ("consensus_gate", self.gate.len()),
+            ("storage_jobs", self.jobs.as_ref().map_or(0, |j| j.len())),
+            ("application", self.app.as_ref().map_or(0, |a| a.len())),
+            ("net_commands", self.commands.len()),
+        ];
+        let mut d = self
+            .shared
+            .metrics
+            .channel_depths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        d.retain(|(n, _)| !depths.iter().any(|(m, _)| m == n));
+        d.extend(depths);
+    }
+
+    /// Shutdown: persist what is pending, wait until durable, release the last effects.
+    fn drain(&mut self) {
+        self.flush();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.durable.load(Ordering::Acquire) < self.persist_seq && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.release();
+        self.publish();
+        self.jobs = None;
+        self.app = None;
+    }
+}
+
+fn storage_loop(
+    shared: Arc<Shared>,
+    jobs: Receiver<StorageJob>,
+    durable: Arc<AtomicU64>,
+    wake: Sender<()>,
+) {
+    let m = &shared.metrics;
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < 256 {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        let seq = group.iter().map(|j| j.seq).max().unwrap_or(0);
+        let n: usize = group.iter().map(|j| j.records.len()).sum();
+        let t = Instant::now();
+        let result = (|| -> pala_storage::Result<()> {
+            let mut st = shared.storage.write().unwrap_or_else(|e| e.into_inner());
+            for j in &group {
+                for r in &j.records {
+                    let _ = st.append(r)?;
+                }
+            }
+            st.sync()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                m.fsync.observe(t.elapsed().as_secs_f64());
+                m.storage_batch.observe(n as f64);
+                durable.store(seq, Ordering::Release);
+                if let Err(TrySendError::Disconnected(_)) = wake.try_send(()) {
+                    break;
+                }
+            }
+            Err(e) => {
+                shared.fail(format!("storage failed, stopping the node: {e}"));
+                return;
+            }
+        }
+    }
+    debug!("storage stage stopped");
+}
+
+fn app_loop(shared: Arc<Shared>, rx: Receiver<Arc<Block>>) {
+    let m = &shared.metrics;
+    let mut last_persist = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(block) => {
+                let now = unix_ms();
+                let applied = {
+                    let mut app = shared.app.write().unwrap_or_else(|e| e.into_inner());
+                    if block.height() <= app.applied_height() {
+                        continue;
+                    }
+                    app.apply(&block)
+                };
+                m.finalized_blocks.fetch_add(1, Ordering::Relaxed);
+                m.finalized_txs.fetch_add(applied as u64, Ordering::Relaxed);
+                m.txs_skipped
+                    .fetch_add((block.txs.len() - applied) as u64, Ordering::Relaxed);
+                m.block_latency
+                    .observe(now.saturating_sub(block.header.timestamp_ms) as f64 / 1000.0);
+                let hashes: Vec<Hash> = block.txs.iter().map(|t| Hash::of(t)).collect();
+                {
+                    let mut sub = shared.submitted.lock().unwrap_or_else(|e| e.into_inner());
+                    for h in &hashes {
+                        if let Some(t0) = sub.remove(h) {
+                            m.tx_latency.observe(t0.elapsed().as_secs_f64());
+                        }
+                    }
+                }
+                shared
+                    .mempool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(hashes);
+                let mut subs = shared.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+                // A subscriber that does not keep up is dropped rather than buffered.
+                subs.retain(|s| s.try_send(block.clone()).is_ok());
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if last_persist.elapsed() >= Duration::from_secs(1) {
+            if let Err(e) = shared
+                .app
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .persist()
+            {
+                shared.fail(format!("persisting the application state failed: {e}"));
+            }
+            last_persist = Instant::now();
+        }
+    }
+    if let Err(e) = shared
+        .app
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .persist()
+    {
+        error!("persisting the application state at shutdown failed: {e}");
+    }
+}

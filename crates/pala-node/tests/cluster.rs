@@ -1,0 +1,497 @@
+//! Multi-process tests on loopback: every node is a separate `pala-node` process with real
+//! TLS, real storage and the HTTP API; faults are real signals (SIGKILL, SIGSTOP).
+//! The clusters run one at a time (a 2-core machine) and every wait is bounded.
+
+use pala_node::app::KvTx;
+use pala_node::cli::fast_template;
+use pala_node::genesis::{free_port_range, testnet, TestnetParams};
+use pala_node::http::{get_json, request, submit_txs};
+use pala_node::metrics::parse_value;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const BIN: &str = env!("CARGO_BIN_EXE_pala-node");
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    configs: Vec<PathBuf>,
+    http: Vec<SocketAddr>,
+    procs: Vec<Option<Child>>,
+    proposers: usize,
+}
+
+fn free_base(n: usize) -> u16 {
+    free_port_range(n).expect("free ports")
+}
+
+impl Cluster {
+    fn new(proposers: usize, voters: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = fast_template();
+        t.consensus.voter_timeout_ms = 1500;
+        t.consensus.first_proposal_delay_ms = 100;
+        t.consensus.heartbeat_ms = 500;
+        t.consensus.sync_period_ms = 100;
+        t.consensus.k = 2;
+        t.block.max_wait_ms = 20;
+        t.log.level = "warn".into();
+        // One range for both, so the two cannot overlap.
+        let p2p = free_base(2 * proposers + voters);
+        let http = p2p + proposers as u16;
+        let tn = testnet(&TestnetParams {
+            voters,
+            proposers,
+            out: dir.path().to_path_buf(),
+            network_id: 9,
+            p2p_base_port: p2p,
+            http_base_port: http,
+            template: Some(t),
+        })
+        .unwrap();
+        let n = tn.configs.len();
+        let mut c = Cluster {
+            dir,
+            configs: tn.configs,
+            http: tn.http.iter().map(|h| h.parse().unwrap()).collect(),
+            procs: (0..n).map(|_| None).collect(),
+            proposers,
+        };
+        for i in 0..n {
+            c.start(i);
+        }
+        c
+    }
+
+    fn start(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{i}.log")))
+            .unwrap();
+        let child = Command::new(BIN)
+            .process_group(0)
+            .env("RUST_BACKTRACE", "0")
+            .args(["node", "--config"])
+            .arg(&self.configs[i])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.procs[i] = Some(child);
+    }
+
+    fn signal(&self, i: usize, sig: i32) {
+        let pid = self.procs[i].as_ref().unwrap().id() as i32;
+        // SAFETY: a pid of our own child.
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    fn kill9(&mut self, i: usize) {
+        self.signal(i, libc::SIGKILL);
+        let _ = self.procs[i].take().unwrap().wait();
+    }
+
+    /// SIGTERM and the exit status (must be a clean 0).
+    fn stop(&mut self, i: usize) -> bool {
+        self.signal(i, libc::SIGTERM);
+        let mut c = self.procs[i].take().unwrap();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    fn status(&self, i: usize) -> Option<serde_json::Value> {
+        get_json(self.http[i], "/status").ok().map(|(_, v)| v)
+    }
+
+    fn finalized(&self, i: usize) -> u64 {
+        self.status(i)
+            .and_then(|s| s["finalized_height"].as_u64())
+            .unwrap_or(0)
+    }
+
+    fn block_hash(&self, i: usize, h: u64) -> Option<String> {
+        let (code, v) = get_json(self.http[i], &format!("/block/{h}")).ok()?;
+        (code == 200).then(|| v["hash"].as_str().map(String::from))?
+    }
+
+    fn wait(&self, what: &str, secs: u64, mut f: impl FnMut(&Cluster) -> bool) {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.dump();
+        panic!("timed out after {secs} s waiting for: {what}");
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..self.procs.len())
+            .filter(|i| self.procs[*i].is_some())
+            .collect()
+    }
+
+    fn dump(&self) {
+        for i in 0..self.procs.len() {
+            eprintln!("node {i}: {:?}", self.status(i));
+            let log = std::fs::read_to_string(self.dir.path().join(format!("node{i}.log")))
+                .unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let from = lines.len().saturating_sub(15);
+            for l in lines
+                .iter()
+                .filter(|l| l.contains("panicked") || l.contains("Error"))
+            {
+                eprintln!("  ! {l}");
+            }
+            for l in &lines[from..] {
+                eprintln!("  {l}");
+            }
+        }
+    }
+
+    fn metric(&self, i: usize, name: &str) -> f64 {
+        let text = request(self.http[i], "GET", "/metrics", None)
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        parse_value(&text, name).unwrap_or(0.0)
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        let name = self.configs[i]
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        self.dir.path().join("data").join(name)
+    }
+
+    /// Every live node's finalized chain agrees with node `a` up to the lowest height.
+    fn assert_chains_match(&self) {
+        let live = self.live();
+        let h = live.iter().map(|i| self.finalized(*i)).min().unwrap();
+        assert!(h > 0);
+        for height in 1..=h {
+            let reference = self.block_hash(live[0], height);
+            assert!(reference.is_some(), "block {height} missing");
+            for i in &live[1..] {
+                assert_eq!(
+                    self.block_hash(*i, height),
+                    reference,
+                    "node {i} differs at {height}"
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.procs.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn cluster_finalizes_and_every_node_serves_transactions() {
+    let _g = serial();
+    let mut c = Cluster::new(2, 4);
+    c.wait("all nodes finalize 10 blocks", 60, |c| {
+        (0..6).all(|i| c.finalized(i) >= 10)
+    });
+    // A transaction submitted to any node (voters forward to the proposers) is finalized
+    // once and readable from every node.
+    let mut hashes = Vec::new();
+    for i in 0..6 {
+        let tx = KvTx {
+            k: format!("key{i}"),
+            v: format!("value{i}"),
+            n: i as u64,
+        };
+        let acc = submit_txs(c.http[i], &[tx]).unwrap();
+        assert_eq!(acc.len(), 1, "node {i} accepted the transaction");
+        hashes.push(acc[0].clone());
+    }
+    c.wait("every key readable from every node", 30, |c| {
+        (0..6).all(|node| {
+            (0..6).all(|k| {
+                get_json(c.http[node], &format!("/kv/key{k}"))
+                    .map(|(code, v)| code == 200 && v["value"] == format!("value{k}"))
+                    .unwrap_or(false)
+            })
+        })
+    });
+    for h in &hashes {
+        let (_, v) = get_json(c.http[5], &format!("/tx/{h}")).unwrap();
+        assert_eq!(v["finalized"], true);
+    }
+    // Exactly once: each transaction appears once in the finalized chain and was applied
+    // once on every node.
+    // The application can be ahead of `/status` (published every 200 ms): scan up to the
+    // highest block that set one of the keys.
+    let top = (0..6)
+        .map(|k| {
+            get_json(c.http[0], &format!("/kv/key{k}")).unwrap().1["height"]
+                .as_u64()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    let mut seen = vec![0; 6];
+    for height in 1..=top {
+        let (_, b) = get_json(c.http[0], &format!("/block/{height}")).unwrap();
+        for tx in b["txs"].as_array().unwrap() {
+            let t = KvTx::decode(tx.as_str().unwrap().as_bytes()).unwrap();
+            seen[t.n as usize] += 1;
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![1; 6],
+        "occurrences of each transaction in the chain"
+    );
+    c.wait("every node applied the six transactions", 10, |c| {
+        (0..6).all(|i| c.metric(i, "pala_finalized_txs_total") == 6.0)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..6 {
+        assert_eq!(
+            c.metric(i, "pala_finalized_txs_total"),
+            6.0,
+            "node {i} applied each once"
+        );
+    }
+    c.assert_chains_match();
+    // Bad input is refused with a reason, not a crash.
+    let (code, body) = request(c.http[2], "POST", "/tx", Some((b"not json", false))).unwrap();
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = get_json(c.http[2], "/readyz").unwrap();
+    assert_eq!(code, 200);
+    let metrics = request(c.http[0], "GET", "/metrics", None).unwrap().1;
+    for m in [
+        "pala_peers",
+        "pala_verify_batch_size_bucket",
+        "pala_fsync_seconds_bucket",
+        "pala_dropped_messages_total",
+        "pala_handshake_failures_total",
+        "pala_channel_depth",
+        "pala_votes_received_total",
+    ] {
+        assert!(metrics.contains(m), "metric {m} missing");
+    }
+    // SIGTERM: clean exit 0.
+    for i in (0..6).rev() {
+        assert!(c.stop(i), "node {i} exits 0 on SIGTERM");
+    }
+}
+
+#[test]
+fn killed_voter_restarts_catches_up_and_never_double_votes() {
+    let _g = serial();
+    let mut c = Cluster::new(2, 4);
+    c.wait("finalize 5 blocks", 60, |c| {
+        (0..6).all(|i| c.finalized(i) >= 5)
+    });
+    c.kill9(3);
+    let h = c.finalized(0);
+    c.wait("the others go on without the voter", 30, |c| {
+        c.finalized(0) >= h + 10
+    });
+    c.start(3);
+    c.wait("the restarted voter catches up", 45, |c| {
+        c.finalized(3) >= c.finalized(0).saturating_sub(2) && c.finalized(3) > h + 10
+    });
+    c.wait("it keeps up", 30, |c| c.finalized(3) >= h + 20);
+    c.assert_chains_match();
+    // The proposers saw no second vote from anybody at an sn already voted, neither for
+    // the same block nor for another.
+    for p in 0..c.proposers {
+        for ev in ["vote_duplicate", "vote_hash_mismatch"] {
+            let name = format!("pala_core_events_total{{event=\"{ev}\"}}");
+            assert_eq!(c.metric(p, &name), 0.0, "proposer {p}: {ev}");
+        }
+    }
+    c.kill9(3);
+    let st = pala_storage::Storage::open(c.data_dir(3), Default::default()).unwrap();
+    assert!(
+        !st.vote_guards().is_empty(),
+        "the voter persisted its vote guard"
+    );
+}
+
+#[test]
+fn killed_primary_hands_over_after_the_voter_timeout() {
+    let _g = serial();
+    let mut c = Cluster::new(2, 4);
+    c.wait("finalize 5 blocks", 60, |c| {
+        (0..6).all(|i| c.finalized(i) >= 5)
+    });
+    let primary = (0..2)
+        .find(|i| c.status(*i).is_some_and(|s| s["producing"] == true))
+        .expect("one proposer is producing");
+    let other = 1 - primary;
+    let before = c.status(other).unwrap();
+    let h = before["finalized_height"].as_u64().unwrap();
+    let e = before["epoch"][1].as_u64().unwrap();
+    c.kill9(primary);
+    let t = Instant::now();
+    c.wait(
+        "epoch advances and finality resumes under the other proposer",
+        30,
+        |c| {
+            c.status(other).is_some_and(|s| {
+                s["epoch"][1].as_u64().unwrap_or(0) > e
+                    && s["producing"] == true
+                    && s["finalized_height"].as_u64().unwrap_or(0) >= h + 5
+            })
+        },
+    );
+    eprintln!("handover took {:.1} s", t.elapsed().as_secs_f64());
+    c.wait("voters follow", 20, |c| {
+        (2..6).all(|i| c.finalized(i) >= h + 5)
+    });
+    c.assert_chains_match();
+}
+
+#[test]
+fn stopped_primary_is_replaced_and_rejoins_after_sigcont() {
+    let _g = serial();
+    let c = Cluster::new(2, 3);
+    c.wait("finalize 5 blocks", 60, |c| {
+        (0..5).all(|i| c.finalized(i) >= 5)
+    });
+    let primary = (0..2)
+        .find(|i| c.status(*i).is_some_and(|s| s["producing"] == true))
+        .expect("one proposer is producing");
+    let other = 1 - primary;
+    let h = c.finalized(other);
+    // SIGSTOP: the process is frozen with its connections open (a hung node, not a
+    // crashed one); the voters time out and move to the next epoch.
+    c.signal(primary, libc::SIGSTOP);
+    c.wait("the other proposer takes over", 30, |c| {
+        c.status(other).is_some_and(|s| {
+            s["producing"] == true && s["finalized_height"].as_u64().unwrap_or(0) >= h + 5
+        })
+    });
+    c.signal(primary, libc::SIGCONT);
+    c.wait("the resumed proposer follows the new epoch", 30, |c| {
+        let target = c.finalized(other);
+        c.status(primary).is_some_and(|s| {
+            s["producing"] == false && s["finalized_height"].as_u64().unwrap_or(0) >= target
+        })
+    });
+    c.assert_chains_match();
+}
+
+#[test]
+fn torn_storage_tail_is_recovered_on_restart() {
+    let _g = serial();
+    let mut c = Cluster::new(1, 3);
+    c.wait("finalize 10 blocks", 60, |c| {
+        (0..4).all(|i| c.finalized(i) >= 10)
+    });
+    c.kill9(2);
+    // A crash in the middle of a write: a partial record after the last batch.
+    let dir = c.data_dir(2);
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segs.sort();
+    let last = segs.last().expect("a segment file");
+    let mut bytes = std::fs::read(last).unwrap();
+    let len = bytes.len();
+    bytes.extend_from_slice(&[0x40, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 7, 7, 7]);
+    std::fs::write(last, &bytes).unwrap();
+    let report = pala_storage::Storage::open(&dir, Default::default())
+        .map(|s| s.recovery_report().is_clean())
+        .unwrap();
+    assert!(
+        !report,
+        "the torn tail is detected (segment was {len} bytes)"
+    );
+    c.start(2);
+    let h = c.finalized(0);
+    c.wait("the node with the torn tail catches up", 45, |c| {
+        c.finalized(2) >= h + 5
+    });
+    c.assert_chains_match();
+}
+
+#[test]
+fn startup_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[node]\nkey_file = \"k\"\ndata_dir = \"d\"\ngenesis_file = \"g\"\n[consensus]\nvoter_timeout_ms = \"soon\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("consensus.voter_timeout_ms"), "{err}");
+
+    // A too-low memlock limit is reported with the fix.
+    let _g = serial();
+    let c = {
+        let mut t = fast_template();
+        t.log.level = "warn".into();
+        testnet(&TestnetParams {
+            voters: 1,
+            proposers: 1,
+            out: dir.path().join("tn"),
+            network_id: 3,
+            p2p_base_port: free_base(3),
+            http_base_port: free_base(3) + 1,
+            template: Some(t),
+        })
+        .unwrap()
+    };
+    let mut cmd = Command::new(BIN);
+    cmd.args(["node", "--config"]).arg(&c.configs[1]);
+    // SAFETY: setrlimit is async-signal-safe and only affects the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("memlock") && err.contains("ulimit -l"),
+        "{err}"
+    );
+}
