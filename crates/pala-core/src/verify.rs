@@ -51,6 +51,13 @@ impl<T> Verified<T> {
     }
 }
 
+/// A verified vote is a verified message (votes are checked in batches, PV-3).
+impl From<Verified<Vote>> for Verified<Message> {
+    fn from(v: Verified<Vote>) -> Self {
+        Verified::new(Message::Vote(v.value))
+    }
+}
+
 impl<T> Deref for Verified<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -116,6 +116,8 @@ pub struct Metrics {
     pub verify_failures: AtomicU64,
     /// Sizes of verification batches.
     pub verify_batch: Histogram,
+    /// Votes per aggregate-verified vote batch at the primary proposer.
+    pub vote_batch: Histogram,
     /// Seconds per fdatasync batch.
     pub fsync: Histogram,
     /// Records per storage batch.
@@ -157,6 +159,7 @@ impl Default for Metrics {
             clock_in: AtomicU64::new(0),
             verify_failures: AtomicU64::new(0),
             verify_batch: Histogram::new(SIZE_BOUNDS),
+            vote_batch: Histogram::new(SIZE_BOUNDS),
             fsync: Histogram::new(LATENCY_BOUNDS),
             storage_batch: Histogram::new(SIZE_BOUNDS),
             finalized_blocks: AtomicU64::new(0),
@@ -430,6 +433,11 @@ impl Metrics {
             &mut o,
             "pala_verify_batch_size",
             "Messages per signature verification batch.",
+        );
+        self.vote_batch.render(
+            &mut o,
+            "pala_vote_batch_size",
+            "Votes per aggregate-checked vote batch (PV-3).",
         );
         self.fsync.render(
             &mut o,
