@@ -34,7 +34,9 @@ use pala_net::{
     NetMetrics, Network, RateLimits,
 };
 use pala_storage::{EpochStatus, Options, Storage};
-use pala_types::{Block, BlockSn, Hash, Message, NodeId, NotarizedBlock, SignatureScheme, Signer};
+use pala_types::{
+    Block, BlockSn, Committee, Hash, Message, NodeId, NotarizedBlock, SignatureScheme, Signer,
+};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -266,10 +268,13 @@ impl RunningNode {
         let dyn_signer: Arc<dyn Signer> = signer.clone();
         let cap = cfg.runtime.channel_capacity;
 
-        let admission: Arc<dyn Admission> = if is_proposer {
-            Arc::new(CommitteeAdmission::new(&committee))
-        } else {
-            Arc::new(AdmitAll)
+        // A proposer admits the members of the sessions in force; the consensus stage
+        // updates the set at each reconfiguration (C-3, C-5).
+        let committee_admission =
+            is_proposer.then(|| Arc::new(CommitteeAdmission::new(&committee)));
+        let admission: Arc<dyn Admission> = match &committee_admission {
+            Some(a) => a.clone(),
+            None => Arc::new(AdmitAll),
         };
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (net_cpus, consensus_cpu, storage_cpu, verify_threads) = cfg.placement(ncpu);
@@ -435,6 +440,8 @@ impl RunningNode {
                 clock_last: 0,
                 verifier,
                 peers: Default::default(),
+                admission: committee_admission,
+                sessions: vec![Arc::new(committee.clone())],
             };
             LocalExecutorBuilder::new(placement(consensus_cpu))
                 .name("pala-consensus")
@@ -674,9 +681,20 @@ struct ConsensusStage {
     clock_last: u64,
     verifier: Arc<RwLock<MessageVerifier>>,
     peers: std::collections::BTreeSet<NodeId>,
+    /// Present on proposers: who may connect.
+    admission: Option<Arc<CommitteeAdmission>>,
+    /// Committees of the sessions in force (the last two during a reconfiguration).
+    sessions: Vec<Arc<Committee>>,
 }
 
 impl ConsensusStage {
+    fn admit_sessions(&self) {
+        if let Some(a) = &self.admission {
+            let cs: Vec<&Committee> = self.sessions.iter().map(|c| c.as_ref()).collect();
+            a.set_committees(&cs);
+        }
+    }
+
     fn now(&mut self) -> u64 {
         // Never backwards, even if the wall clock is stepped.
         self.clock_last = self.clock_last.max(unix_ms());
@@ -817,6 +835,45 @@ impl ConsensusStage {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .install((*c).clone());
+                // C-3 step 3: admit the new members and connect to the new proposers
+                // (W-2: a proposer dials only proposers with a greater id).
+                self.sessions.retain(|o| o.session + 1 >= c.session);
+                self.sessions.push(c.clone());
+                self.admit_sessions();
+                let me = self.shared.id;
+                let i_propose = c.is_proposer(&me);
+                for p in &c.proposers {
+                    if p.id == me || (i_propose && p.id < me) || self.peers.contains(&p.id) {
+                        continue;
+                    }
+                    if let Ok(addr) = p.address.parse() {
+                        self.effect(Effect::Net(NetCommand::Dial {
+                            addr,
+                            expected: Some(p.id),
+                        }));
+                    }
+                }
+            }
+            Output::ReconfigurationEnded { session } => {
+                // C-5: the new session is final; retired voters and proposers go.
+                info!(session, "reconfiguration ended");
+                self.sessions.retain(|c| c.session >= session);
+                self.admit_sessions();
+                let Some(current) = self.sessions.last().cloned() else {
+                    return;
+                };
+                let me = self.shared.id;
+                if current.is_voter(&me) || current.is_proposer(&me) {
+                    let retired: Vec<NodeId> = self
+                        .peers
+                        .iter()
+                        .filter(|p| !current.is_voter(p) && !current.is_proposer(p))
+                        .copied()
+                        .collect();
+                    for peer in retired {
+                        self.effect(Effect::Net(NetCommand::Disconnect { peer }));
+                    }
+                }
             }
             Output::Reverify { from, blocks } => {
                 let msg = Message::FresherHead(pala_types::FresherHeadResponse {
