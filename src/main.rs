@@ -228,7 +228,7 @@ fn run_sweep(seeds: u64, from: u64, reconfig: bool) -> Result<()> {
                 println!("seed {seed}: only {} committee changes completed by every honest node", r.sessions_changed);
             }
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 eprintln!("... {n}/{seeds} seeds ({:.0} s)", t.elapsed().as_secs_f64());
             }
             r.failure.map(|f| {
