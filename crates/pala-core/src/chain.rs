@@ -92,32 +92,44 @@ impl Chain {
         if !self.entries.contains_key(&new_root) {
             return;
         }
+        let old_root = self.root;
         self.root = new_root;
-        self.prune_to_root();
+        self.prune_to_root(old_root);
         if !self.entries.contains_key(&self.head) {
             self.head = self.recompute_head();
         }
     }
 
-    fn prune_to_root(&mut self) {
-        let mut keep = Vec::with_capacity(self.entries.len());
-        let mut stack = vec![self.root];
+    /// Drops everything that does not descend from the (new) root, given the previous
+    /// root: only the blocks from the old root up to the new one and the forks hanging
+    /// off them leave the tree, so the cost is proportional to what is removed.
+    fn prune_to_root(&mut self, old_root: BlockSn) {
+        let mut path = Vec::new();
+        let mut s = self.root;
+        while s != old_root {
+            let Some(e) = self.entries.get(&s) else { return };
+            let p = e.block.parent_sn();
+            path.push((p, s));
+            s = p;
+        }
+        for (p, keep) in path {
+            if let Some(e) = self.entries.remove(&p) {
+                for c in e.children {
+                    if c != keep {
+                        self.remove_tree(c);
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove_tree(&mut self, sn: BlockSn) {
+        let mut stack = vec![sn];
         while let Some(s) = stack.pop() {
-            if let Some(e) = self.entries.get(&s) {
-                keep.push(s);
-                stack.extend(e.children.iter().copied());
-            }
-        }
-        if keep.len() == self.entries.len() {
-            return;
-        }
-        let mut kept = HashMap::with_capacity(keep.len());
-        for s in keep {
             if let Some(e) = self.entries.remove(&s) {
-                kept.insert(s, e);
+                stack.extend(e.children);
             }
         }
-        self.entries = kept;
     }
 
     /// Freshest notarized head.
@@ -305,12 +317,13 @@ impl Chain {
         }
         path.reverse();
         self.finalized = target;
+        let old_root = self.root;
         self.root = if self.entries.contains_key(&keep_root) {
             keep_root
         } else {
             target
         };
-        self.prune_to_root();
+        self.prune_to_root(old_root);
         path
     }
 
@@ -327,12 +340,7 @@ impl Chain {
         if let Some(p) = self.entries.get_mut(&parent) {
             p.children.retain(|c| *c != sn);
         }
-        let mut stack = vec![sn];
-        while let Some(s) = stack.pop() {
-            if let Some(e) = self.entries.remove(&s) {
-                stack.extend(e.children);
-            }
-        }
+        self.remove_tree(sn);
         if !self.entries.contains_key(&self.head) {
             self.head = self.recompute_head();
         }
