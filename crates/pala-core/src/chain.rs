@@ -107,7 +107,9 @@ impl Chain {
         let mut path = Vec::new();
         let mut s = self.root;
         while s != old_root {
-            let Some(e) = self.entries.get(&s) else { return };
+            let Some(e) = self.entries.get(&s) else {
+                return;
+            };
             let p = e.block.parent_sn();
             path.push((p, s));
             s = p;

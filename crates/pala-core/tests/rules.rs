@@ -426,16 +426,7 @@ fn restarted_voter_never_signs_twice() {
         })
         .collect();
     assert_eq!(guards, vec![(Epoch::new(1, 1), 1)]);
-    let mut cs = Committees::default();
-    cs.install(&f.scheme, f.committee.clone());
-    let params = NodeParams {
-        config: f.cfg.clone(),
-        signer: Arc::new(f.keys[1].clone()),
-        scheme: Arc::new(f.scheme.clone()),
-        committees: cs,
-        genesis: f.genesis.clone(),
-        archive: Arc::new(NoArchive),
-    };
+    let params = f.params(1, Arc::new(NoArchive));
     let mut v2 = Node::recover(
         params,
         Recovered {
@@ -667,16 +658,7 @@ fn t9_epoch_is_persisted_with_its_proof_never_regresses_and_serves_older_session
     assert_eq!(v.epoch(), Epoch::new(1, 3));
     // A restart keeps the persisted epoch (section 0.1 item 8) even though the head is
     // still in (0,0).
-    let mut cs = Committees::default();
-    cs.install(&f.scheme, f.committee.clone());
-    let params = NodeParams {
-        config: f.cfg.clone(),
-        signer: Arc::new(f.keys[1].clone()),
-        scheme: Arc::new(f.scheme.clone()),
-        committees: cs,
-        genesis: f.genesis.clone(),
-        archive: Arc::new(NoArchive),
-    };
+    let params = f.params(1, Arc::new(NoArchive));
     let mut r = Node::recover(
         params,
         Recovered {
