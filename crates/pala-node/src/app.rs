@@ -71,6 +71,8 @@ struct KvState {
 
 /// The built-in replicated key-value store, persisted as a JSON snapshot.
 pub struct KvStore {
+    /// The network whose committee-change transactions are accepted (None: refused).
+    network_id: Option<u64>,
     path: Option<PathBuf>,
     st: KvState,
     dirty: bool,
@@ -90,6 +92,7 @@ impl KvStore {
             _ => KvState::default(),
         };
         Ok(KvStore {
+            network_id: None,
             path: path.map(Path::to_path_buf),
             st,
             dirty: false,
@@ -117,8 +120,27 @@ impl KvStore {
     }
 }
 
+impl KvStore {
+    /// Sets the network whose committee-change transactions this store validates.
+    pub fn with_network(mut self, network_id: u64) -> KvStore {
+        self.network_id = Some(network_id);
+        self
+    }
+}
+
 impl Application for KvStore {
     fn check_tx(&self, tx: &[u8]) -> Result<(), String> {
+        // Section 0.1 item 11: a committee-change transaction names the next session's
+        // committee; it must decode and every key must carry a valid proof of possession.
+        if let Some(parsed) = pala_types::committee::parse_committee_change(tx) {
+            let c = parsed.map_err(|e| format!("committee change does not decode: {e}"))?;
+            let nid = self
+                .network_id
+                .ok_or("committee changes are not accepted by this store")?;
+            return pala_crypto::validate_committee(&c, nid)
+                .map(|_| ())
+                .map_err(|e| format!("committee change is invalid: {e}"));
+        }
         KvTx::decode(tx).map(|_| ())
     }
 
@@ -197,6 +219,32 @@ mod tests {
             txs,
             ConsensusInfo::default(),
         )
+    }
+
+    #[test]
+    fn committee_change_transactions_are_validated() {
+        let (committee, _, _) =
+            pala_crypto::seeded_committee("kv", 2, 1, 3, 7, pala_types::VoteCounting::Seat);
+        let good = pala_types::committee::committee_change_tx(&committee);
+        let kv = KvStore::open(None).unwrap();
+        assert!(kv.check_tx(&good).is_err(), "refused without a network id");
+        let kv = kv.with_network(7);
+        assert_eq!(kv.check_tx(&good), Ok(()));
+        assert!(
+            KvStore::open(None)
+                .unwrap()
+                .with_network(8)
+                .check_tx(&good)
+                .is_err(),
+            "wrong network"
+        );
+        let mut forged = committee.clone();
+        forged.voters[0].proof_of_possession = forged.voters[1].proof_of_possession.clone();
+        let bad = pala_types::committee::committee_change_tx(&forged);
+        assert!(kv.check_tx(&bad).unwrap_err().contains("invalid"));
+        let mut truncated = good.clone();
+        truncated.truncate(good.len() - 3);
+        assert!(kv.check_tx(&truncated).unwrap_err().contains("decode"));
     }
 
     #[test]

@@ -32,6 +32,24 @@ pub struct GenesisFile {
     pub proposers: Vec<GenesisMember>,
     /// Voters of session 1.
     pub voters: Vec<GenesisMember>,
+    /// The stop block of every session is its block with this session offset (C-1);
+    /// 0 = the committee never changes.
+    #[serde(default)]
+    pub stop_offset: u32,
+    /// Committees of sessions 2, 3, ... (section 0.1 item 11); a valid committee-change
+    /// transaction in the chain takes precedence. Later sessions keep the last one.
+    #[serde(default)]
+    pub sessions: Vec<GenesisSession>,
+}
+
+/// The committee of a later session in the genesis schedule.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisSession {
+    /// Proposers, in rotation order.
+    pub proposers: Vec<GenesisMember>,
+    /// Voters.
+    pub voters: Vec<GenesisMember>,
 }
 
 /// A loaded and validated genesis.
@@ -43,6 +61,10 @@ pub struct Genesis {
     pub block: Arc<Block>,
     /// The committee of session 1 (proofs of possession checked).
     pub committee: Committee,
+    /// Stop-block session offset (0 = no reconfiguration).
+    pub stop_offset: u32,
+    /// Committees of later sessions, by session (proofs of possession checked).
+    pub schedule: std::collections::BTreeMap<u32, Committee>,
 }
 
 impl GenesisFile {
@@ -53,14 +75,43 @@ impl GenesisFile {
         toml::from_str(&text).with_context(|| format!("genesis file {} is invalid", path.display()))
     }
 
-    /// Validates the members and builds the committee.
+    /// Validates the members and builds the committees.
     pub fn load(&self) -> Result<Genesis> {
+        let committee = self.committee(1, "", &self.proposers, &self.voters)?;
+        let mut schedule = std::collections::BTreeMap::new();
+        for (k, sess) in self.sessions.iter().enumerate() {
+            let session = k as u32 + 2;
+            let prefix = format!("sessions[{k}].");
+            schedule.insert(
+                session,
+                self.committee(session, &prefix, &sess.proposers, &sess.voters)?,
+            );
+        }
+        if !schedule.is_empty() && self.stop_offset == 0 {
+            bail!("genesis stop_offset: expected a positive block count when `sessions` is set");
+        }
+        Ok(Genesis {
+            network_id: self.network_id,
+            block: Arc::new(Block::genesis(self.payload.as_bytes().to_vec())),
+            committee,
+            stop_offset: self.stop_offset,
+            schedule,
+        })
+    }
+
+    fn committee(
+        &self,
+        session: u32,
+        prefix: &str,
+        proposers: &[GenesisMember],
+        voters: &[GenesisMember],
+    ) -> Result<Committee> {
         let member = |kind: &str, i: usize, m: &GenesisMember| -> Result<Member> {
             let id = PublicIdentity::from_line(&m.identity)
-                .with_context(|| format!("genesis {kind}[{i}].identity"))?;
+                .with_context(|| format!("genesis {prefix}{kind}[{i}].identity"))?;
             if id.network_id != self.network_id {
                 bail!(
-                    "genesis {kind}[{i}].identity is for network {}, the genesis is for network {}",
+                    "genesis {prefix}{kind}[{i}].identity is for network {}, the genesis is for network {}",
                     id.network_id,
                     self.network_id
                 );
@@ -72,8 +123,7 @@ impl GenesisFile {
                 m.address.clone(),
             ))
         };
-        let proposers = self
-            .proposers
+        let proposers = proposers
             .iter()
             .enumerate()
             .map(|(i, m)| member("proposers", i, m))
@@ -81,30 +131,25 @@ impl GenesisFile {
         for (i, p) in proposers.iter().enumerate() {
             if p.address.parse::<std::net::SocketAddr>().is_err() {
                 bail!(
-                    "genesis proposers[{i}].address `{}`: expected \"ip:port\"",
+                    "genesis {prefix}proposers[{i}].address `{}`: expected \"ip:port\"",
                     p.address
                 );
             }
         }
-        let voters = self
-            .voters
+        let voters = voters
             .iter()
             .enumerate()
             .map(|(i, m)| member("voters", i, m))
             .collect::<Result<Vec<_>>>()?;
         let committee = Committee {
-            session: 1,
+            session,
             proposers,
             voters,
             counting: VoteCounting::Seat,
         };
         validate_committee(&committee, self.network_id)
-            .map_err(|e| anyhow::anyhow!("genesis committee is invalid: {e}"))?;
-        Ok(Genesis {
-            network_id: self.network_id,
-            block: Arc::new(Block::genesis(self.payload.as_bytes().to_vec())),
-            committee,
-        })
+            .map_err(|e| anyhow::anyhow!("genesis {prefix}committee is invalid: {e}"))?;
+        Ok(committee)
     }
 }
 
@@ -180,6 +225,8 @@ pub fn testnet(p: &TestnetParams) -> Result<Testnet> {
     let genesis = GenesisFile {
         network_id: p.network_id,
         payload: format!("pala-testnet-{}", p.network_id),
+        stop_offset: 0,
+        sessions: Vec::new(),
         proposers: (0..p.proposers)
             .map(|i| GenesisMember {
                 identity: lines[i].clone(),

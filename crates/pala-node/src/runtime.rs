@@ -179,6 +179,12 @@ fn storage_records(r: Record) -> Vec<pala_storage::Record> {
         Record::StopBlock {
             session, height, ..
         } => vec![S::StopBlock { session, height }],
+        // Installed committees are not persisted yet (pala-storage has no record kind for
+        // them): after a restart they come from the genesis schedule again.
+        Record::Committee(c) => {
+            debug!(session = c.session, "committee record not persisted");
+            Vec::new()
+        }
         other => {
             warn!(
                 ?other,
@@ -254,7 +260,7 @@ impl RunningNode {
         let recovered = recovered_from(&storage)?;
         let storage = Arc::new(RwLock::new(storage));
         let app_path = cfg.node.data_dir.join("app-kv.json");
-        let kv = KvStore::open(Some(&app_path))?;
+        let kv = KvStore::open(Some(&app_path))?.with_network(genesis.network_id);
         let scheme = Arc::new(BlsScheme::new());
         let dyn_scheme: Arc<dyn SignatureScheme> = scheme.clone();
         let mut committees = Committees::default();
@@ -404,7 +410,11 @@ impl RunningNode {
         };
 
         let params = NodeParams {
-            config: cfg.core_config(genesis.network_id),
+            config: pala_core::CoreConfig {
+                stop_offset: genesis.stop_offset,
+                schedule: genesis.schedule.clone(),
+                ..cfg.core_config(genesis.network_id)
+            },
             signer: dyn_signer,
             scheme: dyn_scheme,
             committees,
