@@ -26,8 +26,10 @@ pub enum BenchCmd {
         #[command(flatten)]
         poc: PocArgs,
     },
-    /// Real processes on loopback with TLS and storage (needs pala-node; not built yet).
-    Cluster,
+    /// Real node processes on loopback (TLS, storage, HTTP) under a transaction load:
+    /// finalized blocks/s and tx/s, finality latency, CPU per finalized block per role,
+    /// peak RSS.
+    Cluster(crate::bench_cluster::ClusterArgs),
 }
 
 /// Settings of `pala bench poc`.
@@ -98,9 +100,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             }
             Ok(())
         }
-        BenchCmd::Cluster => {
-            bail!("`pala bench cluster` needs the node runtime (crates/pala-node); not built yet")
-        }
+        BenchCmd::Cluster(a) => crate::bench_cluster::run(&a),
     }
 }
 
@@ -268,7 +268,9 @@ fn run_poc(a: &PocArgs) -> Result<PocReport> {
     Ok(r)
 }
 
-fn print_change_against_previous(dir: &Path, path: &Path) {
+/// Prints the change of the headline figures of the result at `path` against the
+/// previous result of the same scenario and parameters in `dir`.
+pub(crate) fn print_change_against_previous(dir: &Path, path: &Path) {
     let all = result::load_dir(dir);
     let Some(cur) = all.iter().find(|(p, _)| p == path) else {
         return;
@@ -281,6 +283,11 @@ fn print_change_against_previous(dir: &Path, path: &Path) {
                     "latency_p50_ms",
                     "latency_p99_ms",
                     "cpu_per_block_us",
+                    "tx_per_sec",
+                    "tx_latency_p50_ms",
+                    "tx_latency_p99_ms",
+                    "cpu_ms_per_block_primary",
+                    "cpu_ms_per_block_voter",
                 ]
                 .contains(&c.figure.as_str())
                 {

@@ -1,6 +1,7 @@
 //! `pala`: the PaLa validator command line.
 
 mod bench_cli;
+mod bench_cluster;
 mod node_cli;
 
 use anyhow::{bail, Result};

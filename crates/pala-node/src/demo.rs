@@ -44,14 +44,79 @@ pub struct DemoArgs {
     /// epoch change and the standby proposer taking over.
     #[arg(long)]
     pub kill_primary_after: Option<u64>,
+    /// Longest time the primary waits for transactions before it makes a block
+    /// (`block.max_wait_ms`).
+    #[arg(long, default_value_t = 50)]
+    pub block_wait_ms: u64,
+}
+
+/// What one node of the cluster cost while the load ran.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeFigures {
+    /// File stem of its config (`proposer0`, `voter2`, ...).
+    pub name: String,
+    /// `primary` (the proposer of the first epochs), `proposer` (standby) or `voter`.
+    pub role: &'static str,
+    /// CPU seconds (user + system) spent during the load window.
+    pub cpu_s: f64,
+    /// `cpu_s` per finalized block of the window, in milliseconds.
+    pub cpu_ms_per_block: f64,
+    /// Peak resident set (VmHWM) over the whole life of the process, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// The outcome of one cluster run: the figures of `pala demo` and `pala bench cluster`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClusterReport {
+    /// Proposers started.
+    pub proposers: usize,
+    /// Voters started.
+    pub voters: usize,
+    /// Outstanding unnotarized proposals.
+    pub k: u32,
+    /// Offered load, transactions per second.
+    pub offered_tx_per_s: u64,
+    /// Seconds from start-up (every node finalized a block) until ready, in seconds.
+    pub startup_seconds: f64,
+    /// Length of the load window in seconds.
+    pub load_seconds: f64,
+    /// Transactions the nodes accepted into their mempools.
+    pub submitted: u64,
+    /// Transactions finalized in the window (plus the drain after it).
+    pub finalized_txs: u64,
+    /// Finalized height at the start and at the end of the window.
+    pub height_start: u64,
+    /// See `height_start`.
+    pub height_end: u64,
+    /// Finalized transactions per second of load.
+    pub tx_per_s: f64,
+    /// Finalized blocks per second of load.
+    pub blocks_per_s: f64,
+    /// Submission to applied at the receiving node, seconds.
+    pub tx_latency_p50_s: Option<f64>,
+    /// See `tx_latency_p50_s`.
+    pub tx_latency_p99_s: Option<f64>,
+    /// Block timestamp to finalized, over all nodes, seconds.
+    pub block_latency_p50_s: Option<f64>,
+    /// See `block_latency_p50_s`.
+    pub block_latency_p99_s: Option<f64>,
+    /// One entry per node still running at the end.
+    pub nodes: Vec<NodeFigures>,
+}
+
+impl ClusterReport {
+    /// The nodes of one role.
+    pub fn role<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a NodeFigures> + 'a {
+        self.nodes.iter().filter(move |n| n.role == role)
+    }
 }
 
 struct Proc {
     name: String,
+    role: &'static str,
     child: Child,
     http: SocketAddr,
-    cpu_s: f64,
-    peak_rss_kb: u64,
+    cpu_at_load_start: f64,
 }
 
 fn proc_stats(pid: u32) -> (f64, u64) {
@@ -106,8 +171,59 @@ fn ms(v: Option<f64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
-/// Runs the demo.
+/// Runs the demo: a cluster under load with live progress, then a summary.
 pub fn run(a: DemoArgs) -> Result<()> {
+    let r = run_cluster(&a)?;
+    print_summary(&r);
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Prints the summary of a cluster run.
+pub fn print_summary(r: &ClusterReport) {
+    println!();
+    println!(
+        "summary ({} proposers, {} voters, K = {}, {:.1} s of load, {} tx submitted)",
+        r.proposers, r.voters, r.k, r.load_seconds, r.submitted
+    );
+    println!(
+        "  finalized transactions/s : {:.0}   ({} finalized)",
+        r.tx_per_s, r.finalized_txs
+    );
+    println!(
+        "  finalized blocks/s       : {:.1}   (height {} -> {})",
+        r.blocks_per_s, r.height_start, r.height_end
+    );
+    println!(
+        "  tx finality latency      : p50 {}, p99 {}   (submission to applied, at the receiving node)",
+        ms(r.tx_latency_p50_s),
+        ms(r.tx_latency_p99_s)
+    );
+    println!(
+        "  block finality latency   : p50 {}, p99 {}   (block timestamp to finalized, all nodes)",
+        ms(r.block_latency_p50_s),
+        ms(r.block_latency_p99_s)
+    );
+    println!("  per node                 : CPU during the load, per finalized block; peak RSS");
+    for n in &r.nodes {
+        println!(
+            "    {:<10} {:<8} {:>7.2} CPU s/1000 blocks ({:.1} CPU s), peak RSS {:.1} MiB",
+            n.name,
+            n.role,
+            n.cpu_ms_per_block,
+            n.cpu_s,
+            n.peak_rss_kib as f64 / 1024.0
+        );
+    }
+}
+
+/// Starts a local cluster as separate processes (this executable's `node` subcommand),
+/// drives the transaction load of `a` at it with live progress lines, stops every node
+/// with SIGTERM and returns the figures. Ctrl-C ends the load early.
+pub fn run_cluster(a: &DemoArgs) -> Result<ClusterReport> {
     if a.voters == 0 || a.proposers == 0 {
         bail!("--voters and --proposers must be at least 1");
     }
@@ -125,6 +241,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let http = p2p + a.proposers as u16;
     let mut template = fast_template();
     template.consensus.k = a.k;
+    template.block.max_wait_ms = a.block_wait_ms;
     template.log.level = "warn,pala_node=info".into();
     let t = testnet(&TestnetParams {
         voters: a.voters,
@@ -136,7 +253,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         template: Some(template),
     })?;
     println!(
-        "pala demo: {} proposers + {} voters as separate processes on 127.0.0.1, TLS 1.3, storage in {}",
+        "pala: {} proposers + {} voters as separate processes on 127.0.0.1, TLS 1.3, storage in {}",
         a.proposers,
         a.voters,
         root.display()
@@ -149,8 +266,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let log = std::fs::File::create(root.join(format!("{name}.log")))?;
-        // Own process group: Ctrl-C reaches only the demo, which then collects the final
-        // figures and stops the nodes with SIGTERM itself.
+        // Own process group: Ctrl-C reaches only this process, which then collects the
+        // final figures and stops the nodes with SIGTERM itself.
         let child = Command::new(&exe)
             .process_group(0)
             .arg("node")
@@ -160,15 +277,22 @@ pub fn run(a: DemoArgs) -> Result<()> {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", exe.display()))?;
+        let role = if i == 0 {
+            "primary"
+        } else if i < a.proposers {
+            "proposer"
+        } else {
+            "voter"
+        };
         procs.push(Proc {
             name,
+            role,
             child,
             http: t.http[i].parse()?,
-            cpu_s: 0.0,
-            peak_rss_kb: 0,
+            cpu_at_load_start: 0.0,
         });
     }
-    let result = drive(&a, &root, &mut procs, &stop);
+    let result = drive(a, &root, &mut procs, &stop);
     // Clean stop: SIGTERM, then wait; SIGKILL only for a node that hangs.
     for p in &procs {
         // SAFETY: kill with a pid of our own child.
@@ -200,7 +324,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
             }
         }
     }
-    if a.keep {
+    if a.keep || result.is_err() {
         let kept = dir.keep();
         println!("cluster directory kept: {}", kept.display());
     }
@@ -210,14 +334,19 @@ pub fn run(a: DemoArgs) -> Result<()> {
     result
 }
 
-fn drive(a: &DemoArgs, root: &Path, procs: &mut [Proc], stop: &Arc<AtomicBool>) -> Result<()> {
+fn drive(
+    a: &DemoArgs,
+    root: &Path,
+    procs: &mut [Proc],
+    stop: &Arc<AtomicBool>,
+) -> Result<ClusterReport> {
     let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.http).collect();
     print!("starting nodes");
     let t0 = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             println!();
-            return Ok(());
+            bail!("stopped before the cluster was up");
         }
         for p in procs.iter_mut() {
             if let Ok(Some(st)) = p.child.try_wait() {
@@ -247,13 +376,15 @@ fn drive(a: &DemoArgs, root: &Path, procs: &mut [Proc], stop: &Arc<AtomicBool>) 
         let _ = std::io::stdout().flush();
         std::thread::sleep(Duration::from_millis(300));
     }
+    let startup_seconds = t0.elapsed().as_secs_f64();
     println!(
-        " up in {:.1} s; driving {} tx/s for {} s (Ctrl-C stops)",
-        t0.elapsed().as_secs_f64(),
-        a.rate,
-        a.duration
+        " up in {startup_seconds:.1} s; driving {} tx/s for {} s (Ctrl-C stops)",
+        a.rate, a.duration
     );
     let height0 = status_height(addrs[0]);
+    for p in procs.iter_mut() {
+        p.cpu_at_load_start = proc_stats(p.child.id()).0;
+    }
     let txs0 = parse_value(&metrics_text(addrs[0]), "pala_finalized_txs_total").unwrap_or(0.0);
 
     // Load: every 50 ms a batch to the next node, round-robin over all nodes.
@@ -348,85 +479,68 @@ fn drive(a: &DemoArgs, root: &Path, procs: &mut [Proc], stop: &Arc<AtomicBool>) 
     load_stop.store(true, Ordering::Relaxed);
     let _ = loader.join();
     let load_secs = load_start.elapsed().as_secs_f64();
-    // Let the transactions in flight finalize.
-    std::thread::sleep(Duration::from_millis(1500));
-
+    // Blocks and CPU are counted over the load window; transactions after a drain, so
+    // that those submitted near its end count.
     let live: Vec<usize> = (0..procs.len())
         .filter(|i| matches!(procs[*i].child.try_wait(), Ok(None)))
         .collect();
-    let texts: Vec<String> = live.iter().map(|i| metrics_text(procs[*i].http)).collect();
-    for i in &live {
-        let (cpu, rss) = proc_stats(procs[*i].child.id());
-        procs[*i].cpu_s = cpu;
-        procs[*i].peak_rss_kb = rss;
-    }
     let obs = live.first().map(|i| procs[*i].http).unwrap_or(addrs[0]);
     let h_end = status_height(obs);
+    let blocks = h_end.saturating_sub(height0);
+    let cpu_at_load_end: Vec<f64> = live
+        .iter()
+        .map(|i| proc_stats(procs[*i].child.id()).0)
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let texts: Vec<String> = live.iter().map(|i| metrics_text(procs[*i].http)).collect();
+    let nodes = live
+        .iter()
+        .zip(cpu_at_load_end)
+        .map(|(i, cpu)| {
+            let p = &procs[*i];
+            let peak_rss_kib = proc_stats(p.child.id()).1;
+            let cpu_s = (cpu - p.cpu_at_load_start).max(0.0);
+            NodeFigures {
+                name: p.name.clone(),
+                role: p.role,
+                cpu_s,
+                cpu_ms_per_block: cpu_s * 1000.0 / blocks.max(1) as f64,
+                peak_rss_kib,
+            }
+        })
+        .collect();
     let txs_end = texts
         .iter()
         .filter_map(|t| parse_value(t, "pala_finalized_txs_total"))
         .fold(0.0, f64::max);
     let tx_lat = merged(&texts, "pala_tx_finality_latency_seconds");
     let blk_lat = merged(&texts, "pala_block_finality_latency_seconds");
-    let blocks = h_end.saturating_sub(height0);
     let txs = (txs_end - txs0).max(0.0);
-    let submitted = sent.load(Ordering::Relaxed);
-    println!();
-    println!(
-        "summary ({} proposers, {} voters, K = {}, {:.1} s of load, {} tx submitted)",
-        a.proposers, a.voters, a.k, load_secs, submitted
-    );
-    println!(
-        "  finalized transactions/s : {:.0}   ({} finalized)",
-        txs / load_secs,
-        txs as u64
-    );
-    println!(
-        "  finalized blocks/s       : {:.1}   (height {} -> {})",
-        blocks as f64 / load_secs,
-        height0,
-        h_end
-    );
-    println!("  tx finality latency      : p50 {}, p99 {}   (submission to applied, at the receiving node)", ms(quantile(&tx_lat, 0.5)), ms(quantile(&tx_lat, 0.99)));
-    println!(
-        "  block finality latency   : p50 {}, p99 {}   (block timestamp to finalized, all nodes)",
-        ms(quantile(&blk_lat, 0.5)),
-        ms(quantile(&blk_lat, 0.99))
-    );
-    println!("  per node                 : CPU s / 1000 finalized blocks, peak RSS");
-    let total_height = h_end.max(1);
-    let mut per_node = Vec::new();
-    for i in &live {
-        let p = &procs[*i];
-        let per1000 = p.cpu_s / (total_height as f64 / 1000.0);
-        println!(
-            "    {:<10} {:>7.2} CPU s/1000 blocks ({:.1} CPU s for {} blocks), peak RSS {:.1} MiB",
-            p.name,
-            per1000,
-            p.cpu_s,
-            total_height,
-            p.peak_rss_kb as f64 / 1024.0
-        );
-        per_node.push(serde_json::json!({"node": p.name, "cpu_s": p.cpu_s, "cpu_s_per_1000_blocks": per1000, "peak_rss_kib": p.peak_rss_kb}));
-    }
-    if let Some(path) = &a.json {
-        let v = serde_json::json!({
-            "proposers": a.proposers, "voters": a.voters, "k": a.k, "load_seconds": load_secs,
-            "offered_tx_per_s": a.rate, "submitted": submitted,
-            "finalized_tx_per_s": txs / load_secs, "finalized_blocks_per_s": blocks as f64 / load_secs,
-            "tx_latency_p50_s": quantile(&tx_lat, 0.5), "tx_latency_p99_s": quantile(&tx_lat, 0.99),
-            "block_latency_p50_s": quantile(&blk_lat, 0.5), "block_latency_p99_s": quantile(&blk_lat, 0.99),
-            "nodes": per_node,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
-    }
     if blocks == 0 {
         bail!(
             "no block was finalized during the load; logs in {}",
             root.display()
         );
     }
-    Ok(())
+    Ok(ClusterReport {
+        proposers: a.proposers,
+        voters: a.voters,
+        k: a.k,
+        offered_tx_per_s: a.rate,
+        startup_seconds,
+        load_seconds: load_secs,
+        submitted: sent.load(Ordering::Relaxed),
+        finalized_txs: txs as u64,
+        height_start: height0,
+        height_end: h_end,
+        tx_per_s: txs / load_secs,
+        blocks_per_s: blocks as f64 / load_secs,
+        tx_latency_p50_s: quantile(&tx_lat, 0.5),
+        tx_latency_p99_s: quantile(&tx_lat, 0.99),
+        block_latency_p50_s: quantile(&blk_lat, 0.5),
+        block_latency_p99_s: quantile(&blk_lat, 0.99),
+        nodes,
+    })
 }
 
 fn status_height(addr: SocketAddr) -> u64 {
