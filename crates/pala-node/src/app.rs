@@ -4,11 +4,13 @@
 //! exactly once: the application persists the height it has applied, and on restart the
 //! runtime replays finalized blocks from storage above that height before any new block.
 
+use pala_types::codec::{put_bytes, DecodeError, Reader};
 use pala_types::{Block, Hash};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// What the node requires of an application.
 pub trait Application: Send + Sync {
@@ -19,12 +21,15 @@ pub trait Application: Send + Sync {
     fn apply(&mut self, block: &Block) -> usize;
     /// Height of the last applied block (0 = genesis).
     fn applied_height(&self) -> u64;
-    /// Makes the applied state durable (called periodically and at shutdown).
+    /// Called periodically and at shutdown to make the applied state durable. Because the
+    /// runtime replays the finalized blocks above `applied_height()` from storage on
+    /// start, an application may checkpoint less often than it is called.
     fn persist(&mut self) -> std::io::Result<()>;
 }
 
 /// A key-value transaction: set `k` to `v`. `n` is a client nonce so that the same
-/// assignment can be made twice; a transaction (same bytes) takes effect at most once.
+/// assignment can be made twice; a transaction (same bytes) takes effect at most once
+/// within the deduplication window ([`DEFAULT_DEDUP_WINDOW_MS`] of block time).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KvTx {
     /// Key (at most 256 bytes).
@@ -62,41 +67,190 @@ pub struct KvEntry {
     pub height: u64,
 }
 
-#[derive(Default, Serialize, Deserialize)]
+/// How long, in block time, the store remembers the hash of a transaction that took
+/// effect. Duplicates come from two proposers including the same forwarded transaction
+/// around a proposer switch and from client retries, both within seconds; remembering
+/// every hash forever would make memory and checkpoints grow with the chain.
+pub const DEFAULT_DEDUP_WINDOW_MS: u64 = 60_000;
+
+/// Checkpoints may take at most this share of the application thread's time: a
+/// checkpoint that took `d` is followed by the next one no sooner than `d / SHARE`.
+const CHECKPOINT_TIME_SHARE: f64 = 0.05;
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"PALAKV01";
+
+/// One applied block's transaction hashes, kept until it leaves the window.
+struct RecentBlock {
+    timestamp_ms: u64,
+    height: u64,
+    txs: Vec<[u8; 32]>,
+}
+
+#[derive(Default)]
 struct KvState {
     applied_height: u64,
+    /// Largest block timestamp applied; the window ends here (timestamps of consecutive
+    /// blocks need not increase across a proposer switch, so the window uses the max).
+    newest_timestamp_ms: u64,
     map: BTreeMap<String, KvEntry>,
+    /// Transaction hash -> height, for the transactions of `recent`.
+    dedup: HashMap<[u8; 32], u64>,
+    recent: VecDeque<RecentBlock>,
+}
+
+/// The snapshot of the first node versions (JSON, every hash ever applied); read once
+/// and replaced by the binary format.
+#[derive(Deserialize)]
+struct LegacyJsonState {
+    applied_height: u64,
+    map: BTreeMap<String, KvEntry>,
+    #[allow(dead_code)]
     applied_txs: HashSet<[u8; 32]>,
 }
 
-/// The built-in replicated key-value store, persisted as a JSON snapshot.
+/// The built-in replicated key-value store, checkpointed as a checksummed binary
+/// snapshot (write-then-rename).
 pub struct KvStore {
     /// The network whose committee-change transactions are accepted (None: refused).
     network_id: Option<u64>,
     path: Option<PathBuf>,
     st: KvState,
+    dedup_window_ms: u64,
     dirty: bool,
+    last_checkpoint: Option<(Instant, Duration)>,
+}
+
+fn invalid(path: &Path, what: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("application snapshot {} is damaged: {what}", path.display()),
+    )
+}
+
+impl KvState {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.map.len() * 48 + self.dedup.len() * 32);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&self.applied_height.to_le_bytes());
+        out.extend_from_slice(&self.newest_timestamp_ms.to_le_bytes());
+        out.extend_from_slice(&(self.map.len() as u32).to_le_bytes());
+        for (k, e) in &self.map {
+            put_bytes(&mut out, k.as_bytes());
+            put_bytes(&mut out, e.value.as_bytes());
+            out.extend_from_slice(&e.height.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.recent.len() as u32).to_le_bytes());
+        for b in &self.recent {
+            out.extend_from_slice(&b.timestamp_ms.to_le_bytes());
+            out.extend_from_slice(&b.height.to_le_bytes());
+            out.extend_from_slice(&(b.txs.len() as u32).to_le_bytes());
+            for h in &b.txs {
+                out.extend_from_slice(h);
+            }
+        }
+        let sum = Hash::of(&out);
+        out.extend_from_slice(&sum.0);
+        out
+    }
+
+    fn decode(buf: &[u8]) -> Result<KvState, DecodeError> {
+        let body_len = buf
+            .len()
+            .checked_sub(32)
+            .ok_or_else(|| DecodeError::Truncated {
+                what: "snapshot checksum",
+                needed: 32 - buf.len(),
+            })?;
+        let (body, sum) = buf.split_at(body_len);
+        if Hash::of(body).0 != sum {
+            return Err(DecodeError::Invalid {
+                what: "snapshot checksum",
+                detail: "does not match the contents".into(),
+            });
+        }
+        let mut r = Reader::new(body);
+        if r.take(8, "snapshot magic")? != SNAPSHOT_MAGIC {
+            return Err(DecodeError::Invalid {
+                what: "snapshot magic",
+                detail: "not a key-value snapshot of this version".into(),
+            });
+        }
+        let text = |b: &[u8], what: &'static str| {
+            String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Invalid {
+                what,
+                detail: "not UTF-8".into(),
+            })
+        };
+        let mut st = KvState {
+            applied_height: r.u64("applied height")?,
+            newest_timestamp_ms: r.u64("newest timestamp")?,
+            ..KvState::default()
+        };
+        for _ in 0..r.count(16, "keys")? {
+            let k = text(r.bytes("key")?, "key")?;
+            let value = text(r.bytes("value")?, "value")?;
+            let height = r.u64("value height")?;
+            st.map.insert(k, KvEntry { value, height });
+        }
+        for _ in 0..r.count(20, "recent blocks")? {
+            let timestamp_ms = r.u64("block timestamp")?;
+            let height = r.u64("block height")?;
+            let n = r.count(32, "transaction hashes")?;
+            let mut txs = Vec::with_capacity(n);
+            for _ in 0..n {
+                let h = r.array::<32>("transaction hash")?;
+                st.dedup.insert(h, height);
+                txs.push(h);
+            }
+            st.recent.push_back(RecentBlock {
+                timestamp_ms,
+                height,
+                txs,
+            });
+        }
+        r.finish()?;
+        Ok(st)
+    }
 }
 
 impl KvStore {
     /// Opens (or creates) the store whose snapshot lives at `path`; `None` keeps it in
-    /// memory only.
+    /// memory only. A snapshot of the first versions (JSON, at `path` with the extension
+    /// `json`) is read when there is no binary one.
     pub fn open(path: Option<&Path>) -> std::io::Result<KvStore> {
         let st = match path {
-            Some(p) if p.exists() => serde_json::from_slice(&std::fs::read(p)?).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("application snapshot {} is damaged: {e}", p.display()),
-                )
-            })?,
+            Some(p) if p.exists() => {
+                KvState::decode(&std::fs::read(p)?).map_err(|e| invalid(p, e))?
+            }
+            Some(p) if p.with_extension("json").exists() => {
+                let legacy = p.with_extension("json");
+                let old: LegacyJsonState = serde_json::from_slice(&std::fs::read(&legacy)?)
+                    .map_err(|e| invalid(&legacy, e))?;
+                // Its hashes carry no height or time; the window restarts empty, which
+                // only matters for a duplicate arriving in the next minute.
+                KvState {
+                    applied_height: old.applied_height,
+                    map: old.map,
+                    ..KvState::default()
+                }
+            }
             _ => KvState::default(),
         };
         Ok(KvStore {
             network_id: None,
             path: path.map(Path::to_path_buf),
             st,
+            dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             dirty: false,
+            last_checkpoint: None,
         })
+    }
+
+    /// Sets how long (block time) transaction hashes are remembered for deduplication.
+    /// Every replica must use the same value, or they may disagree on the state.
+    pub fn with_dedup_window_ms(mut self, ms: u64) -> KvStore {
+        self.dedup_window_ms = ms;
+        self
     }
 
     /// Reads a key.
@@ -114,17 +268,68 @@ impl KvStore {
         self.st.map.is_empty()
     }
 
-    /// Whether the transaction with this hash took effect.
-    pub fn applied(&self, h: &Hash) -> bool {
-        self.st.applied_txs.contains(&h.0)
+    /// The height at which the transaction with this hash took effect, if that was
+    /// within the deduplication window.
+    pub fn applied(&self, h: &Hash) -> Option<u64> {
+        self.st.dedup.get(&h.0).copied()
     }
-}
 
-impl KvStore {
+    /// Transaction hashes remembered for deduplication.
+    pub fn remembered_txs(&self) -> usize {
+        self.st.dedup.len()
+    }
+
+    /// Writes a checkpoint now if anything changed since the last one.
+    pub fn checkpoint(&mut self) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if !self.dirty {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        // Write-then-rename so a crash leaves either the old or the new snapshot.
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&self.st.encode())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        let legacy = path.with_extension("json");
+        if legacy.exists() {
+            std::fs::remove_file(legacy)?;
+        }
+        self.dirty = false;
+        self.last_checkpoint = Some((Instant::now(), t0.elapsed()));
+        Ok(())
+    }
+
     /// Sets the network whose committee-change transactions this store validates.
     pub fn with_network(mut self, network_id: u64) -> KvStore {
         self.network_id = Some(network_id);
         self
+    }
+
+    fn expire(&mut self) {
+        let horizon = self
+            .st
+            .newest_timestamp_ms
+            .saturating_sub(self.dedup_window_ms);
+        while let Some(b) = self.st.recent.front() {
+            if b.timestamp_ms >= horizon {
+                break;
+            }
+            let b = self.st.recent.pop_front().expect("front exists");
+            for h in b.txs {
+                if self.st.dedup.get(&h) == Some(&b.height) {
+                    self.st.dedup.remove(&h);
+                }
+            }
+        }
     }
 }
 
@@ -149,14 +354,17 @@ impl Application for KvStore {
         if h <= self.st.applied_height {
             return 0;
         }
-        let mut n = 0;
+        let mut taken = Vec::new();
         for tx in &block.txs {
             let Ok(t) = KvTx::decode(tx) else { continue };
             // Two proposers may both include a forwarded transaction; only the first
             // finalized copy takes effect.
-            if !self.st.applied_txs.insert(Hash::of(tx).0) {
+            let hash = Hash::of(tx).0;
+            if self.st.dedup.contains_key(&hash) {
                 continue;
             }
+            self.st.dedup.insert(hash, h);
+            taken.push(hash);
             self.st.map.insert(
                 t.k,
                 KvEntry {
@@ -164,8 +372,17 @@ impl Application for KvStore {
                     height: h,
                 },
             );
-            n += 1;
         }
+        let n = taken.len();
+        self.st.newest_timestamp_ms = self.st.newest_timestamp_ms.max(block.header.timestamp_ms);
+        if !taken.is_empty() {
+            self.st.recent.push_back(RecentBlock {
+                timestamp_ms: block.header.timestamp_ms,
+                height: h,
+                txs: taken,
+            });
+        }
+        self.expire();
         self.st.applied_height = h;
         self.dirty = true;
         n
@@ -176,25 +393,15 @@ impl Application for KvStore {
     }
 
     fn persist(&mut self) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        if !self.dirty {
-            return Ok(());
+        // A snapshot costs time in proportion to the state; spacing checkpoints by their
+        // own cost keeps this thread mostly applying blocks. Replay covers the gap.
+        if let Some((at, took)) = self.last_checkpoint {
+            let spacing = took.as_secs_f64() / CHECKPOINT_TIME_SHARE;
+            if at.elapsed().as_secs_f64() < spacing {
+                return Ok(());
+            }
         }
-        // Write-then-rename so a crash leaves either the old or the new snapshot.
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(&self.st).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        self.dirty = false;
-        Ok(())
+        self.checkpoint()
     }
 }
 
@@ -204,6 +411,10 @@ mod tests {
     use pala_types::{BlockHeader, BlockSn, ConsensusInfo, Epoch};
 
     fn block(height: u64, txs: Vec<Vec<u8>>) -> Block {
+        block_at(height, 0, txs)
+    }
+
+    fn block_at(height: u64, timestamp_ms: u64, txs: Vec<Vec<u8>>) -> Block {
         Block::new(
             BlockHeader {
                 sn: BlockSn {
@@ -214,7 +425,7 @@ mod tests {
                 parent_hash: Hash([0; 32]),
                 height,
                 session_offset: 0,
-                timestamp_ms: 0,
+                timestamp_ms,
             },
             txs,
             ConsensusInfo::default(),
@@ -250,7 +461,7 @@ mod tests {
     #[test]
     fn applies_once_and_survives_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("kv.json");
+        let p = dir.path().join("kv.bin");
         let tx = KvTx {
             k: "a".into(),
             v: "1".into(),
@@ -266,5 +477,112 @@ mod tests {
         let kv = KvStore::open(Some(&p)).unwrap();
         assert_eq!(kv.applied_height(), 2);
         assert_eq!(kv.get("a").unwrap().value, "1");
+    }
+
+    fn kv(k: &str, n: u64) -> Vec<u8> {
+        KvTx {
+            k: k.into(),
+            v: format!("v{n}"),
+            n,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn duplicates_are_refused_within_the_window_and_forgotten_after_it() {
+        let mut s = KvStore::open(None).unwrap().with_dedup_window_ms(1000);
+        assert_eq!(s.apply(&block_at(1, 10_000, vec![kv("a", 1)])), 1);
+        assert_eq!(s.applied(&Hash::of(&kv("a", 1))), Some(1));
+        // 900 ms later: still inside the window.
+        assert_eq!(
+            s.apply(&block_at(2, 10_900, vec![kv("a", 1), kv("b", 1)])),
+            1
+        );
+        // A block whose timestamp is behind (proposer switch) neither expires nor admits.
+        assert_eq!(s.apply(&block_at(3, 10_500, vec![kv("a", 1)])), 0);
+        // 1.5 s after block 1: its hashes left the window, block 2's are kept.
+        assert_eq!(s.apply(&block_at(4, 11_500, vec![])), 0);
+        assert_eq!(s.applied(&Hash::of(&kv("a", 1))), None);
+        assert_eq!(s.applied(&Hash::of(&kv("b", 1))), Some(2));
+        assert_eq!(s.remembered_txs(), 1);
+        assert_eq!(s.apply(&block_at(5, 11_600, vec![kv("a", 1)])), 1);
+    }
+
+    #[test]
+    fn memory_stays_bounded_by_the_window() {
+        let mut s = KvStore::open(None).unwrap().with_dedup_window_ms(1000);
+        for h in 1..=2000u64 {
+            let txs = (0..10).map(|i| kv("k", h * 10 + i)).collect();
+            assert_eq!(s.apply(&block_at(h, h * 50, txs)), 10);
+        }
+        // 1000 ms of 50 ms blocks of 10 transactions.
+        assert!(s.remembered_txs() <= 210, "{}", s.remembered_txs());
+    }
+
+    #[test]
+    fn checkpoint_round_trip_and_damage_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kv.bin");
+        let mut s = KvStore::open(Some(&p)).unwrap();
+        s.apply(&block_at(1, 1000, vec![kv("x", 1), kv("y", 2)]));
+        s.apply(&block_at(2, 2000, vec![kv("x", 3)]));
+        s.checkpoint().unwrap();
+        let r = KvStore::open(Some(&p)).unwrap();
+        assert_eq!(r.applied_height(), 2);
+        assert_eq!(
+            r.get("x").unwrap(),
+            &KvEntry {
+                value: "v3".into(),
+                height: 2
+            }
+        );
+        assert_eq!(r.applied(&Hash::of(&kv("y", 2))), Some(1));
+        assert_eq!(r.st.encode(), s.st.encode());
+        let good = std::fs::read(&p).unwrap();
+        for at in [0, 9, good.len() / 2, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x20;
+            std::fs::write(&p, &bad).unwrap();
+            let e = KvStore::open(Some(&p)).err().expect("damage is detected");
+            assert!(e.to_string().contains("damaged"), "{e}");
+        }
+        std::fs::write(&p, &good[..good.len() - 5]).unwrap();
+        assert!(KvStore::open(Some(&p)).is_err(), "truncation is detected");
+    }
+
+    #[test]
+    fn reads_the_json_snapshot_of_earlier_versions_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app-kv.bin");
+        std::fs::write(
+            p.with_extension("json"),
+            br#"{"applied_height":7,"map":{"a":{"value":"1","height":3}},"applied_txs":[]}"#,
+        )
+        .unwrap();
+        let mut s = KvStore::open(Some(&p)).unwrap();
+        assert_eq!(s.applied_height(), 7);
+        assert_eq!(s.get("a").unwrap().value, "1");
+        s.apply(&block(8, vec![kv("b", 1)]));
+        s.checkpoint().unwrap();
+        assert!(!p.with_extension("json").exists());
+        assert_eq!(KvStore::open(Some(&p)).unwrap().applied_height(), 8);
+    }
+
+    #[test]
+    fn checkpoints_are_spaced_by_their_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kv.bin");
+        let mut s = KvStore::open(Some(&p)).unwrap();
+        s.apply(&block(1, vec![kv("a", 1)]));
+        s.persist().unwrap();
+        assert!(!s.dirty, "the first call writes");
+        s.apply(&block(2, vec![kv("a", 2)]));
+        // Pretend the last checkpoint took an hour: the next call skips.
+        s.last_checkpoint = Some((Instant::now(), Duration::from_secs(3600)));
+        s.persist().unwrap();
+        assert!(s.dirty, "too soon after an expensive checkpoint");
+        assert_eq!(KvStore::open(Some(&p)).unwrap().applied_height(), 1);
+        s.checkpoint().unwrap();
+        assert_eq!(KvStore::open(Some(&p)).unwrap().applied_height(), 2);
     }
 }

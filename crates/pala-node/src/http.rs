@@ -229,8 +229,13 @@ fn handle(
         }
         (Method::Get, p) if p.starts_with("/tx/") => match hash_from_hex(&p[4..]) {
             Some(h) => {
-                let done = shared.app.read().map(|a| a.applied(&h)).unwrap_or(false);
-                json_response(200, json!({ "hash": &p[4..], "finalized": done }))
+                // The store remembers hashes for its deduplication window only; an
+                // older transaction reads as not (known to be) finalized.
+                let height = shared.app.read().ok().and_then(|a| a.applied(&h));
+                json_response(
+                    200,
+                    json!({ "hash": &p[4..], "finalized": height.is_some(), "height": height }),
+                )
             }
             None => json_response(400, json!({"error": "expected /tx/<64 hex characters>"})),
         },

@@ -259,7 +259,7 @@ impl RunningNode {
         }
         let recovered = recovered_from(&storage)?;
         let storage = Arc::new(RwLock::new(storage));
-        let app_path = cfg.node.data_dir.join("app-kv.json");
+        let app_path = cfg.node.data_dir.join("app-kv.bin");
         let kv = KvStore::open(Some(&app_path))?.with_network(genesis.network_id);
         let scheme = Arc::new(BlsScheme::new());
         let dyn_scheme: Arc<dyn SignatureScheme> = scheme.clone();
