@@ -651,6 +651,7 @@ async fn dial_loop(shared: Arc<Shared>, t: DialTarget) {
                 continue;
             }
         }
+        debug!(addr = %t.addr, expected = ?t.expected, "dialing");
         match dial_once(&shared, t.addr, t.expected).await {
             DialOutcome::Ran => {
                 backoff = step;
@@ -704,7 +705,7 @@ async fn run_established<S>(
         Ok(Some(p)) => p,
         _ => {
             shared.metrics.closed(CloseReason::Duplicate);
-            debug!(%peer, %addr, "duplicate connection refused");
+            debug!(%peer, serial, %addr, "duplicate connection refused");
             return;
         }
     };
@@ -712,7 +713,7 @@ async fn run_established<S>(
         // Returns when the replaced connection dropped its `done` sender after its PeerDown.
         let _ = p.recv_async().await;
     }
-    info!(%peer, %addr, ?direction, "peer up");
+    info!(%peer, serial, %addr, ?direction, "peer up");
     let up = NetEvent::PeerUp {
         peer,
         addr,
@@ -725,7 +726,7 @@ async fn run_established<S>(
         connection_io(shared, stream, peer, queue_rx, kill_rx).await
     };
     shared.metrics.closed(reason);
-    info!(%peer, %addr, reason = reason.as_str(), "peer down");
+    info!(%peer, serial, %addr, reason = reason.as_str(), "peer down");
     let _ = shared
         .events
         .send_async(NetEvent::PeerDown { peer, reason })
@@ -1030,14 +1031,27 @@ async fn coordinator(
                     done,
                 };
                 let predecessor = match peers.get(&peer) {
-                    None => None,
+                    None => {
+                        debug!(%peer, serial, %addr, ?direction, "registry: registered");
+                        None
+                    }
                     Some(old) if keep_new(&shared.own_id, &peer, old, addr, direction) => {
                         let old = peers.remove(&peer).expect("present");
+                        debug!(
+                            %peer, serial, %addr, ?direction, old_serial = old.serial,
+                            old_addr = %old.addr, old_direction = ?old.direction,
+                            "registry: duplicate, keeping the new connection"
+                        );
                         let done = old.done.clone();
                         kill(old, CloseReason::Duplicate);
                         Some(done)
                     }
-                    Some(_) => {
+                    Some(old) => {
+                        debug!(
+                            %peer, serial, %addr, ?direction, old_serial = old.serial,
+                            old_addr = %old.addr, old_direction = ?old.direction,
+                            "registry: duplicate, keeping the old connection"
+                        );
                         let _ = reply.try_send(None);
                         continue;
                     }
@@ -1049,8 +1063,11 @@ async fn coordinator(
             }
             In::Int(Ok(Internal::Closed { peer, serial })) => {
                 if peers.get(&peer).is_some_and(|e| e.serial == serial) {
+                    debug!(%peer, serial, "registry: closed");
                     peers.remove(&peer);
                     set_connected(&peers);
+                } else {
+                    debug!(%peer, serial, "registry: closed (already removed or replaced)");
                 }
             }
             In::Int(Err(_)) => return,

@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, trace, warn};
 
 /// State shared by the stages and the HTTP API.
 pub struct Shared {
@@ -130,13 +130,29 @@ pub fn preflight() -> Result<()> {
 }
 
 /// The archive of finalized blocks the core serves chain sync from.
-struct StorageArchive(Arc<RwLock<Storage>>);
+struct StorageArchive {
+    storage: Arc<RwLock<Storage>>,
+    /// The genesis block is final by definition but never written to storage, so the
+    /// storage's height map starts at 1. A node that has nothing but genesis names it as
+    /// its only known block in a fresher-head request (W-7.3): without it here, every peer
+    /// past height 0 would find no common block and answer with no blocks, and that node
+    /// would stay at genesis for good.
+    genesis: Arc<Block>,
+}
 
 impl BlockArchive for StorageArchive {
     fn finalized_at(&self, height: u64) -> Option<NotarizedBlock> {
-        let st = self.0.read().unwrap_or_else(|e| e.into_inner());
-        let (sn, _) = st.finalized_at(height)?;
-        st.notarized_block(sn).ok().flatten()
+        let stored = {
+            let st = self.storage.read().unwrap_or_else(|e| e.into_inner());
+            st.finalized_at(height)
+                .and_then(|(sn, _)| st.notarized_block(sn).ok().flatten())
+        };
+        stored.or_else(|| {
+            (height == self.genesis.height()).then(|| NotarizedBlock {
+                block: self.genesis.clone(),
+                notarization: None,
+            })
+        })
     }
 }
 
@@ -156,6 +172,17 @@ pub fn recovered_from(st: &Storage) -> Result<Recovered> {
     rec.epoch = set.epoch.map(|s| (s.epoch, s.clock));
     rec.vote_guards = set.vote_guards.into_iter().collect();
     rec.clock_guard = set.clock_guard;
+    // R-3: the sessions in force are the finalized head's, the one before it, and the next
+    // one inside a reconfiguration window; older committees would admit retired members.
+    let root_session = rec
+        .finalized
+        .as_ref()
+        .map_or(1, |nb| nb.block.sn().epoch.session.max(1));
+    rec.committees = set
+        .committees
+        .into_iter()
+        .filter(|c| c.session + 1 >= root_session)
+        .collect();
     Ok(rec)
 }
 
@@ -179,12 +206,7 @@ fn storage_records(r: Record) -> Vec<pala_storage::Record> {
         Record::StopBlock {
             session, height, ..
         } => vec![S::StopBlock { session, height }],
-        // Installed committees are not persisted yet (pala-storage has no record kind for
-        // them): after a restart they come from the genesis schedule again.
-        Record::Committee(c) => {
-            debug!(session = c.session, "committee record not persisted");
-            Vec::new()
-        }
+        Record::Committee(c) => vec![S::Committee(c)],
         other => {
             warn!(
                 ?other,
@@ -265,6 +287,16 @@ impl RunningNode {
         let dyn_scheme: Arc<dyn SignatureScheme> = scheme.clone();
         let mut committees = Committees::default();
         committees.install(dyn_scheme.as_ref(), committee.clone());
+        // Committees installed before a restart (C-3) verify and admit as they did then.
+        let mut sessions = vec![Arc::new(committee.clone())];
+        for c in &recovered.committees {
+            committees.install(dyn_scheme.as_ref(), c.clone());
+            sessions.retain(|o| o.session != c.session);
+            sessions.push(Arc::new(c.clone()));
+        }
+        if let Some(last) = sessions.iter().map(|c| c.session).max() {
+            sessions.retain(|c| c.session + 1 >= last);
+        }
         let verifier = Arc::new(RwLock::new(MessageVerifier::new(
             dyn_scheme.clone(),
             genesis.network_id,
@@ -276,8 +308,11 @@ impl RunningNode {
 
         // A proposer admits the members of the sessions in force; the consensus stage
         // updates the set at each reconfiguration (C-3, C-5).
-        let committee_admission =
-            is_proposer.then(|| Arc::new(CommitteeAdmission::new(&committee)));
+        let committee_admission = is_proposer.then(|| {
+            let a = CommitteeAdmission::new(&committee);
+            a.set_committees(&sessions.iter().map(|c| c.as_ref()).collect::<Vec<_>>());
+            Arc::new(a)
+        });
         let admission: Arc<dyn Admission> = match &committee_admission {
             Some(a) => a.clone(),
             None => Arc::new(AdmitAll),
@@ -362,14 +397,18 @@ impl RunningNode {
         };
 
         // Who dials whom (W-2): everybody dials the proposers; a proposer only those with
-        // a greater id, so each proposer pair has one connection.
-        for p in &committee.proposers {
-            if p.id == id || (is_proposer && p.id < id) {
-                continue;
-            }
-            if let Ok(addr) = p.address.parse() {
-                net.dial(addr, Some(p.id))
-                    .map_err(|e| anyhow!("dialing {}: {e}", p.address))?;
+        // a greater id, so each proposer pair has one connection. Dialing an address twice
+        // is a no-op.
+        for c in &sessions {
+            let i_propose = c.is_proposer(&id);
+            for p in &c.proposers {
+                if p.id == id || (i_propose && p.id < id) {
+                    continue;
+                }
+                if let Ok(addr) = p.address.parse() {
+                    net.dial(addr, Some(p.id))
+                        .map_err(|e| anyhow!("dialing {}: {e}", p.address))?;
+                }
             }
         }
 
@@ -419,7 +458,10 @@ impl RunningNode {
             scheme: dyn_scheme,
             committees,
             genesis: genesis.block.clone(),
-            archive: Arc::new(StorageArchive(storage)),
+            archive: Arc::new(StorageArchive {
+                storage,
+                genesis: genesis.block.clone(),
+            }),
         };
         let core = Node::recover(params, recovered);
         info!(
@@ -451,7 +493,7 @@ impl RunningNode {
                 verifier,
                 peers: Default::default(),
                 admission: committee_admission,
-                sessions: vec![Arc::new(committee.clone())],
+                sessions,
             };
             LocalExecutorBuilder::new(placement(consensus_cpu))
                 .name("pala-consensus")
@@ -592,9 +634,16 @@ fn ingress_loop(
                 }
                 NetEvent::Message { peer, message } => {
                     if let Message::Status(s) = &message {
+                        trace!(peer = %peer.to_hex(), head = %s.head, epoch = ?s.epoch, "status received");
                         peer_heads.insert(peer, s.head_height);
                         let max = peer_heads.values().copied().max().unwrap_or(0);
                         m.peer_head_height.store(max, Ordering::Relaxed);
+                    }
+                    if let Message::FresherHead(r) = &message {
+                        debug!(
+                            peer = %peer.to_hex(), blocks = r.blocks.len(), finalized = ?r.finalized.map(|f| f.0),
+                            "sync response received"
+                        );
                     }
                     msgs.push((slots.len(), peer, message));
                     slots.push(None);
@@ -824,9 +873,26 @@ impl ConsensusStage {
                 self.persist_seq += 1;
             }
             Output::Send { to, msg } => {
+                match &msg {
+                    Message::GetEpoch(e) => {
+                        debug!(peer = %to.to_hex(), epoch = ?e, "sync request: epoch")
+                    }
+                    Message::GetFresherHead(r) => debug!(
+                        peer = %to.to_hex(), head = %r.head, known = ?r.known.iter().map(|k| k.0).collect::<Vec<_>>(),
+                        "sync request: fresher head"
+                    ),
+                    Message::FresherHead(r) => debug!(
+                        peer = %to.to_hex(), blocks = r.blocks.len(), finalized = ?r.finalized.map(|f| f.0),
+                        "sync response: fresher head"
+                    ),
+                    _ => {}
+                }
                 self.effect(Effect::Net(NetCommand::Send { to, message: msg }))
             }
             Output::Broadcast(msg) => {
+                if let Message::Proposal(p) = &msg {
+                    trace!(sn = %p.block.sn(), peers = self.peers.len(), "proposal broadcast");
+                }
                 self.effect(Effect::Net(NetCommand::Broadcast { message: msg }))
             }
             Output::SetTimer { kind, at } => {
@@ -1141,5 +1207,133 @@ fn app_loop(shared: Arc<Shared>, rx: Receiver<Arc<Block>>) {
         .persist()
     {
         error!("persisting the application state at shutdown failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pala_core::chain::Chain;
+    use pala_core::serve_fresher_head;
+    use pala_types::{
+        BlockHeader, ConsensusInfo, FresherHeadRequest, Member, Notarization, PublicKey, Signature,
+        SignerBitmap,
+    };
+
+    fn child(parent: &Block, sn: BlockSn) -> Arc<Block> {
+        Arc::new(Block::new(
+            BlockHeader {
+                sn,
+                parent_sn: parent.sn(),
+                parent_hash: parent.hash(),
+                height: parent.height() + 1,
+                session_offset: sn.s,
+                timestamp_ms: 1000 + sn.s as u64,
+            },
+            vec![vec![sn.s as u8]],
+            ConsensusInfo::default(),
+        ))
+    }
+
+    fn nota(b: &Block) -> Notarization {
+        let mut signers = SignerBitmap::new(4);
+        for i in 0..3 {
+            signers.insert(i);
+        }
+        Notarization {
+            sn: b.sn(),
+            block_hash: b.hash(),
+            proposer_idx: 0,
+            signers,
+            signature: Signature(vec![7; 48]),
+        }
+    }
+
+    /// A node that starts (or is wiped) after its peers finalized past genesis knows only
+    /// genesis; the cluster stall of 2026-11-25 was every peer answering it with "no
+    /// common block" because the storage-backed archive had no height 0.
+    #[test]
+    fn fresher_head_request_from_genesis_is_served_once_peers_finalized_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = Arc::new(Block::genesis(b"net".to_vec()));
+        let mut blocks = vec![genesis.clone()];
+        for s in 1..=5u32 {
+            let b = child(blocks.last().unwrap(), BlockSn::new(1, 1, s));
+            blocks.push(b);
+        }
+        // What a node persists: every non-genesis block with its notarization, then the
+        // finalized head.
+        let mut st = Storage::open(dir.path(), Options::default()).unwrap();
+        let mut records = Vec::new();
+        for b in &blocks[1..] {
+            records.push(pala_storage::Record::Block(b.clone()));
+            records.push(pala_storage::Record::Notarization(nota(b)));
+        }
+        let top = blocks.last().unwrap().clone();
+        records.push(pala_storage::Record::FinalizedHead(top.sn()));
+        st.commit(&records).unwrap();
+        st.sync().unwrap();
+        assert_eq!(st.finalized_range(), Some((1, 5)), "genesis is not stored");
+        let archive = StorageArchive {
+            storage: Arc::new(RwLock::new(st)),
+            genesis: genesis.clone(),
+        };
+
+        // The serving side has pruned everything below its finalized head from memory.
+        let chain = Chain::new(top.clone(), Some(nota(&top)));
+        let req = FresherHeadRequest {
+            head: genesis.sn(),
+            known: vec![(genesis.height(), genesis.hash())],
+        };
+        let resp = serve_fresher_head(&chain, &archive, &req, 16);
+        let heights: Vec<u64> = resp.blocks.iter().map(|nb| nb.block.height()).collect();
+        assert_eq!(heights, vec![1, 2, 3, 4, 5], "response: {resp:?}");
+        assert!(resp.blocks.iter().all(|nb| nb.notarization.is_some()));
+        assert_eq!(archive.finalized_at(0).map(|nb| nb.block), Some(genesis));
+    }
+
+    /// A committee from a committee-change transaction exists nowhere but in the node's
+    /// storage: a restart inside the reconfiguration window must get it back.
+    #[test]
+    fn installed_committees_are_persisted_and_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = |i: u8| {
+            Member::new(
+                PublicKey(vec![i; 4]),
+                Signature(vec![i; 8]),
+                1,
+                format!("127.0.0.1:{}", 9000 + i as u16),
+            )
+        };
+        let committee = |session: u32| Committee {
+            session,
+            proposers: vec![member(1)],
+            voters: (2..2 + session as u8).map(member).collect(),
+            counting: Default::default(),
+        };
+        let genesis = Block::genesis(b"net".to_vec());
+        let fin = child(&genesis, BlockSn::new(4, 1, 1));
+        let mut records = Vec::new();
+        for session in 2..=5 {
+            records.extend(storage_records(Record::Committee(committee(session))));
+        }
+        records.extend(storage_records(Record::Block(fin.clone())));
+        records.extend(storage_records(Record::Notarization(nota(&fin))));
+        records.extend(storage_records(Record::Finalized {
+            sn: fin.sn(),
+            height: fin.height(),
+            hash: fin.hash(),
+        }));
+        let mut st = Storage::open(dir.path(), Options::default()).unwrap();
+        st.commit(&records).unwrap();
+        st.close().unwrap();
+
+        let st = Storage::open(dir.path(), Options::default()).unwrap();
+        let rec = recovered_from(&st).unwrap();
+        // Finalized in session 4: sessions 3 to 5 are in force, session 2 is retired (R-3).
+        assert_eq!(
+            rec.committees,
+            vec![committee(3), committee(4), committee(5)]
+        );
     }
 }

@@ -52,6 +52,8 @@ pub(crate) struct Index {
     pub clock_guard: Option<Epoch>,
     pub finalized_head: Option<BlockSn>,
     pub stop_blocks: BTreeMap<Session, u64>,
+    /// The latest committee record per session.
+    pub committees: BTreeMap<Session, Loc>,
     /// Finalized chain by height: `(sn, hash)`, contiguous over `[finalized_low, top]`.
     pub finalized: BTreeMap<u64, (BlockSn, Hash)>,
     finalized_low: Option<u64>,
@@ -98,6 +100,9 @@ impl Index {
             }
             IndexOp::StopBlock { session, height } => {
                 self.stop_blocks.insert(session, height);
+            }
+            IndexOp::Committee(session) => {
+                self.committees.insert(session, loc);
             }
         }
     }

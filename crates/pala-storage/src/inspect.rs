@@ -26,6 +26,8 @@ pub struct Summary {
     pub clock_guard: Option<Epoch>,
     /// Stop blocks.
     pub stop_blocks: BTreeMap<Session, u64>,
+    /// Sessions with a stored committee.
+    pub committees: Vec<Session>,
     /// Segment files, oldest first.
     pub segments: Vec<SegmentInfo>,
     /// What recovery found; a torn tail is reported but, unlike [`crate::Storage::open`],
@@ -54,6 +56,7 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Summary> {
         vote_guards: i.index.vote_guards.clone(),
         clock_guard: i.index.clock_guard,
         stop_blocks: i.index.stop_blocks.clone(),
+        committees: i.index.committees.keys().copied().collect(),
         segments: i.segments,
         recovery: i.report,
     })
@@ -116,6 +119,16 @@ impl fmt::Display for Summary {
                 "-".into()
             } else {
                 stops.join(", ")
+            }
+        )?;
+        let committees: Vec<String> = self.committees.iter().map(|s| s.to_string()).collect();
+        writeln!(
+            f,
+            "committees          {}",
+            if committees.is_empty() {
+                "-".into()
+            } else {
+                format!("sessions {}", committees.join(", "))
             }
         )?;
         writeln!(f, "segments            {}", self.segments.len())?;

@@ -5,7 +5,9 @@
 //! them without re-encoding.
 
 use pala_types::codec::{Decode, DecodeError, Encode, Reader};
-use pala_types::{Block, BlockSn, ClockNotarization, Epoch, Hash, Notarization, Session};
+use pala_types::{
+    Block, BlockSn, ClockNotarization, Committee, Epoch, Hash, Notarization, Session,
+};
 use std::sync::Arc;
 
 /// Type codes of records on disk. Zero is never used so that a zero-filled (torn) region
@@ -29,6 +31,8 @@ pub enum RecordKind {
     FinalizedHead = 7,
     /// The stop-block height of a session.
     StopBlock = 8,
+    /// A committee installed by a reconfiguration.
+    Committee = 9,
 }
 
 /// Type code of the internal batch-commit marker (never exposed as a [`Record`]).
@@ -46,6 +50,7 @@ impl RecordKind {
             6 => RecordKind::ClockGuard,
             7 => RecordKind::FinalizedHead,
             8 => RecordKind::StopBlock,
+            9 => RecordKind::Committee,
             _ => return None,
         })
     }
@@ -66,11 +71,12 @@ impl RecordKind {
             RecordKind::ClockGuard => "clock-guard",
             RecordKind::FinalizedHead => "finalized-head",
             RecordKind::StopBlock => "stop-block",
+            RecordKind::Committee => "committee",
         }
     }
 
     /// Every kind, in code order.
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::Block,
         RecordKind::Notarization,
         RecordKind::EpochStatus,
@@ -79,6 +85,7 @@ impl RecordKind {
         RecordKind::ClockGuard,
         RecordKind::FinalizedHead,
         RecordKind::StopBlock,
+        RecordKind::Committee,
     ];
 }
 
@@ -150,6 +157,11 @@ pub enum Record {
         /// Height of its stop block.
         height: u64,
     },
+    /// The committee of a session, installed from a committee-change transaction or the
+    /// genesis schedule (C-3). Only the genesis file can rebuild the genesis committee and
+    /// the schedule; a committee from a transaction exists nowhere else once its blocks are
+    /// pruned. The index keeps the latest record per session.
+    Committee(Committee),
 }
 
 impl Record {
@@ -164,6 +176,7 @@ impl Record {
             Record::ClockGuard(_) => RecordKind::ClockGuard,
             Record::FinalizedHead(_) => RecordKind::FinalizedHead,
             Record::StopBlock { .. } => RecordKind::StopBlock,
+            Record::Committee(_) => RecordKind::Committee,
         }
     }
 
@@ -184,6 +197,7 @@ impl Record {
                 out.extend_from_slice(&session.to_le_bytes());
                 out.extend_from_slice(&height.to_le_bytes());
             }
+            Record::Committee(c) => c.encode(out),
         }
     }
 
@@ -207,6 +221,7 @@ impl Record {
                 session: r.u32("stop block session")?,
                 height: r.u64("stop block height")?,
             },
+            RecordKind::Committee => Record::Committee(Committee::decode(&mut r)?),
         };
         r.finish()?;
         Ok(rec)
@@ -233,6 +248,7 @@ impl Record {
                 session: *session,
                 height: *height,
             },
+            Record::Committee(c) => IndexOp::Committee(c.session),
         }
     }
 }
@@ -287,4 +303,5 @@ pub(crate) enum IndexOp {
     ClockGuard(Epoch),
     FinalizedHead(BlockSn),
     StopBlock { session: Session, height: u64 },
+    Committee(Session),
 }

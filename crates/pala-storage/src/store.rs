@@ -10,7 +10,8 @@ use crate::segment::{
 use memmap2::{Mmap, MmapOptions};
 use pala_types::codec::Decode;
 use pala_types::{
-    Block, BlockSn, ClockNotarization, Epoch, Hash, Notarization, NotarizedBlock, Session,
+    Block, BlockSn, ClockNotarization, Committee, Epoch, Hash, Notarization, NotarizedBlock,
+    Session,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -231,6 +232,8 @@ pub struct RecoverySet {
     pub clock_guard: Option<Epoch>,
     /// Stop-block heights per session.
     pub stop_blocks: BTreeMap<Session, u64>,
+    /// Installed committees, oldest session first (the caller picks those still in force).
+    pub committees: Vec<Committee>,
 }
 
 struct Segment {
@@ -980,6 +983,24 @@ impl Storage {
         &self.index.stop_blocks
     }
 
+    /// The stored committee of `session`.
+    pub fn committee(&self, session: Session) -> Result<Option<Committee>> {
+        self.index
+            .committees
+            .get(&session)
+            .map(|loc| self.decode(*loc, RecordKind::Committee))
+            .transpose()
+    }
+
+    /// Every stored committee, oldest session first.
+    pub fn committees(&self) -> Result<Vec<Committee>> {
+        self.index
+            .committees
+            .values()
+            .map(|loc| self.decode(*loc, RecordKind::Committee))
+            .collect()
+    }
+
     /// Number of indexed blocks.
     pub fn block_count(&self) -> usize {
         self.index.by_hash.len()
@@ -1020,6 +1041,7 @@ impl Storage {
             vote_guards: self.index.vote_guards.clone(),
             clock_guard: self.index.clock_guard,
             stop_blocks: self.index.stop_blocks.clone(),
+            committees: self.committees()?,
         })
     }
 
@@ -1033,9 +1055,9 @@ impl Storage {
 
     /// Applies the [`Retention`] policy: deletes old segments whose only live content is
     /// finalized blocks below the retention window, after copying everything else they
-    /// hold that is still live (blocks, notarizations, epoch status, clock notarizations)
-    /// plus a checkpoint of the small state records (guards, finalized head, stop blocks)
-    /// into one new durable batch. Pruned forks in those segments go with them. Never
+    /// hold that is still live (blocks, notarizations, epoch status, clock notarizations,
+    /// committees) plus a checkpoint of the small state records (guards, finalized head,
+    /// stop blocks) into one new durable batch. Pruned forks in those segments go with them. Never
     /// touches the active segment. Returns the deleted segment ids.
     ///
     /// Crash safety: the copies are durable before any file is deleted, and duplicates
@@ -1095,6 +1117,9 @@ impl Storage {
             copies.push(Record::ClockNotarization(
                 self.decode(*loc, RecordKind::ClockNotarization)?,
             ));
+        }
+        for loc in self.index.committees.values().filter(|l| doomed(l)) {
+            copies.push(Record::Committee(self.decode(*loc, RecordKind::Committee)?));
         }
         if let Some(status) = self.epoch_status()? {
             copies.push(Record::EpochStatus(status));

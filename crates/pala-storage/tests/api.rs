@@ -26,6 +26,7 @@ fn record_codec_round_trips_every_kind() {
             session: 3,
             height: 999,
         },
+        Record::Committee(committee(4, 3, 1)),
     ];
     let kinds: Vec<RecordKind> = recs.iter().map(Record::kind).collect();
     for k in RecordKind::ALL {
@@ -207,6 +208,7 @@ fn retention_deletes_old_finalized_segments_and_keeps_state() {
             session: 1,
             height: 500,
         },
+        Record::Committee(committee(2, 4, 2)),
     ])
     .unwrap();
     for b in &c {
@@ -223,6 +225,7 @@ fn retention_deletes_old_finalized_segments_and_keeps_state() {
         assert_eq!(s.vote_guard(Epoch::new(1, 1)), Some(60));
         assert_eq!(s.heads().epoch, Some(Epoch::new(1, 1)));
         assert_eq!(s.stop_block(1), Some(500));
+        assert_eq!(s.committee(2).unwrap(), Some(committee(2, 4, 2)));
         assert_eq!(s.finalized_head(), Some(c[50].sn()));
         let (lo, hi) = s.finalized_range().unwrap();
         assert!(lo <= 40 && lo > 0, "lo {lo}");
@@ -242,4 +245,31 @@ fn retention_deletes_old_finalized_segments_and_keeps_state() {
     drop(s);
     let mut s = Storage::open(tmp.path(), Options::default()).unwrap();
     assert!(s.compact().unwrap().is_empty());
+}
+
+#[test]
+fn committees_are_recovered_latest_per_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Storage::open(tmp.path(), Options::default()).unwrap();
+    assert!(s.recovery_set().unwrap().committees.is_empty());
+    s.commit(&[
+        Record::Committee(committee(3, 4, 1)),
+        Record::Committee(committee(2, 4, 1)),
+    ])
+    .unwrap();
+    // A later record for a session replaces the earlier one.
+    s.commit(&[Record::Committee(committee(3, 5, 9))]).unwrap();
+    drop(s);
+    let s = Storage::open(tmp.path(), Options::default()).unwrap();
+    assert_eq!(
+        s.recovery_set().unwrap().committees,
+        vec![committee(2, 4, 1), committee(3, 5, 9)]
+    );
+    assert_eq!(s.committee(4).unwrap(), None);
+    drop(s);
+    let summary = pala_storage::inspect(tmp.path()).unwrap();
+    assert_eq!(summary.committees, vec![2, 3]);
+    assert!(summary
+        .to_string()
+        .contains("committees          sessions 2, 3"));
 }

@@ -3,8 +3,8 @@
 
 use pala_storage::{EpochStatus, Options, Record};
 use pala_types::{
-    Block, BlockHeader, BlockSn, ClockNotarization, ConsensusInfo, Epoch, Notarization, Signature,
-    SignerBitmap,
+    Block, BlockHeader, BlockSn, ClockNotarization, Committee, ConsensusInfo, Epoch, Member,
+    Notarization, PublicKey, Signature, SignerBitmap,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,6 +63,24 @@ pub fn cnota(epoch: Epoch) -> ClockNotarization {
         proposer_idx: 1,
         signers,
         signature: Signature(vec![9u8; 48]),
+    }
+}
+
+/// A committee of `session` with one proposer and `voters` voters (keys vary with `tag`).
+pub fn committee(session: u32, voters: u8, tag: u8) -> Committee {
+    let member = |i: u8| {
+        Member::new(
+            PublicKey(vec![tag, i, 7, 7]),
+            Signature(vec![i; 8]),
+            1 + i as u64,
+            format!("127.0.0.1:{}", 9000 + i as u16),
+        )
+    };
+    Committee {
+        session,
+        proposers: vec![member(0)],
+        voters: (1..=voters).map(member).collect(),
+        counting: Default::default(),
     }
 }
 
