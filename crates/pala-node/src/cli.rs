@@ -2,7 +2,7 @@
 //! binary: `keygen`, `testnet`, `node`, `demo`.
 
 use crate::config::Config;
-use crate::genesis::{keygen, testnet, TestnetParams};
+use crate::genesis::{keygen, testnet, testnet_spares, TestnetParams};
 use crate::runtime::RunningNode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -61,6 +61,11 @@ pub struct TestnetArgs {
     /// heartbeat 1 s) instead of the production defaults.
     #[arg(long)]
     pub fast: bool,
+    /// Also writes keys and configs (`spare0.toml`, ...) for this many nodes that are in
+    /// no genesis committee, to join later through a `sessions` entry of genesis.toml or
+    /// a committee-change transaction.
+    #[arg(long, default_value_t = 0)]
+    pub spare: usize,
 }
 
 /// A config with short timers for local clusters (demo, tests).
@@ -148,7 +153,7 @@ pub fn run(cmd: OperatorCmd) -> Result<()> {
             Ok(())
         }
         OperatorCmd::Testnet(a) => {
-            let t = testnet(&TestnetParams {
+            let params = TestnetParams {
                 voters: a.validators,
                 proposers: a.proposers,
                 out: a.out.clone(),
@@ -156,7 +161,9 @@ pub fn run(cmd: OperatorCmd) -> Result<()> {
                 p2p_base_port: a.p2p_port,
                 http_base_port: a.http_port,
                 template: a.fast.then(fast_template),
-            })?;
+            };
+            let t = testnet(&params)?;
+            let spares = testnet_spares(&params, a.spare)?;
             println!(
                 "testnet of {} proposers and {} voters written to {}",
                 a.proposers,
@@ -165,6 +172,23 @@ pub fn run(cmd: OperatorCmd) -> Result<()> {
             );
             for (c, h) in t.configs.iter().zip(&t.http) {
                 println!("  pala node --config {}   # API http://{h}", c.display());
+            }
+            if a.spare > 0 {
+                println!(
+                    "{} spare node(s), in no committee yet (they follow the chain until a \
+                     committee naming them is installed; put an identity below into a \
+                     `sessions` entry of genesis.toml before the first start):",
+                    a.spare
+                );
+                for ((c, h), id) in spares
+                    .configs
+                    .iter()
+                    .zip(&spares.http)
+                    .zip(&spares.identities)
+                {
+                    println!("  pala node --config {}   # API http://{h}", c.display());
+                    println!("    identity = \"{id}\"");
+                }
             }
             Ok(())
         }

@@ -91,6 +91,11 @@ pub struct NodeSection {
 pub struct NetworkSection {
     /// Listen address "ip:port" (proposers must listen; voters leave it empty).
     pub listen: String,
+    /// A listening node also admits clients that are in no committee it knows (S-3: it
+    /// acts as a bootnode as well), so followers can sync from it: nodes whose key enters
+    /// only through a committee-change transaction, and members retired at C-5. Off, it
+    /// admits the members of the sessions in force and of the scheduled later sessions.
+    pub serve_followers: bool,
     /// Number of network executor threads.
     pub executors: usize,
     /// CPUs to pin the network executors to (empty: unpinned).
@@ -105,6 +110,7 @@ impl Default for NetworkSection {
     fn default() -> Self {
         NetworkSection {
             listen: String::new(),
+            serve_followers: false,
             executors: 1,
             cpus: Vec::new(),
             peer_messages_per_sec: 0,

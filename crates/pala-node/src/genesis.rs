@@ -242,55 +242,116 @@ pub fn testnet(p: &TestnetParams) -> Result<Testnet> {
     };
     let text = toml::to_string(&genesis).context("encoding genesis")?;
     std::fs::write(p.out.join("genesis.toml"), text).context("writing genesis.toml")?;
-    let forward: Vec<String> = (0..p.proposers).map(http).collect();
     let mut configs = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let mut cfg = p.template.clone().unwrap_or_else(|| Config {
-            node: NodeSection {
-                key_file: PathBuf::new(),
-                data_dir: PathBuf::new(),
-                genesis_file: PathBuf::new(),
-            },
-            network: Default::default(),
-            consensus: Default::default(),
-            runtime: Default::default(),
-            mempool: Default::default(),
-            block: Default::default(),
-            http: Default::default(),
-            log: Default::default(),
-        });
-        cfg.node = NodeSection {
-            key_file: PathBuf::from(format!("keys/{name}.key")),
-            data_dir: PathBuf::from(format!("data/{name}")),
-            genesis_file: PathBuf::from("genesis.toml"),
+        let listen = if i < p.proposers {
+            p2p(i)
+        } else {
+            String::new()
         };
-        cfg.network = NetworkSection {
-            listen: if i < p.proposers {
-                p2p(i)
-            } else {
-                String::new()
-            },
-            ..cfg.network
-        };
-        cfg.http = HttpSection {
-            listen: http(i),
-            forward_to: forward.clone(),
-            ..cfg.http
-        };
-        let path = p.out.join(format!("{name}.toml"));
-        let body = format!(
-            "# pala node `{name}` of a loopback testnet (keys: keys/, genesis: genesis.toml).\n\
-             # Every key is documented in docs/operators.md; PALA_<SECTION>_<KEY> overrides.\n{}",
-            cfg.to_toml()
-        );
-        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
-        configs.push(path);
+        // Proposers serve followers so that keys entering through a committee-change
+        // transaction, and members retired by a reconfiguration, can keep syncing.
+        configs.push(write_node_config(
+            p,
+            name,
+            listen,
+            i < p.proposers,
+            http(i),
+        )?);
     }
     Ok(Testnet {
         configs,
         http: (0..n).map(http).collect(),
         proposers: p.proposers,
     })
+}
+
+/// Keys and configs that `testnet_spares` wrote for nodes outside the genesis committee.
+#[derive(Clone, Debug)]
+pub struct Spares {
+    /// One config path per spare (`spare0.toml`, ...).
+    pub configs: Vec<PathBuf>,
+    /// HTTP address of each spare.
+    pub http: Vec<String>,
+    /// The public identity line of each spare's key, for a genesis `sessions` entry or a
+    /// committee-change transaction.
+    pub identities: Vec<String>,
+}
+
+/// `pala testnet --spare N`: keys and configs for `spares` more nodes that are in no
+/// committee of the genesis `testnet` wrote with the same parameters. They start as
+/// followers and take a role once a committee naming them is installed. They do not
+/// listen (voters-to-be); HTTP ports follow those of the committee's nodes.
+pub fn testnet_spares(p: &TestnetParams, spares: usize) -> Result<Spares> {
+    let n = p.proposers + p.voters;
+    if p.http_base_port as usize + n + spares > 65535 {
+        bail!("ports out of range: lower --http-port or --spare");
+    }
+    let http = |i: usize| format!("127.0.0.1:{}", p.http_base_port as usize + n + i);
+    let mut out = Spares {
+        configs: Vec::new(),
+        http: Vec::new(),
+        identities: Vec::new(),
+    };
+    for i in 0..spares {
+        let name = format!("spare{i}");
+        let key = p.out.join("keys").join(format!("{name}.key"));
+        out.identities.push(keygen(&key, p.network_id)?);
+        out.configs
+            .push(write_node_config(p, &name, String::new(), false, http(i))?);
+        out.http.push(http(i));
+    }
+    Ok(out)
+}
+
+/// Writes `<out>/<name>.toml` for a testnet node.
+fn write_node_config(
+    p: &TestnetParams,
+    name: &str,
+    listen: String,
+    serve_followers: bool,
+    http: String,
+) -> Result<PathBuf> {
+    let forward: Vec<String> = (0..p.proposers)
+        .map(|i| format!("127.0.0.1:{}", p.http_base_port as usize + i))
+        .collect();
+    let mut cfg = p.template.clone().unwrap_or_else(|| Config {
+        node: NodeSection {
+            key_file: PathBuf::new(),
+            data_dir: PathBuf::new(),
+            genesis_file: PathBuf::new(),
+        },
+        network: Default::default(),
+        consensus: Default::default(),
+        runtime: Default::default(),
+        mempool: Default::default(),
+        block: Default::default(),
+        http: Default::default(),
+        log: Default::default(),
+    });
+    cfg.node = NodeSection {
+        key_file: PathBuf::from(format!("keys/{name}.key")),
+        data_dir: PathBuf::from(format!("data/{name}")),
+        genesis_file: PathBuf::from("genesis.toml"),
+    };
+    cfg.network = NetworkSection {
+        listen,
+        serve_followers,
+        ..cfg.network
+    };
+    cfg.http = HttpSection {
+        listen: http,
+        forward_to: forward,
+        ..cfg.http
+    };
+    let path = p.out.join(format!("{name}.toml"));
+    let body = format!(
+        "# pala node `{name}` of a loopback testnet (keys: keys/, genesis: genesis.toml).\n\
+         # Every key is documented in docs/operators.md; PALA_<SECTION>_<KEY> overrides.\n{}",
+        cfg.to_toml()
+    );
+    std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Whether `127.0.0.1:port` can be bound *without* `SO_REUSEADDR`, i.e. also not held by a

@@ -325,7 +325,7 @@ fn submit(
             continue;
         }
         let h = Hash::of(&tx);
-        if shared.is_proposer {
+        if shared.is_proposer() {
             let r = shared
                 .mempool
                 .lock()

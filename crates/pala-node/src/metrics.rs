@@ -188,7 +188,8 @@ fn get(a: &AtomicU64) -> u64 {
 pub struct StatusView {
     /// Node id (hex).
     pub id: String,
-    /// "proposer" or "voter".
+    /// The role in the session of the local epoch: "proposer", "voter" or "follower"
+    /// (in no committee of that session: syncs without voting or proposing).
     pub role: String,
     /// Local epoch (session, e).
     pub epoch: (u32, u32),
@@ -344,6 +345,14 @@ impl Metrics {
             "gauge",
             mempool.1.to_string(),
         );
+        let _ = writeln!(
+            o,
+            "# HELP pala_role 1 for the role this node has in the session of its local epoch.\n\
+             # TYPE pala_role gauge"
+        );
+        for r in crate::runtime::Role::ALL.map(|r| r.as_str()) {
+            let _ = writeln!(o, "pala_role{{role=\"{r}\"}} {}", (st.role == r) as u8);
+        }
         let _ = writeln!(o, "# HELP pala_dropped_messages_total Messages dropped, by reason.\n# TYPE pala_dropped_messages_total counter");
         let _ = writeln!(
             o,

@@ -39,7 +39,8 @@ use pala_types::{
 };
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{debug, error, info, trace, warn};
@@ -52,8 +53,8 @@ pub struct Shared {
     pub genesis: Genesis,
     /// This node's id.
     pub id: NodeId,
-    /// Whether this node is a proposer of session 1.
-    pub is_proposer: bool,
+    /// The node's role in the session of its local epoch (a [`Role`] as `u8`).
+    role: AtomicU8,
     /// Metrics.
     pub metrics: Metrics,
     /// Latest state for `/status`.
@@ -80,6 +81,198 @@ impl Shared {
     pub fn fail(&self, msg: String) {
         error!("{msg}");
         let _ = self.fatal.try_send(msg);
+    }
+
+    /// The node's role in the session of its local epoch.
+    pub fn role(&self) -> Role {
+        Role::from_u8(self.role.load(Ordering::Relaxed))
+    }
+
+    /// Whether the node proposes in the session of its local epoch (it keeps a mempool).
+    pub fn is_proposer(&self) -> bool {
+        self.role() == Role::Proposer
+    }
+}
+
+/// What a node does in a session (R-1). It is decided per session from the committees the
+/// node knows, so it changes at reconfigurations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// In no committee of the session: syncs, verifies and serves the chain, never signs.
+    Follower = 0,
+    /// Votes on proposals and sends clock messages.
+    Voter = 1,
+    /// Proposes when the rotation makes it primary (R-2).
+    Proposer = 2,
+}
+
+impl Role {
+    /// The name shown by `/status` and the `pala_role` metric.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::Voter => "voter",
+            Role::Proposer => "proposer",
+        }
+    }
+
+    /// Every role, in the order the metric lists them.
+    pub const ALL: [Role; 3] = [Role::Proposer, Role::Voter, Role::Follower];
+
+    fn from_u8(v: u8) -> Role {
+        match v {
+            2 => Role::Proposer,
+            1 => Role::Voter,
+            _ => Role::Follower,
+        }
+    }
+
+    fn of(c: &Committee, id: &NodeId) -> Role {
+        if c.is_proposer(id) {
+            Role::Proposer
+        } else if c.is_voter(id) {
+            Role::Voter
+        } else {
+            Role::Follower
+        }
+    }
+}
+
+/// The committees this node knows, and what follows from them: its role per session,
+/// whom it dials (W-2) and whom it admits (S-3).
+///
+/// A proposer admits the members of the sessions in force and, ahead of time, the members
+/// of the later sessions that the genesis schedule names (section 0.1 item 11): those
+/// committees are public and fixed, and a member-to-be must be caught up when its session
+/// begins (the new primary's readiness gate, N-2, waits for a quorum of them). Clients in
+/// no such committee are followers; only a node with `network.serve_followers` (a
+/// bootnode in the sense of S-3) admits them.
+#[derive(Clone, Debug)]
+struct Membership {
+    me: NodeId,
+    /// Committees of the sessions in force, oldest first (two during a reconfiguration).
+    sessions: Vec<Arc<Committee>>,
+    /// The genesis schedule of later sessions.
+    schedule: BTreeMap<u32, Committee>,
+}
+
+impl Membership {
+    fn new(me: NodeId, genesis: &Genesis, recovered: &[Committee]) -> Membership {
+        let mut sessions = vec![Arc::new(genesis.committee.clone())];
+        // Committees installed before a restart (C-3) verify and admit as they did then.
+        for c in recovered {
+            sessions.retain(|o| o.session != c.session);
+            sessions.push(Arc::new(c.clone()));
+        }
+        sessions.sort_by_key(|c| c.session);
+        if let Some(last) = sessions.last().map(|c| c.session) {
+            sessions.retain(|c| c.session + 1 >= last);
+        }
+        Membership {
+            me,
+            sessions,
+            schedule: genesis.schedule.clone(),
+        }
+    }
+
+    /// The newest session in force.
+    fn newest(&self) -> u32 {
+        self.sessions.last().map_or(1, |c| c.session)
+    }
+
+    /// Scheduled committees of sessions after those in force.
+    fn upcoming(&self) -> impl Iterator<Item = &Committee> {
+        let newest = self.newest();
+        self.schedule.range(newest + 1..).map(|(_, c)| c)
+    }
+
+    /// The role in `session` (a follower when its committee is not in force here).
+    fn role(&self, session: u32) -> Role {
+        self.sessions
+            .iter()
+            .find(|c| c.session == session)
+            .map_or(Role::Follower, |c| Role::of(c, &self.me))
+    }
+
+    /// C-3: the committee of the next session is installed.
+    fn install(&mut self, c: Arc<Committee>) {
+        self.sessions
+            .retain(|o| o.session != c.session && o.session + 1 >= c.session);
+        self.sessions.push(c);
+        self.sessions.sort_by_key(|c| c.session);
+    }
+
+    /// C-5: `session` is final; the committees before it retire.
+    fn retire_before(&mut self, session: u32) {
+        self.sessions.retain(|c| c.session >= session);
+    }
+
+    /// The committees whose members a listening node admits.
+    fn admitted(&self) -> Vec<&Committee> {
+        self.sessions
+            .iter()
+            .map(|c| c.as_ref())
+            .chain(self.upcoming())
+            .collect()
+    }
+
+    /// The proposers to keep connections to (W-2), by address: those of the sessions in
+    /// force (a follower syncs from them), and those of every scheduled session this node
+    /// is a member of (their admission knows it in advance). A proposer dials only
+    /// proposers with a greater id, so each proposer pair has one connection.
+    fn dial_targets(&self) -> BTreeMap<SocketAddr, NodeId> {
+        let me = self.me;
+        let mine = self
+            .upcoming()
+            .filter(|c| Role::of(c, &me) != Role::Follower);
+        let mut out = BTreeMap::new();
+        for c in self.sessions.iter().map(|c| c.as_ref()).chain(mine) {
+            let i_propose = c.is_proposer(&me);
+            for p in &c.proposers {
+                if p.id == me || (i_propose && p.id < me) {
+                    continue;
+                }
+                if let Ok(addr) = p.address.parse() {
+                    out.insert(addr, p.id);
+                }
+            }
+        }
+        out
+    }
+
+    /// Start-time check: a node that is a proposer of a session in force or of a scheduled
+    /// one must listen, since voters and followers dial the proposers (W-1).
+    fn check_listen(&self, listen: Option<SocketAddr>, key_file: &std::path::Path) -> Result<()> {
+        if listen.is_some() {
+            return Ok(());
+        }
+        let known = self
+            .sessions
+            .iter()
+            .map(|c| c.as_ref())
+            .chain(self.upcoming());
+        for c in known {
+            let Some(p) = c.proposers.iter().find(|p| p.id == self.me) else {
+                continue;
+            };
+            let origin = if c.session == 1 {
+                "the genesis committee"
+            } else if self.schedule.get(&c.session) == Some(c) {
+                "the genesis schedule"
+            } else {
+                "a committee installed by a reconfiguration"
+            };
+            bail!(
+                "network.listen is empty, but the key in {} (id {}) is a proposer of session {} \
+                 ({origin}) and a proposer must listen: set network.listen to \"ip:port\" \
+                 (the committee gives its address as `{}`)",
+                key_file.display(),
+                self.me.to_hex(),
+                c.session,
+                p.address
+            );
+        }
+        Ok(())
     }
 }
 
@@ -127,6 +320,19 @@ pub fn preflight() -> Result<()> {
     // SAFETY: fd is a descriptor we own.
     unsafe { libc::close(fd as i32) };
     Ok(())
+}
+
+/// The start-time membership checks: any key is accepted (a key in no committee follows
+/// the chain), but a proposer of a session in force or of a scheduled session must listen.
+fn membership_at_start(
+    cfg: &Config,
+    genesis: &Genesis,
+    id: NodeId,
+    recovered: &[Committee],
+) -> Result<Membership> {
+    let m = Membership::new(id, genesis, recovered);
+    m.check_listen(cfg.listen_addr(), &cfg.node.key_file)?;
+    Ok(m)
 }
 
 /// The archive of finalized blocks the core serves chain sync from.
@@ -261,18 +467,6 @@ impl RunningNode {
         let signer =
             BlsSigner::load(&cfg.node.key_file).map_err(|e| anyhow!("node.key_file: {e}"))?;
         let id = signer.node_id();
-        let committee = genesis.committee.clone();
-        let is_proposer = committee.is_proposer(&id);
-        if !is_proposer && !committee.is_voter(&id) {
-            bail!(
-                "the key in {} (id {}) is not in the genesis committee",
-                cfg.node.key_file.display(),
-                id.to_hex()
-            );
-        }
-        if is_proposer && cfg.listen_addr().is_none() {
-            bail!("network.listen: a proposer must listen; expected \"ip:port\"");
-        }
         let storage = Storage::open(&cfg.node.data_dir, Options::default())
             .with_context(|| format!("opening data directory {}", cfg.node.data_dir.display()))?;
         let report = storage.recovery_report();
@@ -283,19 +477,15 @@ impl RunningNode {
         let storage = Arc::new(RwLock::new(storage));
         let app_path = cfg.node.data_dir.join("app-kv.bin");
         let kv = KvStore::open(Some(&app_path))?.with_network(genesis.network_id);
+        // A key in no committee is accepted: the node follows the chain until a committee
+        // naming it is installed (C-3), and goes back to following when it is dropped.
+        let membership = membership_at_start(&cfg, &genesis, id, &recovered.committees)?;
         let scheme = Arc::new(BlsScheme::new());
         let dyn_scheme: Arc<dyn SignatureScheme> = scheme.clone();
         let mut committees = Committees::default();
-        committees.install(dyn_scheme.as_ref(), committee.clone());
-        // Committees installed before a restart (C-3) verify and admit as they did then.
-        let mut sessions = vec![Arc::new(committee.clone())];
+        committees.install(dyn_scheme.as_ref(), genesis.committee.clone());
         for c in &recovered.committees {
             committees.install(dyn_scheme.as_ref(), c.clone());
-            sessions.retain(|o| o.session != c.session);
-            sessions.push(Arc::new(c.clone()));
-        }
-        if let Some(last) = sessions.iter().map(|c| c.session).max() {
-            sessions.retain(|c| c.session + 1 >= last);
         }
         let verifier = Arc::new(RwLock::new(MessageVerifier::new(
             dyn_scheme.clone(),
@@ -306,17 +496,15 @@ impl RunningNode {
         let dyn_signer: Arc<dyn Signer> = signer.clone();
         let cap = cfg.runtime.channel_capacity;
 
-        // A proposer admits the members of the sessions in force; the consensus stage
-        // updates the set at each reconfiguration (C-3, C-5).
-        let committee_admission = is_proposer.then(|| {
-            let a = CommitteeAdmission::new(&committee);
-            a.set_committees(&sessions.iter().map(|c| c.as_ref()).collect::<Vec<_>>());
-            Arc::new(a)
-        });
-        let admission: Arc<dyn Admission> = match &committee_admission {
-            Some(a) => a.clone(),
-            None => Arc::new(AdmitAll),
+        // The consensus stage updates the admitted set at each reconfiguration (C-3, C-5).
+        let committee_admission = Arc::new(CommitteeAdmission::default());
+        committee_admission.set_committees(&membership.admitted());
+        let admission: Arc<dyn Admission> = if cfg.network.serve_followers {
+            Arc::new(AdmitAll)
+        } else {
+            committee_admission.clone()
         };
+        let listening = cfg.listen_addr().is_some();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (net_cpus, consensus_cpu, storage_cpu, verify_threads) = cfg.placement(ncpu);
         for (key, c) in [
@@ -363,17 +551,50 @@ impl RunningNode {
                     ..RateLimits::default()
                 }
             },
-            is_hub: is_proposer,
+            is_hub: listening,
             ..NetConfig::default()
         };
-        let net = Network::start(netcfg, dyn_signer.clone(), dyn_scheme.clone(), admission)
+        let params = NodeParams {
+            config: pala_core::CoreConfig {
+                stop_offset: genesis.stop_offset,
+                schedule: genesis.schedule.clone(),
+                ..cfg.core_config(genesis.network_id)
+            },
+            signer: dyn_signer.clone(),
+            scheme: dyn_scheme.clone(),
+            committees,
+            genesis: genesis.block.clone(),
+            archive: Arc::new(StorageArchive {
+                storage: storage.clone(),
+                genesis: genesis.block.clone(),
+            }),
+        };
+        let core = Node::recover(params, recovered);
+        let role = membership.role(core.epoch().session);
+        info!(
+            id = %id.to_hex(),
+            role = role.as_str(),
+            epoch = ?core.epoch(),
+            head = %core.head(),
+            finalized = %core.finalized(),
+            "node starting"
+        );
+        if role == Role::Follower {
+            info!(
+                session = core.epoch().session,
+                "this key is not in the committee of the current session: following the \
+                 chain (sync, verify, store, serve reads) without voting or proposing until a \
+                 committee naming it is installed"
+            );
+        }
+        let net = Network::start(netcfg, dyn_signer, dyn_scheme, admission)
             .map_err(|e| anyhow!("starting the network: {e}"))?;
         let (fatal_tx, fatal_rx) = bounded(4);
         let shared = Arc::new(Shared {
             metrics: Metrics::default(),
             status: RwLock::new(StatusView {
                 id: id.to_hex(),
-                role: if is_proposer { "proposer" } else { "voter" }.into(),
+                role: role.as_str().into(),
                 ..StatusView::default()
             }),
             mempool: Mutex::new(Mempool::new(cfg.mempool.clone())),
@@ -385,7 +606,7 @@ impl RunningNode {
             stopping: AtomicBool::new(false),
             fatal: fatal_tx,
             id,
-            is_proposer,
+            role: AtomicU8::new(role as u8),
             genesis: genesis.clone(),
             cfg: cfg.clone(),
         });
@@ -396,20 +617,10 @@ impl RunningNode {
             None => None,
         };
 
-        // Who dials whom (W-2): everybody dials the proposers; a proposer only those with
-        // a greater id, so each proposer pair has one connection. Dialing an address twice
-        // is a no-op.
-        for c in &sessions {
-            let i_propose = c.is_proposer(&id);
-            for p in &c.proposers {
-                if p.id == id || (i_propose && p.id < id) {
-                    continue;
-                }
-                if let Ok(addr) = p.address.parse() {
-                    net.dial(addr, Some(p.id))
-                        .map_err(|e| anyhow!("dialing {}: {e}", p.address))?;
-                }
-            }
+        let dialed = membership.dial_targets();
+        for (addr, p) in &dialed {
+            net.dial(*addr, Some(*p))
+                .map_err(|e| anyhow!("dialing {addr}: {e}"))?;
         }
 
         let (cons_tx, cons_rx) = bounded::<ConsIn>(cap);
@@ -448,30 +659,6 @@ impl RunningNode {
                 .map_err(|e| anyhow!("starting the storage executor: {e}"))?
         };
 
-        let params = NodeParams {
-            config: pala_core::CoreConfig {
-                stop_offset: genesis.stop_offset,
-                schedule: genesis.schedule.clone(),
-                ..cfg.core_config(genesis.network_id)
-            },
-            signer: dyn_signer,
-            scheme: dyn_scheme,
-            committees,
-            genesis: genesis.block.clone(),
-            archive: Arc::new(StorageArchive {
-                storage,
-                genesis: genesis.block.clone(),
-            }),
-        };
-        let core = Node::recover(params, recovered);
-        info!(
-            id = %id.to_hex(),
-            role = if is_proposer { "proposer" } else { "voter" },
-            epoch = ?core.epoch(),
-            head = %core.head(),
-            finalized = %core.finalized(),
-            "node starting"
-        );
         let consensus_exec = {
             let shared = shared.clone();
             let commands = net.commands();
@@ -493,7 +680,11 @@ impl RunningNode {
                 verifier,
                 peers: Default::default(),
                 admission: committee_admission,
-                sessions,
+                serve_followers: cfg.network.serve_followers,
+                listening,
+                membership,
+                dialed,
+                role,
             };
             LocalExecutorBuilder::new(placement(consensus_cpu))
                 .name("pala-consensus")
@@ -740,18 +931,72 @@ struct ConsensusStage {
     clock_last: u64,
     verifier: Arc<RwLock<MessageVerifier>>,
     peers: std::collections::BTreeSet<NodeId>,
-    /// Present on proposers: who may connect.
-    admission: Option<Arc<CommitteeAdmission>>,
-    /// Committees of the sessions in force (the last two during a reconfiguration).
-    sessions: Vec<Arc<Committee>>,
+    /// The members a listening node admits (unless it serves followers, which admits all).
+    admission: Arc<CommitteeAdmission>,
+    /// `network.serve_followers`.
+    serve_followers: bool,
+    /// Whether `network.listen` is set (the listener cannot be opened later).
+    listening: bool,
+    /// The committees known here and what follows from them.
+    membership: Membership,
+    /// Proposer addresses the network layer keeps connected.
+    dialed: BTreeMap<SocketAddr, NodeId>,
+    /// The role in the session of the local epoch.
+    role: Role,
 }
 
 impl ConsensusStage {
-    fn admit_sessions(&self) {
-        if let Some(a) = &self.admission {
-            let cs: Vec<&Committee> = self.sessions.iter().map(|c| c.as_ref()).collect();
-            a.set_committees(&cs);
+    /// Brings admission and the dialed proposers in line with the known committees.
+    fn apply_membership(&mut self) {
+        self.admission.set_committees(&self.membership.admitted());
+        let targets = self.membership.dial_targets();
+        let gone: Vec<SocketAddr> = self
+            .dialed
+            .keys()
+            .filter(|a| !targets.contains_key(a))
+            .copied()
+            .collect();
+        for addr in gone {
+            self.dialed.remove(&addr);
+            self.effect(Effect::Net(NetCommand::Undial { addr }));
         }
+        for (addr, id) in targets {
+            if self.dialed.insert(addr, id) != Some(id) {
+                self.effect(Effect::Net(NetCommand::Dial {
+                    addr,
+                    expected: Some(id),
+                }));
+            }
+        }
+    }
+
+    /// Whether a connection to `peer` stays after a reconfiguration ends (C-5).
+    fn keeps(&self, peer: &NodeId) -> bool {
+        self.dialed.values().any(|p| p == peer)
+            || (self.listening && (self.serve_followers || self.admission.contains(peer)))
+    }
+
+    /// Follows the role of the session of the local epoch, which is what the core acts on
+    /// (it votes and proposes only as a member of that session's committee).
+    fn update_role(&mut self) {
+        let session = self.core.epoch().session;
+        let role = self.membership.role(session);
+        if role == self.role {
+            return;
+        }
+        info!(
+            session,
+            from = self.role.as_str(),
+            to = role.as_str(),
+            "role changed"
+        );
+        self.role = role;
+        self.shared.role.store(role as u8, Ordering::Relaxed);
+        self.shared
+            .status
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .role = role.as_str().into();
     }
 
     fn now(&mut self) -> u64 {
@@ -904,6 +1149,7 @@ impl ConsensusStage {
             Output::Finalized { block, .. } => self.effect(Effect::Finalized(block)),
             Output::EpochChanged(e) => {
                 info!(epoch = ?e, "epoch changed");
+                self.update_role();
             }
             Output::CommitteeInstalled(c) => {
                 info!(session = c.session, "committee installed");
@@ -911,39 +1157,38 @@ impl ConsensusStage {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .install((*c).clone());
-                // C-3 step 3: admit the new members and connect to the new proposers
-                // (W-2: a proposer dials only proposers with a greater id).
-                self.sessions.retain(|o| o.session + 1 >= c.session);
-                self.sessions.push(c.clone());
-                self.admit_sessions();
                 let me = self.shared.id;
-                let i_propose = c.is_proposer(&me);
-                for p in &c.proposers {
-                    if p.id == me || (i_propose && p.id < me) || self.peers.contains(&p.id) {
-                        continue;
-                    }
-                    if let Ok(addr) = p.address.parse() {
-                        self.effect(Effect::Net(NetCommand::Dial {
-                            addr,
-                            expected: Some(p.id),
-                        }));
-                    }
+                if c.is_proposer(&me) && !self.listening {
+                    // The network layer opens its listener at start only.
+                    error!(
+                        session = c.session,
+                        "network.listen is empty, but this node's key is a proposer of \
+                         session {}: voters cannot connect to it, so it cannot propose. Set \
+                         network.listen to \"ip:port\" (the committee gives `{}`) and restart",
+                        c.session,
+                        c.proposers
+                            .iter()
+                            .find(|p| p.id == me)
+                            .map_or("", |p| p.address.as_str())
+                    );
                 }
+                // C-3 step 3: admit the new members and connect to the new proposers.
+                self.membership.install(c);
+                self.apply_membership();
+                self.update_role();
             }
             Output::ReconfigurationEnded { session } => {
-                // C-5: the new session is final; retired voters and proposers go.
+                // C-5: the new session is final; retired voters and proposers go. A
+                // follower keeps its connections: they are how it syncs.
                 info!(session, "reconfiguration ended");
-                self.sessions.retain(|c| c.session >= session);
-                self.admit_sessions();
-                let Some(current) = self.sessions.last().cloned() else {
-                    return;
-                };
-                let me = self.shared.id;
-                if current.is_voter(&me) || current.is_proposer(&me) {
+                self.membership.retire_before(session);
+                self.apply_membership();
+                self.update_role();
+                if self.membership.role(session) != Role::Follower {
                     let retired: Vec<NodeId> = self
                         .peers
                         .iter()
-                        .filter(|p| !current.is_voter(p) && !current.is_proposer(p))
+                        .filter(|p| !self.keeps(p))
                         .copied()
                         .collect();
                     for peer in retired {
@@ -1050,6 +1295,7 @@ impl ConsensusStage {
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
             st.epoch = (c.epoch().session, c.epoch().e);
+            st.role = self.role.as_str().into();
             st.head = c.head().to_string();
             st.head_height = c.head_block().height();
             st.finalized = c.finalized().to_string();
@@ -1290,6 +1536,104 @@ mod tests {
         assert_eq!(heights, vec![1, 2, 3, 4, 5], "response: {resp:?}");
         assert!(resp.blocks.iter().all(|nb| nb.notarization.is_some()));
         assert_eq!(archive.finalized_at(0).map(|nb| nb.block), Some(genesis));
+    }
+
+    /// Start-up accepts any key; what it is follows from the committees it knows.
+    #[test]
+    fn start_accepts_non_members_and_requires_listen_of_scheduled_proposers() {
+        use crate::genesis::{GenesisMember, GenesisSession};
+        let nid = 5;
+        let keys: Vec<BlsSigner> = (0..6).map(|_| BlsSigner::generate()).collect();
+        let ids: Vec<NodeId> = keys.iter().map(|k| k.node_id()).collect();
+        let member = |i: usize, address: &str| GenesisMember {
+            identity: keys[i].identity(nid).to_line(),
+            address: address.into(),
+        };
+        // Session 1: proposer 0, voters 1-3. Session 2 on: proposers 0 and 4, voters 1, 2
+        // and 5 (3 is dropped, 4 and 5 join).
+        let genesis = GenesisFile {
+            network_id: nid,
+            payload: "t".into(),
+            stop_offset: 6,
+            proposers: vec![member(0, "127.0.0.1:7000")],
+            voters: vec![member(1, ""), member(2, ""), member(3, "")],
+            sessions: vec![GenesisSession {
+                proposers: vec![member(0, "127.0.0.1:7000"), member(4, "127.0.0.1:7004")],
+                voters: vec![member(1, ""), member(2, ""), member(5, "")],
+            }],
+        }
+        .load()
+        .unwrap();
+        let cfg = |listen: &str| {
+            let text = format!(
+                "[node]\nkey_file = \"keys/n.key\"\ndata_dir = \"d\"\ngenesis_file = \"g\"\n\
+                 [network]\nlisten = \"{listen}\"\n"
+            );
+            Config::from_toml(&text, std::path::Path::new("n.toml"), &[]).unwrap()
+        };
+        let targets = |m: &Membership| m.dial_targets().into_values().collect::<Vec<_>>();
+
+        // In no committee at all: accepted as a follower that dials the proposer in force,
+        // and no proposer admits it (it is nobody's member-to-be).
+        let stranger = BlsSigner::generate().node_id();
+        let m = membership_at_start(&cfg(""), &genesis, stranger, &[]).unwrap();
+        assert_eq!(m.role(1), Role::Follower);
+        assert_eq!(targets(&m), vec![ids[0]]);
+        let admitted = CommitteeAdmission::default();
+        admitted.set_committees(&m.admitted());
+        assert!(!admitted.contains(&stranger));
+        assert!(
+            admitted.contains(&ids[5]),
+            "members-to-be are admitted early"
+        );
+
+        // A voter-to-be: a follower of session 1 that also dials the proposers of session 2,
+        // and a voter once session 2 is installed.
+        let mut m = membership_at_start(&cfg(""), &genesis, ids[5], &[]).unwrap();
+        assert_eq!(m.role(1), Role::Follower);
+        let mut t = targets(&m);
+        t.sort();
+        let mut want = vec![ids[0], ids[4]];
+        want.sort();
+        assert_eq!(t, want);
+        m.install(Arc::new(genesis.schedule[&2].clone()));
+        assert_eq!((m.role(1), m.role(2)), (Role::Follower, Role::Voter));
+
+        // A dropped voter: a voter of session 1, a follower from session 2 on; after C-5
+        // it still dials the proposers in force, which is how it keeps syncing.
+        let mut m = membership_at_start(&cfg(""), &genesis, ids[3], &[]).unwrap();
+        assert_eq!(m.role(1), Role::Voter);
+        m.install(Arc::new(genesis.schedule[&2].clone()));
+        m.retire_before(2);
+        assert_eq!(m.role(2), Role::Follower);
+        assert_eq!(targets(&m).len(), 2);
+
+        // A proposer-to-be must listen, and the error says which key to set and why.
+        let e = membership_at_start(&cfg(""), &genesis, ids[4], &[])
+            .expect_err("a scheduled proposer without network.listen is refused")
+            .to_string();
+        for want in [
+            "network.listen",
+            "keys/n.key",
+            "session 2",
+            "genesis schedule",
+            "127.0.0.1:7004",
+        ] {
+            assert!(e.contains(want), "`{want}` missing from: {e}");
+        }
+        let m = membership_at_start(&cfg("127.0.0.1:7004"), &genesis, ids[4], &[]).unwrap();
+        assert_eq!((m.role(1), m.role(2)), (Role::Follower, Role::Follower));
+        // W-2: proposer 4 dials proposer 0 only if 0 has the greater id; as a follower of
+        // session 1 it dials it anyway.
+        assert_eq!(targets(&m), vec![ids[0]]);
+        // The genesis proposer still must listen, as before.
+        let e = membership_at_start(&cfg(""), &genesis, ids[0], &[])
+            .expect_err("a genesis proposer without network.listen is refused")
+            .to_string();
+        assert!(
+            e.contains("network.listen") && e.contains("genesis committee"),
+            "{e}"
+        );
     }
 
     /// A committee from a committee-change transaction exists nowhere but in the node's

@@ -4,7 +4,10 @@
 
 use pala_node::app::KvTx;
 use pala_node::cli::fast_template;
-use pala_node::genesis::{free_port_range, testnet, GenesisFile, GenesisSession, TestnetParams};
+use pala_node::genesis::{
+    free_port_range, testnet, testnet_spares, GenesisFile, GenesisMember, GenesisSession,
+    TestnetParams,
+};
 use pala_node::http::{get_json, request, submit_txs};
 use pala_node::metrics::parse_value;
 use std::net::SocketAddr;
@@ -46,6 +49,17 @@ impl Cluster {
 
     /// Writes the keys, genesis and configurations without starting any node.
     fn configure(proposers: usize, voters: usize, edit: impl FnOnce(&mut GenesisFile)) -> Cluster {
+        Cluster::configure_with_spares(proposers, voters, 0, |g, _| edit(g))
+    }
+
+    /// Like `configure`, plus `spares` nodes in no genesis committee (the last indexes);
+    /// `edit` gets their identities, for example to schedule them into a later session.
+    fn configure_with_spares(
+        proposers: usize,
+        voters: usize,
+        spares: usize,
+        edit: impl FnOnce(&mut GenesisFile, &[GenesisMember]),
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut t = fast_template();
         t.consensus.voter_timeout_ms = 1500;
@@ -56,9 +70,9 @@ impl Cluster {
         t.block.max_wait_ms = 20;
         t.log.level = "warn".into();
         // One range for both, so the two cannot overlap.
-        let p2p = free_base(2 * proposers + voters);
+        let p2p = free_base(2 * proposers + voters + spares);
         let http = p2p + proposers as u16;
-        let tn = testnet(&TestnetParams {
+        let params = TestnetParams {
             voters,
             proposers,
             out: dir.path().to_path_buf(),
@@ -66,17 +80,32 @@ impl Cluster {
             p2p_base_port: p2p,
             http_base_port: http,
             template: Some(t),
-        })
-        .unwrap();
+        };
+        let tn = testnet(&params).unwrap();
+        let sp = testnet_spares(&params, spares).unwrap();
         let gpath = dir.path().join("genesis.toml");
         let mut g = GenesisFile::read(&gpath).unwrap();
-        edit(&mut g);
+        let spare_members: Vec<GenesisMember> = sp
+            .identities
+            .iter()
+            .map(|identity| GenesisMember {
+                identity: identity.clone(),
+                address: String::new(),
+            })
+            .collect();
+        edit(&mut g, &spare_members);
         std::fs::write(&gpath, toml::to_string(&g).unwrap()).unwrap();
-        let n = tn.configs.len();
+        let configs: Vec<PathBuf> = tn.configs.into_iter().chain(sp.configs).collect();
+        let n = configs.len();
         Cluster {
             dir,
-            configs: tn.configs,
-            http: tn.http.iter().map(|h| h.parse().unwrap()).collect(),
+            configs,
+            http: tn
+                .http
+                .iter()
+                .chain(&sp.http)
+                .map(|h| h.parse().unwrap())
+                .collect(),
             procs: (0..n).map(|_| None).collect(),
             proposers,
         }
@@ -539,7 +568,8 @@ fn startup_errors_are_clear() {
 /// Reconfiguration in the real node: the genesis ends every session at its 6th block and
 /// hands session 2 (and, by default, the sessions after it) to three of the four voters;
 /// the nodes go through the committee changes and finality continues. The voter left out
-/// is dropped at the end of the reconfiguration (C-5), so it stays behind.
+/// stops voting when session 2 begins and follows the chain from then on (the testnet's
+/// proposers serve followers).
 #[test]
 fn genesis_schedule_changes_the_committee() {
     let _g = serial();
@@ -571,5 +601,99 @@ fn genesis_schedule_changes_the_committee() {
     );
     let h = c.finalized(2);
     c.wait("finality continues", 30, |c| c.finalized(2) >= h + 10);
+    c.wait("the retired voter follows the chain", 30, |c| {
+        c.finalized(retired) >= h + 10
+    });
+    assert_eq!(c.status(retired).unwrap()["role"], "follower");
+    c.assert_chains_match();
+}
+
+/// A validator whose key is in no genesis committee joins through the genesis schedule:
+/// session 2 adds it as a voter and drops one of the original voters. The joiner starts as
+/// a follower, syncs, votes from session 2 on, and its votes are needed once another of
+/// the original voters is stopped. The dropped voter goes back to following the chain.
+/// Proposer 0 admits members only (the joiner as a member-to-be of the schedule), proposer
+/// 1 also serves followers (which is where the dropped voter syncs from).
+#[test]
+fn scheduled_joiner_follows_then_votes_and_its_votes_count() {
+    let _g = serial();
+    let mut c = Cluster::configure_with_spares(2, 4, 1, |g, spares| {
+        g.stop_offset = 6;
+        let mut voters = g.voters[..3].to_vec();
+        voters.push(spares[0].clone());
+        g.sessions = vec![GenesisSession {
+            proposers: g.proposers.clone(),
+            voters,
+        }];
+    });
+    let text = std::fs::read_to_string(&c.configs[0]).unwrap();
+    assert!(text.contains("serve_followers = true"), "{text}");
+    std::fs::write(
+        &c.configs[0],
+        text.replace("serve_followers = true", "serve_followers = false"),
+    )
+    .unwrap();
+    let (joiner, dropped) = (6, 5); // proposers 0-1, voters 2-5, the spare 6
+    let votes_sent = "pala_core_events_total{event=\"votes_sent\"}";
+    let role = |c: &Cluster, i: usize| {
+        c.status(i)
+            .and_then(|s| s["role"].as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    // The joiner and the proposers first: without voters session 1 cannot end, so the
+    // joiner's start as a follower and its admission by both proposers are observable.
+    c.start(joiner);
+    c.wait("the joiner serves /status as a follower", 30, |c| {
+        role(c, joiner) == "follower"
+    });
+    assert_eq!(c.metric(joiner, "pala_role{role=\"follower\"}"), 1.0);
+    c.start(0);
+    c.start(1);
+    c.wait("both proposers admit the follower", 30, |c| {
+        c.status(joiner)
+            .is_some_and(|s| s["peers"].as_array().is_some_and(|p| p.len() == 2))
+    });
+    assert_eq!(role(&c, joiner), "follower");
+    for i in 2..6 {
+        c.start(i);
+    }
+    c.wait(
+        "the joiner is a voter of session 2 or later and votes",
+        90,
+        |c| {
+            role(c, joiner) == "voter"
+                && c.status(joiner)
+                    .is_some_and(|s| s["epoch"][0].as_u64().unwrap_or(0) >= 2)
+                && c.metric(joiner, votes_sent) > 0.0
+        },
+    );
+    assert_eq!(c.metric(joiner, "pala_role{role=\"voter\"}"), 1.0);
+    c.wait("the dropped voter is a follower", 30, |c| {
+        role(c, dropped) == "follower"
+    });
+    let h = c.finalized(0);
+    c.wait("the joiner keeps up", 30, |c| c.finalized(joiner) >= h + 5);
+
+    // Session 2 on: voters 2, 3, 4 and the joiner. With voter 2 stopped, every
+    // notarization (quorum 3 of 4) needs the joiner's vote.
+    assert!(c.stop(2), "voter 2 exits 0 on SIGTERM");
+    // Counters are published every 200 ms: let the last ones of session 1 arrive.
+    std::thread::sleep(Duration::from_millis(500));
+    let h = c.finalized(0);
+    let joiner_votes = c.metric(joiner, votes_sent);
+    let dropped_votes = c.metric(dropped, votes_sent);
+    c.wait("finality continues with the joiner's votes", 60, |c| {
+        c.finalized(0) >= h + 10 && c.finalized(joiner) >= h + 10
+    });
+    assert!(c.metric(joiner, votes_sent) > joiner_votes);
+    c.wait("the dropped voter keeps syncing", 30, |c| {
+        c.finalized(dropped) >= h + 10
+    });
+    assert_eq!(role(&c, dropped), "follower");
+    assert_eq!(
+        c.metric(dropped, votes_sent),
+        dropped_votes,
+        "a follower does not vote"
+    );
     c.assert_chains_match();
 }
