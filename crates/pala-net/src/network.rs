@@ -124,6 +124,18 @@ pub enum NetCommand {
         /// The peer.
         peer: NodeId,
     },
+    /// Start accepting connections on `addr` (C-3: a node that becomes a proposer at a
+    /// reconfiguration must become a hub). When already listening, the listener stays as
+    /// it is and its address is the answer.
+    Listen {
+        /// Address to bind.
+        addr: SocketAddr,
+        /// Receives the bound address (the real port when 0 was asked) or why binding
+        /// failed; `None` when nobody waits for the outcome (a failure is still logged).
+        reply: Option<flume::Sender<Result<SocketAddr, NetError>>>,
+    },
+    /// Stop accepting connections; established connections stay until they close.
+    Unlisten,
     /// Close everything and stop the executors.
     Shutdown,
 }
@@ -170,6 +182,12 @@ enum Internal {
 enum Job {
     Accepted(AcceptedTcpStream),
     Dial(DialTarget),
+    /// Only sent to executor 0, which owns the listener.
+    Listen {
+        addr: SocketAddr,
+        reply: Option<flume::Sender<Result<SocketAddr, NetError>>>,
+    },
+    Unlisten,
     Stop,
 }
 
@@ -191,6 +209,8 @@ struct Shared {
     serial: AtomicU64,
     meter: GlobalMeter,
     stopping: AtomicBool,
+    /// The bound listen address, if listening.
+    local_addr: Arc<RwLock<Option<SocketAddr>>>,
     /// Never receives a value: it reports `Disconnected` once the coordinator drops the
     /// sender at shutdown, which ends every task racing against it.
     stop: flume::Receiver<()>,
@@ -231,7 +251,7 @@ pub struct Network {
     events: flume::Receiver<NetEvent>,
     metrics: Arc<NetMetrics>,
     connected: Arc<RwLock<HashSet<NodeId>>>,
-    local_addr: Option<SocketAddr>,
+    local_addr: Arc<RwLock<Option<SocketAddr>>>,
     id: NodeId,
     threads: Vec<ExecutorJoinHandle<()>>,
 }
@@ -252,6 +272,7 @@ impl Network {
         let (int_tx, int_rx) = flume::unbounded();
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
         let connected = Arc::new(RwLock::new(HashSet::new()));
+        let local_addr = Arc::new(RwLock::new(None));
         let own_id = signer.node_id();
         let mut capabilities = caps::CHAIN_SYNC_V2;
         if cfg.is_hub || cfg.listen.is_some() {
@@ -281,6 +302,7 @@ impl Network {
             serial: AtomicU64::new(1),
             meter: GlobalMeter::new(),
             stopping: AtomicBool::new(false),
+            local_addr: local_addr.clone(),
             stop: stop_rx,
         });
 
@@ -315,7 +337,7 @@ impl Network {
                 }
             }
         }
-        let local_addr = match started_rx.recv() {
+        let bound = match started_rx.recv() {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
                 for s in &job_senders {
@@ -328,7 +350,7 @@ impl Network {
             }
             Err(_) => return Err(NetError::Executor("executor 0 exited during start".into())),
         };
-        info!(id = %own_id, ?local_addr, executors = n, "network started");
+        info!(id = %own_id, local_addr = ?bound, executors = n, "network started");
         Ok(Network {
             commands: cmd_tx,
             events: events_rx,
@@ -347,7 +369,7 @@ impl Network {
 
     /// The bound listen address (with the real port when 0 was configured).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
+        *self.local_addr.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The counters.
@@ -384,6 +406,21 @@ impl Network {
     /// Keeps a connection to `addr` (see [`NetCommand::Dial`]).
     pub fn dial(&self, addr: SocketAddr, expected: Option<NodeId>) -> Result<(), NetError> {
         self.command(NetCommand::Dial { addr, expected })
+    }
+
+    /// Starts listening on `addr` and waits for the outcome (see [`NetCommand::Listen`]).
+    pub fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, NetError> {
+        let (tx, rx) = flume::bounded(1);
+        self.command(NetCommand::Listen {
+            addr,
+            reply: Some(tx),
+        })?;
+        rx.recv().map_err(|_| NetError::Stopped)?
+    }
+
+    /// Stops accepting connections (see [`NetCommand::Unlisten`]).
+    pub fn unlisten(&self) -> Result<(), NetError> {
+        self.command(NetCommand::Unlisten)
     }
 
     /// Closes the connection to `peer`.
@@ -455,19 +492,38 @@ async fn executor_main(
         })
         .detach();
     };
+    // Dropping the sender ends the accept loop, which closes the listening socket.
+    let mut listener: Option<flume::Sender<()>> = None;
+    let listen = |listener: &mut Option<flume::Sender<()>>, addr: SocketAddr| {
+        if let Some(bound) = *shared.local_addr.read().unwrap_or_else(|e| e.into_inner()) {
+            if listener.is_some() {
+                return Ok(bound);
+            }
+        }
+        let l = TcpListener::bind(addr).map_err(|e| NetError::Bind {
+            addr,
+            error: e.to_string(),
+        })?;
+        let bound = l.local_addr().unwrap_or(addr);
+        let (off_tx, off_rx) = flume::bounded::<()>(1);
+        spawn(Box::pin(accept_loop(
+            shared.clone(),
+            l,
+            senders.clone(),
+            off_rx,
+        )));
+        *listener = Some(off_tx);
+        *shared.local_addr.write().unwrap_or_else(|e| e.into_inner()) = Some(bound);
+        info!(%bound, "listening");
+        Ok(bound)
+    };
     if let Some((cmd_rx, int_rx, started, stop_tx)) = control {
         let mut listen_result = Ok(None);
         if let Some(addr) = shared.cfg.listen {
-            match TcpListener::bind(addr) {
-                Ok(l) => {
-                    listen_result = Ok(l.local_addr().ok());
-                    spawn(Box::pin(accept_loop(shared.clone(), l, senders.clone())));
-                }
+            match listen(&mut listener, addr) {
+                Ok(bound) => listen_result = Ok(Some(bound)),
                 Err(e) => {
-                    let _ = started.send(Err(NetError::Bind {
-                        addr,
-                        error: e.to_string(),
-                    }));
+                    let _ = started.send(Err(e));
                     return;
                 }
             }
@@ -489,6 +545,21 @@ async fn executor_main(
         match job {
             Job::Accepted(a) => spawn(Box::pin(inbound(shared.clone(), a.bind_to_executor()))),
             Job::Dial(t) => spawn(Box::pin(dial_loop(shared.clone(), t))),
+            Job::Listen { addr, reply } => {
+                let r = listen(&mut listener, addr);
+                if let Err(e) = &r {
+                    warn!(%addr, "cannot listen: {e}");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(r);
+                }
+            }
+            Job::Unlisten => {
+                if listener.take().is_some() {
+                    *shared.local_addr.write().unwrap_or_else(|e| e.into_inner()) = None;
+                    info!("stopped listening");
+                }
+            }
             Job::Stop => break,
         }
     }
@@ -518,10 +589,20 @@ async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     executors: Vec<flume::Sender<Job>>,
+    off: flume::Receiver<()>,
 ) {
     let mut next = 0usize;
     loop {
-        match listener.shared_accept().await {
+        let accepted = async { Some(listener.shared_accept().await) }
+            .or(async {
+                let _ = off.recv_async().await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else {
+            return;
+        };
+        match accepted {
             Ok(s) => {
                 shared.metrics.accepted.fetch_add(1, Ordering::Relaxed);
                 let _ = executors[next % executors.len()].send(Job::Accepted(s));
@@ -990,6 +1071,12 @@ async fn coordinator(
                 if let Some(c) = dials.remove(&addr) {
                     c.store(true, Ordering::Relaxed);
                 }
+            }
+            In::Cmd(Ok(NetCommand::Listen { addr, reply })) => {
+                let _ = executors[0].send(Job::Listen { addr, reply });
+            }
+            In::Cmd(Ok(NetCommand::Unlisten)) => {
+                let _ = executors[0].send(Job::Unlisten);
             }
             In::Cmd(Ok(NetCommand::Disconnect { peer })) => {
                 if let Some(e) = peers.remove(&peer) {

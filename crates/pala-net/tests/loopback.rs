@@ -682,3 +682,44 @@ fn t59_write_deadline_closes_a_peer_that_stops_reading() {
     );
     reader.join().unwrap();
 }
+
+/// C-3: a node that becomes a proposer at a reconfiguration starts listening then; a node
+/// that stops serving closes its listener without dropping established connections.
+#[test]
+fn listener_opened_and_closed_on_command() {
+    init_tracing();
+    let k = Keys::new();
+    let p = k.start(1, cfg(false), k.admission(&[1], &[2, 3]));
+    assert_eq!(p.local_addr(), None);
+    let addr = p.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    assert_ne!(addr.port(), 0, "the real port is reported");
+    assert_eq!(p.local_addr(), Some(addr));
+    // Listening again keeps the listener that is open.
+    assert_eq!(p.listen("127.0.0.1:0".parse().unwrap()).unwrap(), addr);
+
+    let v = k.start(2, cfg(false), Arc::new(AdmitAll));
+    v.dial(addr, Some(p.id())).unwrap();
+    assert!(wait_up(&v, p.id(), T), "the handshake completes");
+    assert!(wait_up(&p, v.id(), T));
+    v.send(p.id(), status(3)).unwrap();
+    assert_eq!(wait_message(&p, v.id(), T), Some(status(3)));
+
+    p.unlisten().unwrap();
+    assert!(wait_until(T, || p.local_addr().is_none()));
+    let w = k.start(3, cfg(false), Arc::new(AdmitAll));
+    w.dial(addr, Some(p.id())).unwrap();
+    assert!(wait_until(T, || w
+        .metrics()
+        .dial_failures
+        .load(std::sync::atomic::Ordering::Relaxed)
+        >= 2));
+    assert!(!w.is_connected(&p.id()));
+    assert!(v.is_connected(&p.id()), "established connections stay");
+
+    // A bind failure is reported, not fatal.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let e = p.listen(taken.local_addr().unwrap()).unwrap_err();
+    assert!(matches!(e, pala_net::NetError::Bind { .. }), "{e}");
+    assert!(p.listen(addr).is_ok(), "the node can listen again");
+    assert!(wait_up(&w, p.id(), T), "the waiting dialer connects");
+}

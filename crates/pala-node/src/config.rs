@@ -3,6 +3,7 @@
 //! `PALA_CONSENSUS_K=4` or `PALA_HTTP_LISTEN=0.0.0.0:8080`). A bad value is reported with
 //! the key that holds it and the form that was expected.
 
+use pala_types::NodeId;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,10 @@ pub struct NetworkSection {
     /// only through a committee-change transaction, and members retired at C-5. Off, it
     /// admits the members of the sessions in force and of the scheduled later sessions.
     pub serve_followers: bool,
+    /// Bootnodes (W-2): nodes with `serve_followers` dialed in addition to the proposers,
+    /// so a node can sync when it knows no proposer that is still in office. Each entry is
+    /// "ip:port", or "id@ip:port" with the 40-hex-digit id the bootnode must prove (S-3).
+    pub bootnodes: Vec<String>,
     /// Number of network executor threads.
     pub executors: usize,
     /// CPUs to pin the network executors to (empty: unpinned).
@@ -111,6 +116,7 @@ impl Default for NetworkSection {
         NetworkSection {
             listen: String::new(),
             serve_followers: false,
+            bootnodes: Vec::new(),
             executors: 1,
             cpus: Vec::new(),
             peer_messages_per_sec: 0,
@@ -287,6 +293,37 @@ fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// One `network.bootnodes` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bootnode {
+    /// Where to dial.
+    pub addr: SocketAddr,
+    /// The id the bootnode must prove, when the entry names one; otherwise it is trusted
+    /// by its configured address (S-3).
+    pub id: Option<NodeId>,
+}
+
+fn parse_bootnode(key: &str, v: &str) -> Result<Bootnode, ConfigError> {
+    let form = "expected \"ip:port\" or \"id@ip:port\" with a 40-hex-digit node id, such as \
+                \"10.0.0.5:7100\"";
+    let (id, addr) = match v.split_once('@') {
+        Some((id, addr)) => {
+            let id = NodeId::from_hex(id).ok_or_else(|| {
+                bad(
+                    key,
+                    format!("`{id}` is not a node id (40 hex digits); {form}"),
+                )
+            })?;
+            (Some(id), addr)
+        }
+        None => (None, v),
+    };
+    let addr = addr
+        .parse()
+        .map_err(|_| bad(key, format!("`{addr}` is not an address; {form}")))?;
+    Ok(Bootnode { addr, id })
+}
+
 impl Config {
     /// Reads `path`, applies the `PALA_*` environment overrides and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -347,6 +384,9 @@ impl Config {
         }
         if !self.http.listen.is_empty() {
             parse_addr("http.listen", &self.http.listen)?;
+        }
+        for (i, b) in self.network.bootnodes.iter().enumerate() {
+            parse_bootnode(&format!("network.bootnodes[{i}]"), b)?;
         }
         for (i, a) in self.http.forward_to.iter().enumerate() {
             parse_addr(&format!("http.forward_to[{i}]"), a)?;
@@ -429,6 +469,15 @@ impl Config {
     /// The network listen address, if any.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.network.listen.parse().ok()
+    }
+
+    /// The `network.bootnodes` entries (valid after [`Config::validate`]).
+    pub fn bootnodes(&self) -> Vec<Bootnode> {
+        self.network
+            .bootnodes
+            .iter()
+            .filter_map(|b| parse_bootnode("network.bootnodes", b).ok())
+            .collect()
     }
 
     /// The HTTP listen address, if any.
@@ -528,5 +577,59 @@ genesis_file = "g"
             .unwrap_err()
             .to_string();
         assert!(e.contains("block") && e.contains("max_wait"), "{e}");
+    }
+
+    #[test]
+    fn bootnodes_by_address_or_with_id() {
+        let id = "00112233445566778899aabbccddeeff00112233";
+        let text =
+            format!("{MIN}\n[network]\nbootnodes = [\"10.0.0.5:7100\", \"{id}@[::1]:7101\"]\n");
+        let c = Config::from_toml(&text, Path::new("x.toml"), &[]).unwrap();
+        assert_eq!(
+            c.bootnodes(),
+            vec![
+                Bootnode {
+                    addr: "10.0.0.5:7100".parse().unwrap(),
+                    id: None
+                },
+                Bootnode {
+                    addr: "[::1]:7101".parse().unwrap(),
+                    id: NodeId::from_hex(id)
+                },
+            ]
+        );
+        assert!(Config::from_toml(MIN, Path::new("x.toml"), &[])
+            .unwrap()
+            .bootnodes()
+            .is_empty());
+        // The environment form is a TOML array.
+        let env = vec![(
+            "PALA_NETWORK_BOOTNODES".to_string(),
+            "[\"127.0.0.1:9\"]".to_string(),
+        )];
+        let c = Config::from_toml(MIN, Path::new("x.toml"), &env).unwrap();
+        assert_eq!(c.bootnodes()[0].addr, "127.0.0.1:9".parse().unwrap());
+        for (entry, what) in [
+            ("boot.example.org:7100", "not an address"),
+            ("10.0.0.5", "not an address"),
+            ("abc@10.0.0.5:7100", "not a node id"),
+            ("@10.0.0.5:7100", "not a node id"),
+        ] {
+            let text = format!("{MIN}\n[network]\nbootnodes = [\"127.0.0.1:1\", \"{entry}\"]\n");
+            let e = Config::from_toml(&text, Path::new("x.toml"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("network.bootnodes[1]")
+                    && e.contains(what)
+                    && e.contains("\"id@ip:port\""),
+                "{entry}: {e}"
+            );
+        }
+        let text = format!("{MIN}\n[network]\nbootnodes = \"10.0.0.5:7100\"\n");
+        let e = Config::from_toml(&text, Path::new("x.toml"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network.bootnodes"), "{e}");
     }
 }

@@ -30,8 +30,8 @@ use pala_core::{
 };
 use pala_crypto::{BlsScheme, BlsSigner};
 use pala_net::{
-    Admission, AdmitAll, CommitteeAdmission, CorePlacement, NetCommand, NetConfig, NetEvent,
-    NetMetrics, Network, RateLimits,
+    Admission, AdmitAll, CommitteeAdmission, CorePlacement, Direction, NetCommand, NetConfig,
+    NetEvent, NetMetrics, Network, RateLimits,
 };
 use pala_storage::{EpochStatus, Options, Storage};
 use pala_types::{
@@ -73,6 +73,9 @@ pub struct Shared {
     pub submitted: Mutex<HashMap<Hash, Instant>>,
     /// Set when the node is shutting down: stop proposing, refuse submissions.
     pub stopping: AtomicBool,
+    /// Peers reached by dialing a `network.bootnodes` address: kept when a reconfiguration
+    /// ends (C-5), whatever committee they are in.
+    bootnode_peers: RwLock<std::collections::HashSet<NodeId>>,
     fatal: Sender<String>,
 }
 
@@ -240,21 +243,28 @@ impl Membership {
         out
     }
 
+    /// The first known committee (in force or scheduled) that makes this node a proposer,
+    /// with the address it gives for it.
+    fn proposer_of(&self) -> Option<(&Committee, &str)> {
+        self.sessions
+            .iter()
+            .map(|c| c.as_ref())
+            .chain(self.upcoming())
+            .find_map(|c| {
+                c.proposers
+                    .iter()
+                    .find(|p| p.id == self.me)
+                    .map(|p| (c, p.address.as_str()))
+            })
+    }
+
     /// Start-time check: a node that is a proposer of a session in force or of a scheduled
     /// one must listen, since voters and followers dial the proposers (W-1).
     fn check_listen(&self, listen: Option<SocketAddr>, key_file: &std::path::Path) -> Result<()> {
         if listen.is_some() {
             return Ok(());
         }
-        let known = self
-            .sessions
-            .iter()
-            .map(|c| c.as_ref())
-            .chain(self.upcoming());
-        for c in known {
-            let Some(p) = c.proposers.iter().find(|p| p.id == self.me) else {
-                continue;
-            };
+        if let Some((c, address)) = self.proposer_of() {
             let origin = if c.session == 1 {
                 "the genesis committee"
             } else if self.schedule.get(&c.session) == Some(c) {
@@ -269,11 +279,17 @@ impl Membership {
                 key_file.display(),
                 self.me.to_hex(),
                 c.session,
-                p.address
+                address
             );
         }
         Ok(())
     }
+}
+
+/// W-1: proposers and bootnodes are hubs. A node that is neither yet keeps its
+/// `network.listen` for the reconfiguration that makes it a proposer (C-3 step 3).
+fn listens_at_start(cfg: &Config, m: &Membership) -> bool {
+    cfg.listen_addr().is_some() && (cfg.network.serve_followers || m.proposer_of().is_some())
 }
 
 /// Milliseconds since the Unix epoch: block timestamps are comparable across nodes.
@@ -504,7 +520,14 @@ impl RunningNode {
         } else {
             committee_admission.clone()
         };
-        let listening = cfg.listen_addr().is_some();
+        let listening = listens_at_start(&cfg, &membership);
+        let bootnodes: BTreeMap<SocketAddr, Option<NodeId>> = cfg
+            .bootnodes()
+            .into_iter()
+            // A configuration shared by all nodes may list this node too.
+            .filter(|b| b.id != Some(id) && Some(b.addr) != cfg.listen_addr())
+            .map(|b| (b.addr, b.id))
+            .collect();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (net_cpus, consensus_cpu, storage_cpu, verify_threads) = cfg.placement(ncpu);
         for (key, c) in [
@@ -534,7 +557,7 @@ impl RunningNode {
         );
         let netcfg = NetConfig {
             network_id: genesis.network_id,
-            listen: cfg.listen_addr(),
+            listen: cfg.listen_addr().filter(|_| listening),
             executors: cfg.network.executors,
             placement: if net_cpus.is_empty() {
                 CorePlacement::Unbound
@@ -551,7 +574,8 @@ impl RunningNode {
                     ..RateLimits::default()
                 }
             },
-            is_hub: listening,
+            // The hello is fixed at start: announce what this node may become.
+            is_hub: cfg.listen_addr().is_some(),
             ..NetConfig::default()
         };
         let params = NodeParams {
@@ -604,6 +628,7 @@ impl RunningNode {
             subscribers: Mutex::new(Vec::new()),
             submitted: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            bootnode_peers: RwLock::new(Default::default()),
             fatal: fatal_tx,
             id,
             role: AtomicU8::new(role as u8),
@@ -617,7 +642,13 @@ impl RunningNode {
             None => None,
         };
 
-        let dialed = membership.dial_targets();
+        for (addr, id) in &bootnodes {
+            net.dial(*addr, *id)
+                .map_err(|e| anyhow!("dialing bootnode {addr}: {e}"))?;
+        }
+        let mut dialed = membership.dial_targets();
+        // One dial per address: a bootnode that is also a proposer stays dialed as a bootnode.
+        dialed.retain(|addr, _| !bootnodes.contains_key(addr));
         for (addr, p) in &dialed {
             net.dial(*addr, Some(*p))
                 .map_err(|e| anyhow!("dialing {addr}: {e}"))?;
@@ -682,6 +713,8 @@ impl RunningNode {
                 admission: committee_admission,
                 serve_followers: cfg.network.serve_followers,
                 listening,
+                listen_addr: cfg.listen_addr(),
+                bootnodes,
                 membership,
                 dialed,
                 role,
@@ -793,6 +826,7 @@ fn ingress_loop(
 ) {
     let mut failures: HashMap<NodeId, u32> = HashMap::new();
     let mut peer_heads: HashMap<NodeId, u64> = HashMap::new();
+    let bootnode_addrs: Vec<SocketAddr> = shared.cfg.bootnodes().iter().map(|b| b.addr).collect();
     let m = &shared.metrics;
     while !shared.stopping.load(Ordering::Relaxed) {
         let first = match events.recv_timeout(Duration::from_millis(100)) {
@@ -811,8 +845,20 @@ fn ingress_loop(
         let mut msgs = Vec::new();
         for ev in evs {
             match ev {
-                NetEvent::PeerUp { peer, addr, .. } => {
+                NetEvent::PeerUp {
+                    peer,
+                    addr,
+                    direction,
+                    ..
+                } => {
                     info!(peer = %peer.to_hex(), %addr, "peer connected");
+                    if direction == Direction::Outbound && bootnode_addrs.contains(&addr) {
+                        shared
+                            .bootnode_peers
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(peer);
+                    }
                     slots.push(Some(Input::PeerConnected(peer)));
                 }
                 NetEvent::PeerDown { peer, reason } => {
@@ -935,8 +981,12 @@ struct ConsensusStage {
     admission: Arc<CommitteeAdmission>,
     /// `network.serve_followers`.
     serve_followers: bool,
-    /// Whether `network.listen` is set (the listener cannot be opened later).
+    /// Whether the network layer listens.
     listening: bool,
+    /// `network.listen`, where to listen once this node becomes a proposer.
+    listen_addr: Option<SocketAddr>,
+    /// `network.bootnodes` (without this node itself), dialed for the whole run.
+    bootnodes: BTreeMap<SocketAddr, Option<NodeId>>,
     /// The committees known here and what follows from them.
     membership: Membership,
     /// Proposer addresses the network layer keeps connected.
@@ -949,7 +999,8 @@ impl ConsensusStage {
     /// Brings admission and the dialed proposers in line with the known committees.
     fn apply_membership(&mut self) {
         self.admission.set_committees(&self.membership.admitted());
-        let targets = self.membership.dial_targets();
+        let mut targets = self.membership.dial_targets();
+        targets.retain(|addr, _| !self.bootnodes.contains_key(addr));
         let gone: Vec<SocketAddr> = self
             .dialed
             .keys()
@@ -970,9 +1021,64 @@ impl ConsensusStage {
         }
     }
 
+    /// C-3 step 3: a node that the installed committee `c` makes a proposer becomes a hub,
+    /// before the new voters dial it.
+    fn start_listening(&mut self, c: &Committee) {
+        let me = self.shared.id;
+        let address = c
+            .proposers
+            .iter()
+            .find(|p| p.id == me)
+            .map_or("", |p| p.address.as_str());
+        let Some(addr) = self.listen_addr else {
+            error!(
+                session = c.session,
+                "network.listen is empty, but this node's key is a proposer of session {}: \
+                 voters cannot connect to it, so it cannot propose. Set network.listen to \
+                 \"ip:port\" (the committee gives `{address}`) and restart",
+                c.session,
+            );
+            return;
+        };
+        // Waiting here is brief (one bind on the network executor) and happens once per
+        // promotion; the outcome decides what to tell the operator.
+        let (tx, rx) = flume::bounded(1);
+        let wait = Duration::from_secs(5);
+        let cmd = NetCommand::Listen {
+            addr,
+            reply: Some(tx),
+        };
+        let outcome = match self.commands.send_timeout(cmd, wait) {
+            Ok(()) => rx
+                .recv_timeout(wait)
+                .map_err(|_| "the network layer did not answer".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            Err(_) => Err("the network layer did not take the command".to_string()),
+        };
+        match outcome {
+            Ok(bound) => {
+                info!(session = c.session, %bound, "proposer of the new session: listening");
+                self.listening = true;
+            }
+            Err(e) => error!(
+                session = c.session,
+                "this node's key is a proposer of session {}, but listening on network.listen \
+                 = \"{addr}\" failed: {e}. Voters cannot connect to it; fix network.listen \
+                 (the committee gives `{address}`) and restart",
+                c.session,
+            ),
+        }
+    }
+
     /// Whether a connection to `peer` stays after a reconfiguration ends (C-5).
     fn keeps(&self, peer: &NodeId) -> bool {
         self.dialed.values().any(|p| p == peer)
+            || self
+                .shared
+                .bootnode_peers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(peer)
             || (self.listening && (self.serve_followers || self.admission.contains(peer)))
     }
 
@@ -1159,18 +1265,7 @@ impl ConsensusStage {
                     .install((*c).clone());
                 let me = self.shared.id;
                 if c.is_proposer(&me) && !self.listening {
-                    // The network layer opens its listener at start only.
-                    error!(
-                        session = c.session,
-                        "network.listen is empty, but this node's key is a proposer of \
-                         session {}: voters cannot connect to it, so it cannot propose. Set \
-                         network.listen to \"ip:port\" (the committee gives `{}`) and restart",
-                        c.session,
-                        c.proposers
-                            .iter()
-                            .find(|p| p.id == me)
-                            .map_or("", |p| p.address.as_str())
-                    );
+                    self.start_listening(&c);
                 }
                 // C-3 step 3: admit the new members and connect to the new proposers.
                 self.membership.install(c);
@@ -1634,6 +1729,52 @@ mod tests {
             e.contains("network.listen") && e.contains("genesis committee"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn only_proposers_and_bootnodes_listen_at_start() {
+        let nid = 5;
+        let keys: Vec<BlsSigner> = (0..3).map(|_| BlsSigner::generate()).collect();
+        let ids: Vec<NodeId> = keys.iter().map(|k| k.node_id()).collect();
+        let member = |i: usize, address: &str| crate::genesis::GenesisMember {
+            identity: keys[i].identity(nid).to_line(),
+            address: address.into(),
+        };
+        let genesis = GenesisFile {
+            network_id: nid,
+            payload: "t".into(),
+            stop_offset: 0,
+            proposers: vec![member(0, "127.0.0.1:7000")],
+            voters: vec![member(1, "")],
+            sessions: vec![],
+        }
+        .load()
+        .unwrap();
+        let cfg = |listen: &str, serve: bool| {
+            let text = format!(
+                "[node]\nkey_file = \"k\"\ndata_dir = \"d\"\ngenesis_file = \"g\"\n\
+                 [network]\nlisten = \"{listen}\"\nserve_followers = {serve}\n"
+            );
+            Config::from_toml(&text, std::path::Path::new("n.toml"), &[]).unwrap()
+        };
+        let listens = |c: &Config, id: NodeId, recovered: &[Committee]| {
+            listens_at_start(c, &membership_at_start(c, &genesis, id, recovered).unwrap())
+        };
+        let at = "127.0.0.1:7009";
+        assert!(listens(&cfg(at, false), ids[0], &[]), "a proposer");
+        assert!(
+            listens(&cfg(at, true), ids[1], &[]),
+            "a voter serving followers"
+        );
+        // A voter or follower keeps network.listen for when it becomes a proposer (C-3).
+        assert!(!listens(&cfg(at, false), ids[1], &[]));
+        assert!(!listens(&cfg(at, false), ids[2], &[]));
+        assert!(!listens(&cfg("", true), ids[2], &[]));
+        // After a restart, a committee installed by a reconfiguration counts too.
+        let mut promoted = genesis.committee.clone();
+        promoted.session = 2;
+        promoted.proposers[0].id = ids[2];
+        assert!(listens(&cfg(at, false), ids[2], &[promoted]));
     }
 
     /// A committee from a committee-change transaction exists nowhere but in the node's

@@ -697,3 +697,63 @@ fn scheduled_joiner_follows_then_votes_and_its_votes_count() {
     );
     c.assert_chains_match();
 }
+
+/// Rewrites keys of node `i`'s `[network]` section.
+fn edit_network(c: &Cluster, i: usize, f: impl FnOnce(&mut toml::Table)) {
+    let text = std::fs::read_to_string(&c.configs[i]).unwrap();
+    let mut cfg: toml::Table = text.parse().unwrap();
+    let net = cfg
+        .entry("network")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    f(net.as_table_mut().unwrap());
+    std::fs::write(&c.configs[i], toml::to_string(&cfg).unwrap()).unwrap();
+}
+
+/// W-2: a follower whose only way in is a `network.bootnodes` entry syncs through it. The
+/// proposer admits members only, so it refuses the follower; voter 1 listens with
+/// `serve_followers` (a bootnode) and is named by id and address in the follower's config.
+#[test]
+fn follower_syncs_through_a_configured_bootnode() {
+    let _g = serial();
+    let mut c = Cluster::configure_with_spares(1, 3, 1, |_, _| {});
+    let (bootnode, follower) = (1, 4); // proposer 0, voters 1-3, the spare 4
+    let port = free_base(1);
+    edit_network(&c, 0, |n| {
+        n.insert("serve_followers".into(), false.into());
+    });
+    edit_network(&c, bootnode, |n| {
+        n.insert("listen".into(), format!("127.0.0.1:{port}").into());
+        n.insert("serve_followers".into(), true.into());
+    });
+    for i in 0..4 {
+        c.start(i);
+    }
+    c.wait("the committee finalizes", 30, |c| c.finalized(0) >= 5);
+    let boot_id = c.status(bootnode).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    edit_network(&c, follower, |n| {
+        let entry = format!("{boot_id}@127.0.0.1:{port}");
+        n.insert("bootnodes".into(), vec![toml::Value::from(entry)].into());
+    });
+    c.start(follower);
+    let h = c.finalized(0);
+    c.wait("the follower syncs through the bootnode", 60, |c| {
+        c.finalized(follower) >= h + 5
+    });
+    let st = c.status(follower).unwrap();
+    assert_eq!(st["role"], "follower");
+    let peers: Vec<&str> = st["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert_eq!(
+        peers,
+        vec![boot_id.as_str()],
+        "the proposer refuses the follower"
+    );
+    c.assert_chains_match();
+}
