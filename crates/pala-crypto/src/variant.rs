@@ -11,7 +11,7 @@ use crate::error::{
 use crate::handshake::HandshakeSignature;
 use blst::BLST_ERROR;
 use pala_types::{
-    BatchItem, BlockSn, ClockMessage, ClockNotarization, Committee, Domain, Encode, Epoch, Hash,
+    BatchItem, BlockSn, ClockMessage, ClockNotarization, Committee, Domain, DomainTag, Encode, Epoch, Hash,
     Member, NodeId, Notarization, PreparedKeys, PublicKey, Signature, SignatureScheme, Signer,
     SignerBitmap, Vote, VoteCounting,
 };
@@ -460,7 +460,7 @@ impl SignatureScheme for BlsScheme {
         let Some(decoded) = decoded else {
             return false;
         };
-        let tags: Vec<Vec<u8>> = DOMAINS.iter().map(|d| d.tag(network_id)).collect();
+        let tags: Vec<DomainTag> = DOMAINS.iter().map(|d| d.tag(network_id)).collect();
         let chunk = items
             .len()
             .div_ceil(rayon::current_num_threads().max(1))

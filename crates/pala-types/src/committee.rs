@@ -92,16 +92,13 @@ impl Committee {
         &self.proposers[self.primary_index(epoch)]
     }
 
-    fn weight_of(&self, m: &Member) -> u64 {
-        match self.counting {
-            VoteCounting::Seat => 1,
-            VoteCounting::Stake => m.stake,
-        }
-    }
-
     /// Total voting weight W.
     pub fn total_weight(&self) -> u64 {
-        self.voters.iter().map(|m| self.weight_of(m)).sum()
+        match self.counting {
+            // Checked on every vote and notarization: no walk over the list.
+            VoteCounting::Seat => self.voters.len() as u64,
+            VoteCounting::Stake => self.voters.iter().map(|m| m.stake).sum(),
+        }
     }
 
     /// The quorum `ceil(2W/3)` in integer arithmetic (D-9).
@@ -114,10 +111,10 @@ impl Committee {
         if signers.len() != self.voters.len() {
             return 0;
         }
-        signers
-            .iter()
-            .map(|i| self.weight_of(&self.voters[i]))
-            .sum()
+        match self.counting {
+            VoteCounting::Seat => signers.count() as u64,
+            VoteCounting::Stake => signers.iter().map(|i| self.voters[i].stake).sum(),
+        }
     }
 
     /// Weight of a set of distinct voter ids; unknown ids and duplicates count nothing.

@@ -32,17 +32,73 @@ pub enum Domain {
 }
 
 impl Domain {
-    /// The domain-separation tag for this kind of message on network `network_id`.
-    pub fn tag(self, network_id: u64) -> Vec<u8> {
-        let kind = match self {
-            Domain::Proposal => "PROPOSAL",
-            Domain::Vote => "VOTE",
-            Domain::Clock => "CLOCK",
-            Domain::Handshake => "HANDSHAKE",
-            Domain::ProofOfPossession => "POP",
+    /// The domain-separation tag for this kind of message on network `network_id`:
+    /// `PALA-V1-<KIND>-NET<network id, 16 lowercase hex digits>` followed by the BLS
+    /// ciphersuite id. BLS uses it as the hash-to-curve DST, so these bytes are part of
+    /// every signature and must never change.
+    ///
+    /// Built in a fixed-size buffer: it is computed on every sign and verify, where a
+    /// heap-allocated `format!` showed up as a fifth of the insecure scheme's CPU time.
+    pub fn tag(self, network_id: u64) -> DomainTag {
+        let kind: &[u8] = match self {
+            Domain::Proposal => b"PROPOSAL",
+            Domain::Vote => b"VOTE",
+            Domain::Clock => b"CLOCK",
+            Domain::Handshake => b"HANDSHAKE",
+            Domain::ProofOfPossession => b"POP",
         };
-        format!("PALA-V1-{kind}-NET{network_id:016x}_BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_")
-            .into_bytes()
+        let mut t = DomainTag {
+            len: 0,
+            bytes: [0; MAX_DOMAIN_TAG_LEN],
+        };
+        t.push(b"PALA-V1-");
+        t.push(kind);
+        t.push(b"-NET");
+        let mut hex = [0u8; 16];
+        for (i, d) in hex.iter_mut().enumerate() {
+            let nibble = (network_id >> (60 - 4 * i)) & 0xf;
+            *d = b"0123456789abcdef"[nibble as usize];
+        }
+        t.push(&hex);
+        t.push(b"_BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_");
+        t
+    }
+}
+
+/// Length of the longest [`DomainTag`] (the handshake tag).
+pub const MAX_DOMAIN_TAG_LEN: usize = 81;
+
+/// A domain-separation tag (see [`Domain::tag`]); dereferences to its bytes.
+#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+pub struct DomainTag {
+    len: u8,
+    bytes: [u8; MAX_DOMAIN_TAG_LEN],
+}
+
+impl DomainTag {
+    fn push(&mut self, s: &[u8]) {
+        let at = self.len as usize;
+        self.bytes[at..at + s.len()].copy_from_slice(s);
+        self.len += s.len() as u8;
+    }
+}
+
+impl std::ops::Deref for DomainTag {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl AsRef<[u8]> for DomainTag {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for DomainTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DomainTag({})", String::from_utf8_lossy(self))
     }
 }
 
@@ -153,7 +209,18 @@ impl SignerBitmap {
 
     /// The member indexes, ascending.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len()).filter(move |&i| self.contains(i))
+        // Byte by byte, skipping clear bits: verifiers walk the signers of every
+        // notarization. Bits beyond `len` are always zero (see `insert` and `decode`).
+        self.bytes.iter().enumerate().flat_map(|(at, &byte)| {
+            let mut rest = byte;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    at * 8 + bit
+                })
+            })
+        })
     }
 }
 
@@ -338,5 +405,30 @@ mod tests {
     fn domain_tags_differ_by_kind_and_network() {
         assert_ne!(Domain::Vote.tag(1), Domain::Proposal.tag(1));
         assert_ne!(Domain::Vote.tag(1), Domain::Vote.tag(2));
+    }
+
+    /// The tag is the BLS DST: its bytes must stay those of the original `format!`.
+    #[test]
+    fn domain_tags_keep_their_bytes() {
+        let kinds = [
+            (Domain::Proposal, "PROPOSAL"),
+            (Domain::Vote, "VOTE"),
+            (Domain::Clock, "CLOCK"),
+            (Domain::Handshake, "HANDSHAKE"),
+            (Domain::ProofOfPossession, "POP"),
+        ];
+        for (d, kind) in kinds {
+            for net in [0, 1, 7, 0xdead_beef, u64::MAX] {
+                let want = format!(
+                    "PALA-V1-{kind}-NET{net:016x}_BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_"
+                );
+                assert_eq!(&*d.tag(net), want.as_bytes());
+            }
+        }
+        assert_eq!(
+            Domain::Handshake.tag(u64::MAX).len(),
+            MAX_DOMAIN_TAG_LEN,
+            "the buffer fits the longest tag exactly"
+        );
     }
 }
