@@ -17,8 +17,8 @@
 //! inside a later block; keeping it saves that round trip when notarizations are
 //! reordered by the network).
 
+use crate::fasthash::FastMap;
 use pala_types::{Block, BlockSn, Hash, Notarization};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One stored block.
@@ -30,6 +30,9 @@ pub struct Entry {
     pub nota: Option<Notarization>,
     /// Notarized together with all its ancestors.
     pub connected: bool,
+    /// `block.parent_sn()`, kept next to the key: walks up the tree (F-B on every head
+    /// extension) then read no block memory.
+    parent: BlockSn,
     children: Vec<BlockSn>,
 }
 
@@ -47,7 +50,7 @@ pub enum Attach {
 /// The block tree.
 #[derive(Clone, Debug)]
 pub struct Chain {
-    entries: HashMap<BlockSn, Entry>,
+    entries: FastMap<BlockSn, Entry>,
     head: BlockSn,
     finalized: BlockSn,
     root: BlockSn,
@@ -57,10 +60,11 @@ impl Chain {
     /// A tree rooted at `finalized` (genesis for a new node).
     pub fn new(finalized: Arc<Block>, nota: Option<Notarization>) -> Chain {
         let sn = finalized.sn();
-        let mut entries = HashMap::new();
+        let mut entries = FastMap::default();
         entries.insert(
             sn,
             Entry {
+                parent: finalized.parent_sn(),
                 block: finalized,
                 nota,
                 connected: true,
@@ -110,7 +114,7 @@ impl Chain {
             let Some(e) = self.entries.get(&s) else {
                 return;
             };
-            let p = e.block.parent_sn();
+            let p = e.parent;
             path.push((p, s));
             s = p;
         }
@@ -196,6 +200,7 @@ impl Chain {
                 block,
                 nota: None,
                 connected: false,
+                parent,
                 children: Vec::new(),
             },
         );
@@ -217,7 +222,7 @@ impl Chain {
         if e.connected {
             return Attach::Stored;
         }
-        let parent = e.block.parent_sn();
+        let parent = e.parent;
         if !self.is_connected(parent) {
             return Attach::Stored;
         }
@@ -248,9 +253,15 @@ impl Chain {
 
     /// Walks `n` parents up from `sn` (None if the walk leaves the tree).
     pub fn ancestor(&self, mut sn: BlockSn, n: u32) -> Option<BlockSn> {
+        if n == 0 {
+            return Some(sn);
+        }
+        // One lookup per step: the entry found for a parent is the next step's start
+        // (F-B walks K parents on every head extension).
+        let mut e = self.entries.get(&sn)?;
         for _ in 0..n {
-            sn = self.entries.get(&sn)?.block.parent_sn();
-            self.entries.get(&sn)?;
+            sn = e.parent;
+            e = self.entries.get(&sn)?;
         }
         Some(sn)
     }
@@ -265,7 +276,7 @@ impl Chain {
                 return false;
             }
             match self.entries.get(&sn) {
-                Some(e) if sn != self.root => sn = e.block.parent_sn(),
+                Some(e) if sn != self.root => sn = e.parent,
                 _ => return false,
             }
         }
@@ -281,7 +292,7 @@ impl Chain {
             if sn == self.root {
                 return out;
             }
-            sn = e.block.parent_sn();
+            sn = e.parent;
         }
     }
 
@@ -296,15 +307,16 @@ impl Chain {
         target: BlockSn,
         keep_root: BlockSn,
     ) -> Vec<(Arc<Block>, Option<Notarization>)> {
-        let mut on_final = std::collections::HashSet::new();
+        // Usually just the root: a short list beats a set.
+        let mut on_final = Vec::new();
         let mut s = self.finalized;
         loop {
-            on_final.insert(s);
+            on_final.push(s);
             if s == self.root {
                 break;
             }
             match self.entries.get(&s) {
-                Some(e) => s = e.block.parent_sn(),
+                Some(e) => s = e.parent,
                 None => break,
             }
         }
@@ -315,7 +327,7 @@ impl Chain {
                 break;
             };
             path.push((e.block.clone(), e.nota.clone()));
-            sn = e.block.parent_sn();
+            sn = e.parent;
         }
         path.reverse();
         self.finalized = target;
@@ -338,7 +350,7 @@ impl Chain {
         let Some(e) = self.entries.get(&sn) else {
             return;
         };
-        let parent = e.block.parent_sn();
+        let parent = e.parent;
         if let Some(p) = self.entries.get_mut(&parent) {
             p.children.retain(|c| *c != sn);
         }

@@ -29,6 +29,7 @@
 
 pub mod chain;
 pub mod config;
+mod fasthash;
 pub mod io;
 pub mod node;
 pub mod verify;

@@ -339,8 +339,7 @@ impl Node {
     }
 
     fn is_voter(&self, session: u32) -> bool {
-        self.committee(session)
-            .is_some_and(|c| c.is_voter(&self.me))
+        self.committees.is_voter(session, &self.me)
     }
 
     fn is_primary(&self, epoch: Epoch) -> bool {
@@ -729,21 +728,16 @@ impl Node {
             });
         }
         // F-2: drop what finality made useless.
-        self.voted = self
-            .voted
-            .split_off(&BlockSn::at(target.epoch, target.s + 1));
-        self.votes = self
-            .votes
-            .split_off(&BlockSn::at(target.epoch, target.s + 1));
-        self.unnotarized = self
-            .unnotarized
-            .split_off(&BlockSn::at(target.epoch, target.s + 1));
-        self.pending = self
-            .pending
-            .split_off(&BlockSn::at(target.epoch, target.s + 1));
+        let above = BlockSn::at(target.epoch, target.s + 1);
+        while self.voted.first().is_some_and(|s| *s < above) {
+            self.voted.pop_first();
+        }
+        drop_below(&mut self.votes, &above);
+        drop_below(&mut self.unnotarized, &above);
+        drop_below(&mut self.pending, &above);
         let fe = target.epoch;
         self.clocks.retain(|_, c| c.epoch > fe);
-        self.vote_guard = self.vote_guard.split_off(&fe);
+        drop_below(&mut self.vote_guard, &fe);
         // C-5 before C-3: a single step can end one reconfiguration and begin the next.
         if let Some(r) = self.reconfig_root {
             if target.epoch.session > r.epoch.session {
@@ -1066,7 +1060,7 @@ impl Node {
         let Some(c) = self.committee(v.sn.epoch.session) else {
             return;
         };
-        let Some(idx) = c.voter_index(&v.voter) else {
+        let Some(idx) = self.committees.voter_index(v.sn.epoch.session, &v.voter) else {
             self.count("vote_not_a_voter");
             return;
         };
@@ -1146,7 +1140,7 @@ impl Node {
         let Some(c) = self.committee(self.epoch.session) else {
             return;
         };
-        if !c.is_voter(&self.me) {
+        if !self.committees.is_voter(c.session, &self.me) {
             return;
         }
         let target = self.epoch.next();
@@ -1198,7 +1192,7 @@ impl Node {
             self.count("clock_not_a_proposer");
             return;
         };
-        let Some(vidx) = c.voter_index(&m.voter) else {
+        let Some(vidx) = self.committees.voter_index(m.epoch.session, &m.voter) else {
             return;
         };
         if self
@@ -1517,7 +1511,7 @@ impl Node {
         if let Some(p) = self.production.as_mut() {
             p.next_s = sn.s + 1;
         }
-        if c.is_voter(&self.me) {
+        if self.committees.is_voter(c.session, &self.me) {
             match self.try_vote(self.me, &proposal) {
                 VoteAttempt::Wait => self.add_pending(self.me, proposal),
                 VoteAttempt::Voted | VoteAttempt::Drop(_) => {}
@@ -1559,7 +1553,7 @@ impl Node {
     }
 
     fn is_voter_of(&self, id: NodeId, session: u32) -> bool {
-        self.committee(session).is_some_and(|c| c.is_voter(&id))
+        self.committees.is_voter(session, &id)
     }
 
     /// W-7.2 (serving).
@@ -1727,6 +1721,15 @@ impl Node {
             head: self.chain.head(),
             known,
         }
+    }
+}
+
+/// Removes the keys below `bound`, keeping the rest: what `split_off(bound)` keeps, but
+/// in place. Finalization does this on every block for several maps, and `split_off`
+/// builds a new tree each time.
+fn drop_below<K: Ord, V>(m: &mut BTreeMap<K, V>, bound: &K) {
+    while m.first_key_value().is_some_and(|(k, _)| k < bound) {
+        m.pop_first();
     }
 }
 

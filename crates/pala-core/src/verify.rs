@@ -11,13 +11,16 @@
 //! Verification is pure and thread-safe, so the node runs it on a worker pool and the
 //! simulator inline.
 
+use crate::fasthash::{FastHasher, FastMap};
 use pala_types::{
-    Block, ClockMessage, ClockNotarization, Committee, Domain, Message, Notarization,
-    NotarizedBlock, PreparedKeys, Proposal, Session, SignatureScheme, Vote,
+    Block, ClockMessage, ClockNotarization, Committee, Domain, Message, NodeId, Notarization,
+    NotarizedBlock, PreparedKeys, Proposal, PublicKey, Session, Signature, SignatureScheme,
+    SignerBitmap, Vote,
 };
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 /// A value whose signatures were checked by [`MessageVerifier`]. It cannot be built
@@ -110,6 +113,9 @@ pub struct SessionKeys {
     /// The committee.
     pub committee: Arc<Committee>,
     voter_keys: Arc<dyn PreparedKeys>,
+    /// Voter id -> position: every vote, clock message and status is attributed to a
+    /// voter, and a linear scan of the list made that O(V).
+    voter_index: Arc<FastMap<NodeId, usize>>,
 }
 
 /// The committees of recent sessions, as needed by the verifier and the core.
@@ -127,11 +133,17 @@ impl Committees {
             .map(|m| m.public_key.clone())
             .collect();
         let voter_keys = scheme.prepare_keys(&keys);
+        let mut voter_index = FastMap::default();
+        for (i, m) in committee.voters.iter().enumerate() {
+            // The first position wins, as in `Committee::voter_index`.
+            voter_index.entry(m.id).or_insert(i);
+        }
         self.sessions.insert(
             committee.session,
             SessionKeys {
                 committee: Arc::new(committee),
                 voter_keys,
+                voter_index: Arc::new(voter_index),
             },
         );
     }
@@ -139,6 +151,17 @@ impl Committees {
     /// The committee of `session`.
     pub fn get(&self, session: Session) -> Option<&Arc<Committee>> {
         self.sessions.get(&session).map(|s| &s.committee)
+    }
+
+    /// Position of `id` in the voter list of `session` (same answer as
+    /// [`Committee::voter_index`], without scanning the list).
+    pub fn voter_index(&self, session: Session, id: &NodeId) -> Option<usize> {
+        self.sessions.get(&session)?.voter_index.get(id).copied()
+    }
+
+    /// Whether `id` is a voter of `session`.
+    pub fn is_voter(&self, session: Session, id: &NodeId) -> bool {
+        self.voter_index(session, id).is_some()
     }
 
     fn keys(&self, session: Session) -> Result<&SessionKeys, VerifyError> {
@@ -153,12 +176,103 @@ impl Committees {
     }
 }
 
+/// How many recently verified quorum signatures a verifier remembers. The repeat of a
+/// notarization comes within the same round trip (the proposer sends nota(s) and then
+/// block s+K that embeds it), so a few slots suffice.
+const RECENT_SLOTS: usize = 16;
+/// Longest message and signature kept inline in a slot (block hashes, epochs; BLS
+/// `min_sig` and insecure signatures); anything longer is simply not remembered.
+const RECENT_MSG_LEN: usize = 32;
+const RECENT_SIG_LEN: usize = 48;
+
+/// A quorum signature (notarization or clock notarization) that verified, with the
+/// committee it verified against. Message and signature are stored inline: the
+/// lookup runs for every notarization at every node and pointer chasing dominated it.
+struct RecentQuorumSig {
+    committee: Arc<Committee>,
+    domain: Domain,
+    proposer_idx: u16,
+    msg_len: u8,
+    msg: [u8; RECENT_MSG_LEN],
+    sig_len: u8,
+    sig: [u8; RECENT_SIG_LEN],
+    signers: SignerBitmap,
+}
+
+impl RecentQuorumSig {
+    fn new(
+        committee: &Arc<Committee>,
+        domain: Domain,
+        msg: &[u8],
+        proposer_idx: u16,
+        signers: &SignerBitmap,
+        signature: &Signature,
+    ) -> Option<Self> {
+        if msg.len() > RECENT_MSG_LEN || signature.0.len() > RECENT_SIG_LEN {
+            return None;
+        }
+        let mut r = RecentQuorumSig {
+            committee: committee.clone(),
+            domain,
+            proposer_idx,
+            msg_len: msg.len() as u8,
+            msg: [0; RECENT_MSG_LEN],
+            sig_len: signature.0.len() as u8,
+            sig: [0; RECENT_SIG_LEN],
+            signers: signers.clone(),
+        };
+        r.msg[..msg.len()].copy_from_slice(msg);
+        r.sig[..signature.0.len()].copy_from_slice(&signature.0);
+        Some(r)
+    }
+
+    fn matches(
+        &self,
+        committee: &Arc<Committee>,
+        domain: Domain,
+        msg: &[u8],
+        proposer_idx: u16,
+        signers: &SignerBitmap,
+        signature: &Signature,
+    ) -> bool {
+        self.msg[..self.msg_len as usize] == *msg
+            && self.sig[..self.sig_len as usize] == *signature.0
+            && self.domain == domain
+            && self.proposer_idx == proposer_idx
+            && Arc::ptr_eq(&self.committee, committee)
+            && self.signers == *signers
+    }
+}
+
+/// Recently verified quorum signatures, direct-mapped by message. Every voter sees
+/// each notarization twice, broadcast on its own and embedded in the block K later;
+/// with BLS the second check was a fifth of all CPU time. A hit requires every input
+/// (committee, domain, message, proposer, signer bitmap, signature) to be equal, so it
+/// answers exactly what verifying again would.
+struct RecentQuorumSigs {
+    slots: Vec<Option<RecentQuorumSig>>,
+}
+
+impl RecentQuorumSigs {
+    fn slot(domain: Domain, msg: &[u8]) -> usize {
+        let mut h = FastHasher::default();
+        h.write_u8(domain as u8);
+        h.write(msg);
+        h.finish() as usize % RECENT_SLOTS
+    }
+}
+
 /// Checks signatures of incoming messages against the installed committees.
+///
+/// Clones share one small cache of verified quorum signatures (a clone serves the same
+/// node, for example on another worker thread). The cache only skips repeating a check
+/// whose inputs, committee included, are identical, so it never changes a result.
 #[derive(Clone)]
 pub struct MessageVerifier {
     scheme: Arc<dyn SignatureScheme>,
     network_id: u64,
     committees: Committees,
+    recent: Arc<Mutex<RecentQuorumSigs>>,
 }
 
 impl MessageVerifier {
@@ -168,7 +282,16 @@ impl MessageVerifier {
             scheme,
             network_id,
             committees,
+            recent: Arc::new(Mutex::new(RecentQuorumSigs {
+                slots: (0..RECENT_SLOTS).map(|_| None).collect(),
+            })),
         }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentQuorumSigs> {
+        // The cache holds only complete entries, so a panic elsewhere cannot leave it
+        // inconsistent.
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The installed committees.
@@ -236,30 +359,26 @@ impl MessageVerifier {
     /// aggregate once; bad votes are found by bisection only when an aggregate fails
     /// (PV-3). Results are in input order.
     pub fn verify_votes(&self, votes: Vec<Vote>) -> Vec<Result<Verified<Vote>, VerifyError>> {
-        let mut results: Vec<Option<Result<Verified<Vote>, VerifyError>>> =
-            votes.iter().map(|_| None).collect();
+        let mut results: Vec<Result<(), VerifyError>> = votes.iter().map(|_| Ok(())).collect();
         let mut groups: BTreeMap<(pala_types::BlockSn, pala_types::Hash), Vec<usize>> =
             BTreeMap::new();
         for (i, v) in votes.iter().enumerate() {
             match self.voter_key(v.sn.epoch.session, &v.voter) {
                 Ok(_) => groups.entry((v.sn, v.block_hash)).or_default().push(i),
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => results[i] = Err(e),
             }
         }
+        let mut bad = Vec::new();
         for ((_, hash), idxs) in groups {
-            let mut bad = Vec::new();
             self.bisect(&votes, &idxs, &hash.0, &mut bad);
-            for i in idxs {
-                results[i] = Some(if bad.contains(&i) {
-                    Err(VerifyError::BadSignature("vote"))
-                } else {
-                    Ok(Verified::new(votes[i].clone()))
-                });
-            }
         }
-        results
+        for i in bad {
+            results[i] = Err(VerifyError::BadSignature("vote"));
+        }
+        votes
             .into_iter()
-            .map(|r| r.expect("every vote got a result"))
+            .zip(results)
+            .map(|(v, r)| r.map(|()| Verified::new(v)))
             .collect()
     }
 
@@ -294,14 +413,11 @@ impl MessageVerifier {
         self.bisect(votes, b, msg, bad);
     }
 
-    fn voter_key(
-        &self,
-        session: Session,
-        id: &pala_types::NodeId,
-    ) -> Result<&pala_types::PublicKey, VerifyError> {
-        let c = &self.committees.keys(session)?.committee;
-        c.voter_index(id)
-            .map(|i| &c.voters[i].public_key)
+    fn voter_key(&self, session: Session, id: &NodeId) -> Result<&PublicKey, VerifyError> {
+        let sk = self.committees.keys(session)?;
+        sk.voter_index
+            .get(id)
+            .map(|&i| &sk.committee.voters[i].public_key)
             .ok_or(VerifyError::NotAMember("voter"))
     }
 
@@ -405,11 +521,11 @@ impl MessageVerifier {
     fn check_quorum_signature(
         &self,
         session: Session,
-        signers: &pala_types::SignerBitmap,
+        signers: &SignerBitmap,
         proposer_idx: u16,
         domain: Domain,
         msg: &[u8],
-        sig: &pala_types::Signature,
+        sig: &Signature,
         what: &'static str,
     ) -> Result<(), VerifyError> {
         let sk = self.committees.keys(session)?;
@@ -430,7 +546,14 @@ impl MessageVerifier {
             .proposers
             .get(proposer_idx as usize)
             .ok_or(VerifyError::ProposerIndex(proposer_idx))?;
-        if sk.voter_keys.verify_subset(
+        let slot = RecentQuorumSigs::slot(domain, msg);
+        if self.recent().slots[slot]
+            .as_ref()
+            .is_some_and(|r| r.matches(c, domain, msg, proposer_idx, signers, sig))
+        {
+            return Ok(());
+        }
+        if !sk.voter_keys.verify_subset(
             signers,
             Some(&proposer.public_key),
             domain,
@@ -438,9 +561,11 @@ impl MessageVerifier {
             msg,
             sig,
         ) {
-            Ok(())
-        } else {
-            Err(VerifyError::BadSignature(what))
+            return Err(VerifyError::BadSignature(what));
         }
+        if let Some(r) = RecentQuorumSig::new(c, domain, msg, proposer_idx, signers, sig) {
+            self.recent().slots[slot] = Some(r);
+        }
+        Ok(())
     }
 }

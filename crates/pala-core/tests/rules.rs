@@ -185,6 +185,50 @@ fn d12_notarization_checks_recompute_the_quorum() {
     );
 }
 
+/// The verifier remembers notarizations that verified; anything that differs in one
+/// input (signature, bitmap, proposer, committee) is checked again and fails.
+#[test]
+fn remembered_notarizations_match_every_input() {
+    let f = Fixture::new(2, 4, 2); // quorum 3 of 4
+    let b = f
+        .chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 1)
+        .remove(0);
+    let good = f.nota_by(&b, &[0, 1, 2]);
+    assert!(f.verifier.check_notarization(&good).is_ok());
+    assert!(f.verifier.check_notarization(&good).is_ok(), "repeat");
+    let other = f.nota_by(&b, &[1, 2, 3]);
+    let mut wrong_sig = good.clone();
+    wrong_sig.signature = other.signature.clone();
+    assert_eq!(
+        f.verifier.check_notarization(&wrong_sig),
+        Err(VerifyError::BadSignature("notarization"))
+    );
+    let mut wrong_bitmap = good.clone();
+    wrong_bitmap.signers = other.signers.clone();
+    assert_eq!(
+        f.verifier.check_notarization(&wrong_bitmap),
+        Err(VerifyError::BadSignature("notarization"))
+    );
+    let mut wrong_proposer = good.clone();
+    wrong_proposer.proposer_idx = 1;
+    assert_eq!(
+        f.verifier.check_notarization(&wrong_proposer),
+        Err(VerifyError::BadSignature("notarization"))
+    );
+    assert!(f.verifier.check_notarization(&good).is_ok());
+    // A clone shares what was remembered, but a replaced committee is checked afresh:
+    // with the voter list reversed the same bitmap names other keys.
+    let mut reinstalled = f.verifier.clone();
+    let mut reversed = f.committee.clone();
+    reversed.voters.reverse();
+    reinstalled.install(reversed);
+    assert_eq!(
+        reinstalled.check_notarization(&good),
+        Err(VerifyError::BadSignature("notarization"))
+    );
+    assert!(f.verifier.check_notarization(&good).is_ok());
+}
+
 #[test]
 fn t21_signed_by_self_proposes_votes_notarizes_and_times_out_alone() {
     let f = Fixture::with_roles(1, 1, 2, &[(0, 1)]);
