@@ -211,7 +211,7 @@ fn run_poc(a: &PocArgs) -> Result<PocReport> {
         .insert("warmup_seconds".into(), json!(p.warmup_seconds));
     res.settings.insert("workers".into(), json!(p.workers));
     res.settings
-        .insert("vote_check".into(), json!("per vote (verify)"));
+        .insert("vote_check".into(), json!("batched (verify_votes)"));
     let f = &mut res.figures;
     f.insert("blocks_per_sec".into(), json!(r.blocks_per_sec));
     f.insert("finalized".into(), json!(r.finalized));
