@@ -1630,6 +1630,8 @@ impl Node {
                     self.inconsistent.insert(from);
                 }
             }
+            self.count("sync_empty_response");
+            self.hold_off_sync_peer(from);
             return;
         }
         let before = self.chain.head();
@@ -1644,8 +1646,21 @@ impl Node {
         }
         if self.chain.head() > before {
             self.count("sync_progress");
+        } else {
+            self.hold_off_sync_peer(from);
         }
         self.sync_dirty = true;
+    }
+
+    /// [INFERRED] W-7 penalizes only a silent peer; a peer that answers without moving
+    /// our head would get the same request again at once, hundreds of times a second
+    /// (seen with a server that could not find the requester's genesis). Such a peer
+    /// waits out `MAX_REQUEST_WAIT`, as long as a request may take anyway, while other
+    /// peers can still be asked.
+    fn hold_off_sync_peer(&mut self, peer: NodeId) {
+        let until = self.now + self.cfg.sync_request_timeout_ms();
+        let p = self.penalties.entry(peer).or_insert(until);
+        *p = (*p).max(until);
     }
 
     /// W-7.1..W-7.3 (requesting): at most one outstanding request per slot.

@@ -600,6 +600,47 @@ fn t32_t34_block_sync_one_request_at_a_time_and_serving() {
 }
 
 #[test]
+fn block_sync_answer_without_progress_holds_the_peer_off() {
+    let f = Fixture::new(2, 3, 2);
+    let mut v = f.node(2);
+    v.handle(0, Input::Start);
+    v.handle(0, Input::PeerConnected(f.id(0)));
+    let ahead = Status {
+        head: sn(1, 1, 9),
+        head_height: 9,
+        ..Status::default()
+    };
+    let gets = |outs: &[Output]| {
+        sends(outs)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, Message::GetFresherHead(_)))
+            .count()
+    };
+    assert_eq!(gets(&f.deliver(&mut v, 0, 0, Message::Status(ahead))), 1);
+    // The peer cannot serve us (it answers with its finalized head only).
+    let empty = Message::FresherHead(FresherHeadResponse {
+        blocks: vec![],
+        finalized: Some((0, f.genesis.hash(), BlockSn::GENESIS)),
+    });
+    let outs = f.deliver(&mut v, 10, 0, empty);
+    assert_eq!(gets(&outs), 0, "no request straight back to the same peer");
+    let wait = f.cfg.voter_timeout_ms / 2;
+    let mut asked_at = vec![];
+    for now in (10..=10 + wait + f.cfg.sync_period_ms).step_by(f.cfg.sync_period_ms as usize) {
+        if gets(&v.handle(now, Input::Timer(TimerKind::Sync))) > 0 {
+            asked_at.push(now);
+        }
+    }
+    assert_eq!(
+        asked_at.len(),
+        1,
+        "asked again once, after the hold-off: {asked_at:?}"
+    );
+    assert!(asked_at[0] >= 10 + wait, "{asked_at:?}");
+    assert_eq!(v.counters().get("sync_empty_response"), Some(&1));
+}
+
+#[test]
 fn t33_silent_sync_peer_times_out_and_is_penalized() {
     let f = Fixture::new(2, 3, 2);
     let mut v = f.node(2);
