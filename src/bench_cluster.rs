@@ -31,7 +31,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
     demo::print_summary(&r);
     fill(&mut res, &a.cluster, &r);
     for role in ["primary", "proposer", "voter"] {
-        if let Some(ms) = mean(r.role(role).map(|n| n.cpu_ms_per_block)) {
+        if let Some(ms) = res.figure(&format!("cpu_ms_per_block_{role}")) {
             println!("  mean CPU per finalized block, {role:<8}: {ms:.2} ms");
         }
     }

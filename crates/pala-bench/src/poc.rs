@@ -427,6 +427,22 @@ type Keys = (
     Committee,
 );
 
+/// Session 1 with `keys[0]` as the proposer and the rest as voters (one seat each).
+fn one_proposer_committee(
+    keys: Vec<Arc<dyn Signer>>,
+    member: impl Fn(&Arc<dyn Signer>) -> Member,
+) -> (Arc<dyn Signer>, Vec<Arc<dyn Signer>>, Committee) {
+    let committee = Committee {
+        session: 1,
+        proposers: vec![member(&keys[0])],
+        voters: keys[1..].iter().map(&member).collect(),
+        counting: VoteCounting::Seat,
+    };
+    let mut keys = keys.into_iter();
+    let proposer = keys.next().expect("proposer key");
+    (proposer, keys.collect(), committee)
+}
+
 /// Keys, committee and the parameters every core needs.
 struct Setup {
     kind: SchemeKind,
@@ -444,38 +460,23 @@ impl Setup {
         let (scheme, proposer, voters, committee): Keys = match p.scheme {
             SchemeKind::Insecure => {
                 let s = InsecureTestScheme::new();
-                let keys: Vec<Arc<dyn Signer>> = (0..=p.voters)
+                let keys = (0..=p.voters)
                     .map(|i| Arc::new(s.keypair(i as u64)) as Arc<dyn Signer>)
                     .collect();
-                let member = |k: &Arc<dyn Signer>| {
+                let (prop, voters, committee) = one_proposer_committee(keys, |k| {
                     let pop = k.sign(Domain::ProofOfPossession, NETWORK_ID, &k.public_key().0);
                     Member::new(k.public_key().clone(), pop, 1, "")
-                };
-                let committee = Committee {
-                    session: 1,
-                    proposers: vec![member(&keys[0])],
-                    voters: keys[1..].iter().map(member).collect(),
-                    counting: VoteCounting::Seat,
-                };
-                let mut keys = keys.into_iter();
-                let prop = keys.next().expect("proposer key");
-                (Arc::new(s), prop, keys.collect(), committee)
+                });
+                (Arc::new(s), prop, voters, committee)
             }
             SchemeKind::None => {
-                let keys: Vec<Arc<dyn Signer>> = (0..=p.voters)
+                let keys = (0..=p.voters)
                     .map(|i| Arc::new(NoCryptoSigner::new(i as u64)) as Arc<dyn Signer>)
                     .collect();
-                let member =
-                    |k: &Arc<dyn Signer>| Member::new(k.public_key().clone(), sig48(), 1, "");
-                let committee = Committee {
-                    session: 1,
-                    proposers: vec![member(&keys[0])],
-                    voters: keys[1..].iter().map(member).collect(),
-                    counting: VoteCounting::Seat,
-                };
-                let mut keys = keys.into_iter();
-                let prop = keys.next().expect("proposer key");
-                (Arc::new(NoCrypto), prop, keys.collect(), committee)
+                let (prop, voters, committee) = one_proposer_committee(keys, |k| {
+                    Member::new(k.public_key().clone(), sig48(), 1, "")
+                });
+                (Arc::new(NoCrypto), prop, voters, committee)
             }
             SchemeKind::Bls => {
                 let (committee, ps, vs) = pala_crypto::seeded_committee(

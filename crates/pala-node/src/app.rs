@@ -118,6 +118,8 @@ pub struct KvStore {
     dedup_window_ms: u64,
     dirty: bool,
     last_checkpoint: Option<(Instant, Duration)>,
+    /// The JSON snapshot the state was read from, deleted after the first checkpoint.
+    legacy: Option<PathBuf>,
 }
 
 fn invalid(path: &Path, what: impl std::fmt::Display) -> std::io::Error {
@@ -218,14 +220,16 @@ impl KvStore {
     /// memory only. A snapshot of the first versions (JSON, at `path` with the extension
     /// `json`) is read when there is no binary one.
     pub fn open(path: Option<&Path>) -> std::io::Result<KvStore> {
+        let mut legacy = None;
         let st = match path {
             Some(p) if p.exists() => {
                 KvState::decode(&std::fs::read(p)?).map_err(|e| invalid(p, e))?
             }
             Some(p) if p.with_extension("json").exists() => {
-                let legacy = p.with_extension("json");
-                let old: LegacyJsonState = serde_json::from_slice(&std::fs::read(&legacy)?)
-                    .map_err(|e| invalid(&legacy, e))?;
+                let json = p.with_extension("json");
+                let old: LegacyJsonState = serde_json::from_slice(&std::fs::read(&json)?)
+                    .map_err(|e| invalid(&json, e))?;
+                legacy = Some(json);
                 // Its hashes carry no height or time; the window restarts empty, which
                 // only matters for a duplicate arriving in the next minute.
                 KvState {
@@ -243,6 +247,7 @@ impl KvStore {
             dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             dirty: false,
             last_checkpoint: None,
+            legacy,
         })
     }
 
@@ -299,9 +304,8 @@ impl KvStore {
         if let Some(dir) = path.parent() {
             std::fs::File::open(dir)?.sync_all()?;
         }
-        let legacy = path.with_extension("json");
-        if legacy.exists() {
-            std::fs::remove_file(legacy)?;
+        if let Some(json) = self.legacy.take() {
+            std::fs::remove_file(json)?;
         }
         self.dirty = false;
         self.last_checkpoint = Some((Instant::now(), t0.elapsed()));
