@@ -43,11 +43,13 @@
 //! | the block tree, freshest chain FC-1/FC-2, rewind F-3 | 3.5, 4.2 | `chain.rs` | [`Chain`](chain::Chain) |
 //! | signatures and committees D-12..D-14, R-3 | 1, 2 | `verify.rs` | [`Committees`] |
 //! | roles R-1 | 2 | `role.rs` | |
+//! | what the node did and dropped, by reason | | `counters.rs` | [`Counters`] |
 
 #![warn(missing_docs)]
 
 pub mod chain;
 pub mod config;
+mod counters;
 mod fasthash;
 pub mod io;
 pub mod node;
@@ -58,7 +60,8 @@ pub use chain::rewind_finalized;
 #[cfg(feature = "mutations")]
 pub use config::Mutation;
 pub use config::{CoreConfig, Tick};
+pub use counters::{CoreEvent, Counters};
 pub use io::{BlockArchive, Input, NoArchive, Output, Record, Recovered, TimerKind};
-pub use node::{serve_fresher_head, Counters, InsertError, Node, NodeParams};
+pub use node::{serve_fresher_head, InsertError, Node, NodeParams};
 pub use role::Role;
 pub use verify::{Committees, MessageVerifier, Verified, VerifyError};

@@ -1408,7 +1408,7 @@ impl ConsensusStage {
         let counters: Vec<(String, u64)> = c
             .counters()
             .iter()
-            .map(|(k, v)| (k.to_string(), *v))
+            .map(|(event, n)| (event.to_string(), n))
             .collect();
         *self
             .shared

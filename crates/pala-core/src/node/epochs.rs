@@ -15,6 +15,7 @@
 //!   status, poke the chain syncer.
 
 use super::Node;
+use crate::counters::CoreEvent;
 use crate::io::{Output, Record, TimerKind};
 use pala_types::{ClockMessage, ClockNotarization, Domain, Epoch, Message, SignerBitmap};
 
@@ -56,7 +57,7 @@ impl Node {
                 m
             }
         };
-        self.count("clock_messages_sent");
+        self.count(CoreEvent::ClockMessagesSent);
         for p in &c.proposers {
             if p.id == self.me {
                 continue;
@@ -74,14 +75,14 @@ impl Node {
     /// E-4, E-5.
     pub(super) fn on_clock(&mut self, m: ClockMessage) {
         if m.epoch < self.epoch || m.epoch.session != self.epoch.session {
-            self.count("clock_stale");
+            self.count(CoreEvent::ClockStale);
             return;
         }
         let Some(c) = self.committee(m.epoch.session) else {
             return;
         };
         let Some(my_idx) = c.proposer_index(&self.me) else {
-            self.count("clock_not_a_proposer");
+            self.count(CoreEvent::ClockNotAProposer);
             return;
         };
         let Some(vidx) = self.committees.voter_index(m.epoch.session, &m.voter) else {
@@ -165,6 +166,6 @@ impl Node {
         self.out.push(Output::EpochChanged(x));
         self.status_dirty = true;
         self.sync_dirty = true;
-        self.count("epoch_changes");
+        self.count(CoreEvent::EpochChanges);
     }
 }

@@ -15,6 +15,7 @@
 //!   replaced, since the notarization is the quorum's view.
 
 use super::Node;
+use crate::counters::CoreEvent;
 use crate::io::Record;
 use pala_types::{Block, BlockSn, Hash, Notarization};
 use std::sync::Arc;
@@ -199,7 +200,7 @@ impl Node {
         if let Some(e) = self.chain.get(block.sn()) {
             if e.block.hash() != block.hash() {
                 // The notarization is the quorum's view (TestInconsistentBlock).
-                self.count("sync_replaced_block");
+                self.count(CoreEvent::SyncReplacedBlock);
                 self.chain.remove_subtree(block.sn());
             }
         }

@@ -47,6 +47,7 @@ pub use sync::serve_fresher_head;
 
 use crate::chain::Chain;
 use crate::config::{CoreConfig, Tick};
+use crate::counters::{CoreEvent, Counters};
 use crate::io::{BlockArchive, Input, Output, Record, Recovered, TimerKind};
 use crate::role::Role;
 use crate::verify::Committees;
@@ -60,9 +61,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use sync::Syncer;
 use voting::Voter;
-
-/// Counters of what the node did and dropped, by reason.
-pub type Counters = BTreeMap<&'static str, u64>;
 
 /// Everything a node needs besides its recovered state.
 #[derive(Clone)]
@@ -220,7 +218,7 @@ impl Node {
             status_dirty: false,
             retry_pending: false,
             sync_dirty: false,
-            counters: Counters::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -301,8 +299,8 @@ impl Node {
         ])
     }
 
-    fn count(&mut self, what: &'static str) {
-        *self.counters.entry(what).or_insert(0) += 1;
+    fn count(&mut self, event: CoreEvent) {
+        self.counters.bump(event);
     }
 
     fn committee(&self, session: u32) -> Option<Arc<Committee>> {

@@ -14,6 +14,7 @@
 
 use super::Node;
 use crate::chain::Attach;
+use crate::counters::CoreEvent;
 use crate::io::{Output, Record};
 use pala_types::{BlockSn, Hash, Message, Notarization, SignerBitmap, Vote};
 
@@ -45,11 +46,11 @@ impl Node {
     /// NA-1..NA-6 for a notarization whose signatures were verified.
     pub(super) fn add_notarization(&mut self, n: Notarization) -> bool {
         let Some(hash) = self.chain.hash(n.sn) else {
-            self.count("notarization_unknown_block");
+            self.count(CoreEvent::NotarizationUnknownBlock);
             return false;
         };
         if hash != n.block_hash {
-            self.count("notarization_hash_mismatch");
+            self.count(CoreEvent::NotarizationHashMismatch);
             return false;
         }
         match self.chain.attach(n.clone()) {
@@ -70,27 +71,27 @@ impl Node {
     pub(super) fn on_vote(&mut self, v: Vote) {
         // PV-1
         if v.sn.epoch != self.epoch || !self.is_primary(self.epoch) {
-            self.count("vote_not_for_me");
+            self.count(CoreEvent::VoteNotForMe);
             return;
         }
         let Some(c) = self.committee(v.sn.epoch.session) else {
             return;
         };
         let Some(idx) = self.committees.voter_index(v.sn.epoch.session, &v.voter) else {
-            self.count("vote_not_a_voter");
+            self.count(CoreEvent::VoteNotAVoter);
             return;
         };
         let Some(col) = self.proposer.votes.get_mut(&v.sn) else {
-            self.count("vote_unknown_block");
+            self.count(CoreEvent::VoteUnknownBlock);
             return;
         };
         if col.hash != v.block_hash {
-            self.count("vote_hash_mismatch");
+            self.count(CoreEvent::VoteHashMismatch);
             return;
         }
         // PV-2: recorded only now that it verified (section 0.1 item 6).
         if !col.signers.insert(idx) {
-            self.count("vote_duplicate");
+            self.count(CoreEvent::VoteDuplicate);
             return;
         }
         match self.scheme.aggregate(&[&col.aggregate, &v.signature]) {
@@ -107,7 +108,7 @@ impl Node {
         }
         let reached = c.is_quorum(&col.signers);
         let first = !col.broadcast;
-        self.count("votes_received");
+        self.count(CoreEvent::VotesReceived);
         if reached && first {
             // PV-4: first quorum -> store and broadcast; late votes are folded in lazily
             // (materialize_notarization) when the notarization is embedded (PV-5).

@@ -19,6 +19,7 @@ use super::notarization::VoteCollector;
 use super::voting::VoteAttempt;
 use super::Node;
 use crate::config::Tick;
+use crate::counters::CoreEvent;
 use crate::io::{Output, Record, TimerKind};
 use pala_types::{
     Block, BlockHeader, BlockSn, ClockMessage, Committee, ConsensusInfo, Domain, Epoch, Message,
@@ -87,7 +88,7 @@ impl Node {
                 next_s,
                 awaiting_payload: false,
             });
-            self.count("production_started");
+            self.count(CoreEvent::ProductionStarted);
         }
         let k = self.k();
         let prod = self.proposer.production.as_ref().expect("set above");
@@ -173,7 +174,7 @@ impl Node {
             let sn = b.sn();
             if self.chain.get(sn).is_none_or(|e| e.nota.is_none()) {
                 self.propose(&c, b);
-                self.count("blocks_reproposed");
+                self.count(CoreEvent::BlocksReproposed);
             }
             s += 1;
         }
@@ -300,7 +301,7 @@ impl Node {
             return false;
         };
         let proposal = self.propose(&c, block);
-        self.count("blocks_proposed");
+        self.count(CoreEvent::BlocksProposed);
         if let Some(p) = self.proposer.production.as_mut() {
             p.next_s = sn.s + 1;
         }

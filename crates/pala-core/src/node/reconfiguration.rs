@@ -13,6 +13,7 @@
 //!   branches off it (the new session's) can be inserted and synced.
 
 use super::Node;
+use crate::counters::CoreEvent;
 use crate::io::{Output, Record};
 use pala_types::{Block, BlockSn, Committee, Epoch, NodeId, NotarizedBlock, Session};
 use std::collections::BTreeMap;
@@ -78,7 +79,7 @@ impl Node {
             };
             match parsed {
                 Ok(c) if self.committee_is_valid(&c) => self.reconfig.next_committee = Some(c),
-                _ => self.count("committee_change_invalid"),
+                _ => self.count(CoreEvent::CommitteeChangeInvalid),
             }
         }
     }
@@ -127,7 +128,7 @@ impl Node {
             self.committee(s + 1).expect("installed"),
         ));
         self.reconfig.root = Some(stop);
-        self.count("reconfigurations");
+        self.count(CoreEvent::Reconfigurations);
         // 2-5. L := (S+1, 1) (no clock notarization), stop producing, reset the timer;
         // the readiness gate of the new primary runs in settle().
         let first = Epoch::new(s + 1, 1);

@@ -17,6 +17,7 @@ use super::insertion::InsertError;
 use super::Node;
 use crate::chain::Chain;
 use crate::config::Tick;
+use crate::counters::CoreEvent;
 use crate::io::{BlockArchive, Output};
 use pala_types::{
     Epoch, EpochResponse, FresherHeadRequest, FresherHeadResponse, Hash, Message, NodeId,
@@ -181,11 +182,11 @@ impl Node {
                     true
                 };
                 if !consistent {
-                    self.count("sync_peer_inconsistent");
+                    self.count(CoreEvent::SyncPeerInconsistent);
                     self.sync.inconsistent.insert(from);
                 }
             }
-            self.count("sync_empty_response");
+            self.count(CoreEvent::SyncEmptyResponse);
             self.hold_off_sync_peer(from);
             return;
         }
@@ -193,14 +194,14 @@ impl Node {
         for nb in &r.blocks {
             if let Err(e) = self.insert_notarized(&nb.block, nb.notarization.as_ref()) {
                 self.count(match e {
-                    InsertError::MissingParent(_) => "sync_missing_parent",
-                    _ => "sync_block_rejected",
+                    InsertError::MissingParent(_) => CoreEvent::SyncMissingParent,
+                    _ => CoreEvent::SyncBlockRejected,
                 });
                 break;
             }
         }
         if self.chain.head() > before {
-            self.count("sync_progress");
+            self.count(CoreEvent::SyncProgress);
         } else {
             self.hold_off_sync_peer(from);
         }
@@ -228,7 +229,7 @@ impl Node {
                         .penalties
                         .insert(s.peer, now + self.cfg.sync_penalty_ms());
                     *slot = None;
-                    *self.counters.entry("sync_timeouts").or_insert(0) += 1;
+                    self.counters.bump(CoreEvent::SyncTimeouts);
                 }
             }
         }

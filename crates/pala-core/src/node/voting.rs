@@ -20,6 +20,7 @@
 
 use super::insertion::InsertError;
 use super::Node;
+use crate::counters::CoreEvent;
 use crate::io::{Output, Record};
 use pala_types::{BlockSn, ClockMessage, Domain, Epoch, Message, NodeId, Proposal, Vote};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,7 +47,7 @@ pub(super) enum VoteAttempt {
     Voted,
     /// Keep in `pending` and retry on the next head extension or insertion.
     Wait,
-    Drop(&'static str),
+    Drop(CoreEvent),
 }
 
 impl Node {
@@ -64,13 +65,13 @@ impl Node {
         }
         // V-0, W-11b
         if sn.epoch != self.epoch {
-            self.count("proposal_wrong_epoch");
+            self.count(CoreEvent::ProposalWrongEpoch);
             return;
         }
         let voter = self.is_voter(sn.epoch.session);
         // V-1
         if voter && self.has_voted(sn) {
-            self.count("proposal_already_voted");
+            self.count(CoreEvent::ProposalAlreadyVoted);
             return;
         }
         // V-3 was done by the verifier. V-4: store before voting.
@@ -85,15 +86,15 @@ impl Node {
                 if voter {
                     self.add_pending(from, p);
                 }
-                self.count("proposal_missing_parent");
+                self.count(CoreEvent::ProposalMissingParent);
                 self.sync_dirty = true;
                 return;
             }
             Err(e) => {
                 self.count(match e {
-                    InsertError::Conflict => "proposal_conflict",
-                    InsertError::Invalid(_) => "proposal_invalid",
-                    _ => "proposal_stale",
+                    InsertError::Conflict => CoreEvent::ProposalConflict,
+                    InsertError::Invalid(_) => CoreEvent::ProposalInvalid,
+                    _ => CoreEvent::ProposalStale,
                 });
                 return;
             }
@@ -132,14 +133,14 @@ impl Node {
     pub(super) fn try_vote(&mut self, from: NodeId, p: &Proposal) -> VoteAttempt {
         let sn = p.block.sn();
         if sn.epoch != self.epoch {
-            return VoteAttempt::Drop("proposal_wrong_epoch");
+            return VoteAttempt::Drop(CoreEvent::ProposalWrongEpoch);
         }
         if self.has_voted(sn) {
-            return VoteAttempt::Drop("proposal_already_voted");
+            return VoteAttempt::Drop(CoreEvent::ProposalAlreadyVoted);
         }
         match self.chain.hash(sn) {
             Some(h) if h == p.block.hash() => {}
-            Some(_) => return VoteAttempt::Drop("proposal_conflict"),
+            Some(_) => return VoteAttempt::Drop(CoreEvent::ProposalConflict),
             None => return VoteAttempt::Wait,
         }
         let k = self.k();
@@ -150,7 +151,7 @@ impl Node {
                 return VoteAttempt::Wait;
             }
         } else if head.epoch > sn.epoch {
-            return VoteAttempt::Drop("proposal_behind_head"); // V-5b: E-9 makes it impossible
+            return VoteAttempt::Drop(CoreEvent::ProposalBehindHead); // V-5b: E-9 makes it impossible
         } else {
             // V-5c
             if sn.s > k {
@@ -163,7 +164,7 @@ impl Node {
             };
             let p1 = first.parent_sn();
             if p1 < head {
-                return VoteAttempt::Drop("proposal_stale_parent");
+                return VoteAttempt::Drop(CoreEvent::ProposalStaleParent);
             }
             if p1 > head {
                 // [INFERRED] keep it pending instead of dropping: catch-up will make
@@ -189,7 +190,7 @@ impl Node {
             block_hash: hash,
             signature: self.signer.sign(Domain::Vote, self.cfg.network_id, &hash.0),
         };
-        self.count("votes_sent");
+        self.count(CoreEvent::VotesSent);
         if from == self.me {
             self.on_vote(vote);
         } else {
