@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 impl Node {
     /// FC-3 and F-B.
-    pub(super) fn on_head_extended(&mut self, _old: BlockSn) {
+    pub(super) fn on_head_extended(&mut self) {
         let head = self.chain.head();
         if head.epoch == self.epoch {
             self.reset_voter_timer(); // E-2(b)
@@ -41,7 +41,8 @@ impl Node {
 
     fn finalize(&mut self, target: BlockSn) {
         // Does this step finalize the stop block of the current session (C-1, C-3)?
-        let stop = self.stop_block_on_path(target);
+        let stop_block = self.stop_block_on_path(target);
+        let stop = stop_block.as_ref().map(|b| b.sn());
         let keep_root = match (stop, self.reconfig.root) {
             (Some(st), _) => st,
             (None, Some(r)) if target.epoch.session <= r.epoch.session => r,
@@ -79,8 +80,8 @@ impl Node {
                 self.end_reconfiguration(stop.unwrap_or(target));
             }
         }
-        if let Some(st) = stop {
-            self.begin_reconfiguration(st);
+        if let Some(st) = stop_block {
+            self.begin_reconfiguration(&st);
         }
     }
 }

@@ -311,9 +311,14 @@ impl Node {
         self.committees.is_voter(session, &self.me)
     }
 
-    fn is_primary(&self, epoch: Epoch) -> bool {
-        self.committee(epoch.session)
-            .is_some_and(|c| !c.proposers.is_empty() && c.primary(epoch).id == self.me)
+    /// The committee of `L`'s session, if this node is `primary(L)`.
+    fn primary_committee(&self) -> Option<Arc<Committee>> {
+        self.committee(self.epoch.session)
+            .filter(|c| !c.proposers.is_empty() && c.primary(self.epoch).id == self.me)
+    }
+
+    fn is_primary(&self) -> bool {
+        self.primary_committee().is_some()
     }
 
     fn k(&self) -> u32 {

@@ -59,9 +59,9 @@ impl Node {
                 self.persist(Record::Notarization(n));
                 true
             }
-            Attach::HeadExtended(old) => {
+            Attach::HeadExtended(_) => {
                 self.persist(Record::Notarization(n));
-                self.on_head_extended(old);
+                self.on_head_extended();
                 true
             }
         }
@@ -70,12 +70,12 @@ impl Node {
     /// PV-1..PV-5 for a verified vote.
     pub(super) fn on_vote(&mut self, v: Vote) {
         // PV-1
-        if v.sn.epoch != self.epoch || !self.is_primary(self.epoch) {
-            self.count(CoreEvent::VoteNotForMe);
-            return;
-        }
-        let Some(c) = self.committee(v.sn.epoch.session) else {
-            return;
+        let c = match self.primary_committee() {
+            Some(c) if v.sn.epoch == self.epoch => c,
+            _ => {
+                self.count(CoreEvent::VoteNotForMe);
+                return;
+            }
         };
         let Some(idx) = self.committees.voter_index(v.sn.epoch.session, &v.voter) else {
             self.count(CoreEvent::VoteNotAVoter);

@@ -57,19 +57,18 @@ impl Node {
     /// N-1, N-2, N-3: decides whether and what to produce.
     pub(super) fn drive_production(&mut self) {
         let epoch = self.epoch;
-        if !self.is_primary(epoch) {
+        if !self.is_primary() {
             self.proposer.production = None;
             self.proposer.gate_started = None;
             return;
         }
-        if self
-            .proposer
-            .production
-            .as_ref()
-            .is_some_and(|p| p.epoch != epoch)
-        {
-            self.proposer.production = None;
-        }
+        debug_assert!(
+            self.proposer
+                .production
+                .as_ref()
+                .is_none_or(|p| p.epoch == epoch),
+            "E-7 stops production whenever L moves"
+        );
         if self.proposer.production.is_none() {
             // N-1(b)
             if self.chain.head().epoch >= epoch {
@@ -223,20 +222,15 @@ impl Node {
 
     pub(super) fn on_payload(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>, timestamp_ms: u64) {
         self.proposer.wall_clock_ms = self.proposer.wall_clock_ms.max(timestamp_ms);
-        let Some(prod) = &self.proposer.production else {
+        let Some(prod) = self.proposer.production.as_mut() else {
             return;
         };
-        if !prod.awaiting_payload
-            || BlockSn::at(prod.epoch, prod.next_s) != sn
-            || sn.epoch != self.epoch
-        {
+        // Production is always in epoch L (E-7 stops it), so this also drops the late
+        // answer to a request of an epoch given up.
+        if !prod.awaiting_payload || BlockSn::at(prod.epoch, prod.next_s) != sn {
             return;
         }
-        self.proposer
-            .production
-            .as_mut()
-            .expect("checked")
-            .awaiting_payload = false;
+        prod.awaiting_payload = false;
         if !self.seal(sn, txs, timestamp_ms) {
             self.proposer.production = None;
         }
@@ -249,6 +243,9 @@ impl Node {
         if self.chain.get(sn).is_some() {
             return false; // never a second block at one sn
         }
+        let Some(c) = self.committee(sn.epoch.session) else {
+            return false;
+        };
         let k = self.k();
         let parent = if sn.s == 1 {
             self.chain.head_block().clone()
@@ -297,9 +294,6 @@ impl Node {
         ));
         self.chain.insert(block.clone());
         self.persist(Record::Block(block.clone()));
-        let Some(c) = self.committee(sn.epoch.session) else {
-            return false;
-        };
         let proposal = self.propose(&c, block);
         self.count(CoreEvent::BlocksProposed);
         if let Some(p) = self.proposer.production.as_mut() {

@@ -17,6 +17,7 @@ use crate::counters::CoreEvent;
 use crate::io::{Output, Record};
 use pala_types::{Block, BlockSn, Committee, Epoch, NodeId, NotarizedBlock, Session};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The state of the session change in progress (section 6).
 pub(super) struct Reconfiguration {
@@ -33,7 +34,7 @@ pub(super) struct Reconfiguration {
 impl Node {
     /// The stop block of the current session on the path from `target` down to the
     /// finalized chain, if this finalization reaches it.
-    pub(super) fn stop_block_on_path(&self, target: BlockSn) -> Option<BlockSn> {
+    pub(super) fn stop_block_on_path(&self, target: BlockSn) -> Option<Arc<Block>> {
         let stop = self.cfg.stop_offset;
         if stop == 0 {
             return None;
@@ -51,7 +52,7 @@ impl Node {
             let e = self.chain.get(sn)?;
             let b = &e.block;
             if b.sn().epoch.session == session && b.header.session_offset == stop {
-                return Some(sn);
+                return Some(b.clone());
             }
             if b.sn().epoch.session < session
                 || b.header.session_offset < stop
@@ -99,16 +100,13 @@ impl Node {
     }
 
     /// C-3: the stop block of session S is final.
-    pub(super) fn begin_reconfiguration(&mut self, stop: BlockSn) {
-        let s = stop.epoch.session;
-        let Some(sb) = self.chain.block(stop).cloned() else {
-            return;
-        };
+    pub(super) fn begin_reconfiguration(&mut self, stop: &Block) {
+        let s = stop.sn().epoch.session;
         self.persist(Record::StopBlock {
             session: s,
-            sn: stop,
-            height: sb.height(),
-            hash: sb.hash(),
+            sn: stop.sn(),
+            height: stop.height(),
+            hash: stop.hash(),
         });
         // 1. The committee of S+1: a committee-change transaction, else the genesis
         //    schedule, else the same members.
@@ -127,7 +125,7 @@ impl Node {
         self.out.push(Output::CommitteeInstalled(
             self.committee(s + 1).expect("installed"),
         ));
-        self.reconfig.root = Some(stop);
+        self.reconfig.root = Some(stop.sn());
         self.count(CoreEvent::Reconfigurations);
         // 2-5. L := (S+1, 1) (no clock notarization), stop producing, reset the timer;
         // the readiness gate of the new primary runs in settle().

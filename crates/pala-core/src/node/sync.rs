@@ -90,7 +90,7 @@ impl Node {
         info.status = Some(s);
         // W-7.4: a newly seen voter gets our unnotarized proposals (once per cool-down).
         if first
-            && self.is_primary(self.epoch)
+            && self.is_primary()
             && self.is_voter_of(from, self.epoch.session)
             && !self.proposer.unnotarized.is_empty()
         {

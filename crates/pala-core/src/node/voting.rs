@@ -151,7 +151,10 @@ impl Node {
                 return VoteAttempt::Wait;
             }
         } else if head.epoch > sn.epoch {
-            return VoteAttempt::Drop(CoreEvent::ProposalBehindHead); // V-5b: E-9 makes it impossible
+            // V-5b: impossible while E-9 holds (`head.epoch <= L == sn.epoch`); the
+            // simulator checks E-9 after every event, this keeps a release build safe.
+            debug_assert!(false, "E-9 violated: head {head} ahead of L {}", self.epoch);
+            return VoteAttempt::Drop(CoreEvent::ProposalBehindHead);
         } else {
             // V-5c
             if sn.s > k {
