@@ -260,6 +260,20 @@ mod tests {
         assert_eq!(names.len(), CoreEvent::COUNT, "names are distinct");
     }
 
+    /// The node used to pick dropped messages by name prefix; the typed answer must
+    /// name the same set, so the `pala_dropped_messages_total` series stay the same.
+    #[test]
+    fn dropped_messages_are_those_the_node_picked_by_name() {
+        for e in CoreEvent::ALL {
+            let name = e.as_str();
+            let by_name = name.starts_with("proposal_")
+                || name.starts_with("vote_")
+                || name.starts_with("notarization_")
+                || name.starts_with("clock_") && name != "clock_messages_sent";
+            assert_eq!(e.is_dropped_message(), by_name, "{name}");
+        }
+    }
+
     #[test]
     fn counts_each_event_apart() {
         let mut c = Counters::default();
