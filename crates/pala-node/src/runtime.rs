@@ -1196,7 +1196,11 @@ impl ConsensusStage {
         let txs = pool.take(b.max_txs, b.max_bytes);
         drop(pool);
         self.payload = None;
-        self.local.push_back(Input::Payload { sn, txs });
+        self.local.push_back(Input::Payload {
+            sn,
+            txs,
+            timestamp_ms: unix_ms(),
+        });
     }
 
     fn feed(&mut self, input: Input) {
@@ -1404,7 +1408,7 @@ impl ConsensusStage {
         let counters: Vec<(String, u64)> = c
             .counters()
             .iter()
-            .map(|(k, v)| (k.to_string(), *v))
+            .map(|(event, n)| (event.to_string(), n))
             .collect();
         *self
             .shared

@@ -1,0 +1,292 @@
+//! What the core counts: each thing it did, and each input it dropped, by reason.
+
+use std::fmt;
+
+/// One counted event of the core. The variants follow the rule groups of the crate docs;
+/// [`CoreEvent::as_str`] is the stable name used as a metric label.
+///
+/// Most events are drops (an input that passed the verifier but could not be used, with
+/// why); the others count work done (votes sent, epochs entered, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CoreEvent {
+    // Production (N-1..N-4).
+    /// The readiness gate opened and production began in an epoch (N-1, N-2).
+    ProductionStarted,
+    /// A block was sealed and proposed (N-4).
+    BlocksProposed,
+    /// A restarted proposer proposed one of its stored blocks again.
+    BlocksReproposed,
+
+    // Voting (V-0..V-7).
+    /// A vote was signed and sent (V-6).
+    VotesSent,
+    /// A proposal for an epoch other than `L` (V-0).
+    ProposalWrongEpoch,
+    /// A proposal at an sn already voted (V-1).
+    ProposalAlreadyVoted,
+    /// A proposal whose parent is not stored; kept pending by a voter (V-4).
+    ProposalMissingParent,
+    /// A proposal for an sn that holds another block (V-4).
+    ProposalConflict,
+    /// A proposal whose block breaks an insertion rule (N-9, I-2).
+    ProposalInvalid,
+    /// A proposal below the finalized head or off the finalized chain (N-9.5).
+    ProposalStale,
+    /// A proposal of an epoch behind the head's (V-5b).
+    ProposalBehindHead,
+    /// A first-of-epoch proposal built on a head older than ours (V-5c).
+    ProposalStaleParent,
+
+    // Votes and notarizations (PV-1..PV-5, NA-1..NA-6).
+    /// A vote was added to a collector (PV-4).
+    VotesReceived,
+    /// A vote for another epoch, or while not the primary proposer (PV-1).
+    VoteNotForMe,
+    /// A vote from a node outside the session's voters (PV-3).
+    VoteNotAVoter,
+    /// A vote for a block this proposer is not collecting votes for (PV-3).
+    VoteUnknownBlock,
+    /// A vote for another block at the sn (PV-3).
+    VoteHashMismatch,
+    /// A second vote of one voter for one block (PV-2).
+    VoteDuplicate,
+    /// A notarization of a block that is not stored (NA-1).
+    NotarizationUnknownBlock,
+    /// A notarization of another block than the one stored at its sn (NA-1).
+    NotarizationHashMismatch,
+
+    // Epochs (E-1..E-9).
+    /// A clock message was sent on a timeout (E-3).
+    ClockMessagesSent,
+    /// A clock message for an older epoch or another session (E-4).
+    ClockStale,
+    /// A clock message reached a node that is no proposer of the session (E-4).
+    ClockNotAProposer,
+    /// The local epoch advanced (E-7).
+    EpochChanges,
+
+    // Status and chain sync (W-6..W-8).
+    /// A sync response moved the head (W-7.3).
+    SyncProgress,
+    /// A sync response without blocks (W-7.3).
+    SyncEmptyResponse,
+    /// A peer whose finalized chain is not ours (W-7.3).
+    SyncPeerInconsistent,
+    /// A synced block whose parent is not stored (N-10).
+    SyncMissingParent,
+    /// A synced block that breaks an insertion rule (N-10).
+    SyncBlockRejected,
+    /// A synced notarized block replaced another block at its sn (N-10).
+    SyncReplacedBlock,
+    /// A sync request went unanswered in time (W-7.1).
+    SyncTimeouts,
+
+    // Reconfiguration (C-1..C-8).
+    /// A reconfiguration began (C-3).
+    Reconfigurations,
+    /// A committee-change transaction that names an invalid committee (C-1).
+    CommitteeChangeInvalid,
+}
+
+impl CoreEvent {
+    /// Every event, in declaration order (the order of [`Counters::iter`]).
+    pub const ALL: [CoreEvent; 33] = {
+        use CoreEvent::*;
+        [
+            ProductionStarted,
+            BlocksProposed,
+            BlocksReproposed,
+            VotesSent,
+            ProposalWrongEpoch,
+            ProposalAlreadyVoted,
+            ProposalMissingParent,
+            ProposalConflict,
+            ProposalInvalid,
+            ProposalStale,
+            ProposalBehindHead,
+            ProposalStaleParent,
+            VotesReceived,
+            VoteNotForMe,
+            VoteNotAVoter,
+            VoteUnknownBlock,
+            VoteHashMismatch,
+            VoteDuplicate,
+            NotarizationUnknownBlock,
+            NotarizationHashMismatch,
+            ClockMessagesSent,
+            ClockStale,
+            ClockNotAProposer,
+            EpochChanges,
+            SyncProgress,
+            SyncEmptyResponse,
+            SyncPeerInconsistent,
+            SyncMissingParent,
+            SyncBlockRejected,
+            SyncReplacedBlock,
+            SyncTimeouts,
+            Reconfigurations,
+            CommitteeChangeInvalid,
+        ]
+    };
+
+    /// The number of distinct events.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The stable name, used as a metric label (`pala_core_events_total{event=...}`).
+    pub fn as_str(self) -> &'static str {
+        use CoreEvent::*;
+        match self {
+            ProductionStarted => "production_started",
+            BlocksProposed => "blocks_proposed",
+            BlocksReproposed => "blocks_reproposed",
+            VotesSent => "votes_sent",
+            ProposalWrongEpoch => "proposal_wrong_epoch",
+            ProposalAlreadyVoted => "proposal_already_voted",
+            ProposalMissingParent => "proposal_missing_parent",
+            ProposalConflict => "proposal_conflict",
+            ProposalInvalid => "proposal_invalid",
+            ProposalStale => "proposal_stale",
+            ProposalBehindHead => "proposal_behind_head",
+            ProposalStaleParent => "proposal_stale_parent",
+            VotesReceived => "votes_received",
+            VoteNotForMe => "vote_not_for_me",
+            VoteNotAVoter => "vote_not_a_voter",
+            VoteUnknownBlock => "vote_unknown_block",
+            VoteHashMismatch => "vote_hash_mismatch",
+            VoteDuplicate => "vote_duplicate",
+            NotarizationUnknownBlock => "notarization_unknown_block",
+            NotarizationHashMismatch => "notarization_hash_mismatch",
+            ClockMessagesSent => "clock_messages_sent",
+            ClockStale => "clock_stale",
+            ClockNotAProposer => "clock_not_a_proposer",
+            EpochChanges => "epoch_changes",
+            SyncProgress => "sync_progress",
+            SyncEmptyResponse => "sync_empty_response",
+            SyncPeerInconsistent => "sync_peer_inconsistent",
+            SyncMissingParent => "sync_missing_parent",
+            SyncBlockRejected => "sync_block_rejected",
+            SyncReplacedBlock => "sync_replaced_block",
+            SyncTimeouts => "sync_timeouts",
+            Reconfigurations => "reconfigurations",
+            CommitteeChangeInvalid => "committee_change_invalid",
+        }
+    }
+
+    /// Whether this is a consensus message (proposal, vote, notarization or clock
+    /// message) the core dropped, as opposed to work done or a sync outcome: what the
+    /// node reports as `pala_dropped_messages_total{reason="core_..."}`.
+    pub fn is_dropped_message(self) -> bool {
+        use CoreEvent::*;
+        matches!(
+            self,
+            ProposalWrongEpoch
+                | ProposalAlreadyVoted
+                | ProposalMissingParent
+                | ProposalConflict
+                | ProposalInvalid
+                | ProposalStale
+                | ProposalBehindHead
+                | ProposalStaleParent
+                | VoteNotForMe
+                | VoteNotAVoter
+                | VoteUnknownBlock
+                | VoteHashMismatch
+                | VoteDuplicate
+                | NotarizationUnknownBlock
+                | NotarizationHashMismatch
+                | ClockStale
+                | ClockNotAProposer
+        )
+    }
+}
+
+impl fmt::Display for CoreEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How often each [`CoreEvent`] happened: one slot per event, so counting on the hot
+/// path is an array increment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Counters([u64; CoreEvent::COUNT]);
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters([0; CoreEvent::COUNT])
+    }
+}
+
+impl Counters {
+    /// How often `event` happened.
+    pub fn get(&self, event: CoreEvent) -> u64 {
+        self.0[event as usize]
+    }
+
+    /// Every event with its count (zeros included), in [`CoreEvent::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (CoreEvent, u64)> + '_ {
+        CoreEvent::ALL.iter().map(|&e| (e, self.get(e)))
+    }
+
+    pub(crate) fn bump(&mut self, event: CoreEvent) {
+        self.0[event as usize] += 1;
+    }
+}
+
+impl fmt::Debug for Counters {
+    /// Only the events that happened, by name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(e, n)| (e.as_str(), n)),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_event_has_its_own_slot_and_name() {
+        for (i, e) in CoreEvent::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "{e}: ALL follows the declaration order");
+        }
+        let names: BTreeSet<&str> = CoreEvent::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names.len(), CoreEvent::COUNT, "names are distinct");
+    }
+
+    /// The node used to pick dropped messages by name prefix; the typed answer must
+    /// name the same set, so the `pala_dropped_messages_total` series stay the same.
+    #[test]
+    fn dropped_messages_are_those_the_node_picked_by_name() {
+        for e in CoreEvent::ALL {
+            let name = e.as_str();
+            let by_name = name.starts_with("proposal_")
+                || name.starts_with("vote_")
+                || name.starts_with("notarization_")
+                || name.starts_with("clock_") && name != "clock_messages_sent";
+            assert_eq!(e.is_dropped_message(), by_name, "{name}");
+        }
+    }
+
+    #[test]
+    fn counts_each_event_apart() {
+        let mut c = Counters::default();
+        c.bump(CoreEvent::VoteDuplicate);
+        c.bump(CoreEvent::VoteDuplicate);
+        c.bump(CoreEvent::SyncTimeouts);
+        assert_eq!(c.get(CoreEvent::VoteDuplicate), 2);
+        assert_eq!(c.get(CoreEvent::SyncTimeouts), 1);
+        assert_eq!(c.get(CoreEvent::VotesSent), 0);
+        assert_eq!(c.iter().count(), CoreEvent::COUNT);
+        assert_eq!(
+            format!("{c:?}"),
+            r#"{"vote_duplicate": 2, "sync_timeouts": 1}"#
+        );
+    }
+}
