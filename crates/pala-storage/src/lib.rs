@@ -18,19 +18,27 @@
 
 #![warn(missing_docs)]
 
+mod dma;
 mod error;
+mod files;
 mod index;
 mod inspect;
+mod reader;
 mod record;
+mod recover;
 mod segment;
 mod store;
+mod writer;
 
+pub use dma::{IoPath, LogWriter};
 pub use error::{Result, StorageError};
 pub use index::PruneStats;
 pub use inspect::{inspect, Summary};
+pub use reader::{MappedBytes, StorageReader};
 pub use record::{EpochStatus, Record, RecordKind};
 pub use segment::SCHEMA_VERSION;
 pub use store::{
-    Durable, Heads, Options, Pending, RecoveryReport, RecoverySet, Retention, SegmentInfo, Storage,
-    Truncation,
+    Durable, Heads, Options, Pending, RecoveryReport, RecoverySet, Retention, SegmentInfo,
+    Truncation, WritePath,
 };
+pub use writer::Storage;
