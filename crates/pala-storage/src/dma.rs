@@ -247,6 +247,8 @@ pub(crate) fn probe_direct_io(dir: &Path) -> std::result::Result<(), String> {
     if unsafe { libc::statfs(cdir.as_ptr(), &mut st) } != 0 {
         return Err(format!("statfs: {}", std::io::Error::last_os_error()));
     }
+    // The field's integer type differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
     if st.f_type as i64 == libc::TMPFS_MAGIC as i64 {
         return Err("the directory is on tmpfs, which has no direct IO".into());
     }
