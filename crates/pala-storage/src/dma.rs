@@ -171,7 +171,15 @@ impl LogWriter {
             let old = self.dma.take().expect("dma tail");
             let tail = self.open_tail().await;
             let _ = old.file.close().await;
-            self.dma = Some(tail?);
+            match tail {
+                Ok(t) => self.dma = Some(t),
+                // The sealed batch cannot be written; sealing again would stack commit
+                // markers, so the storage is unusable until reopened.
+                Err(e) => {
+                    self.store.poison_with(e.to_string());
+                    return Err(e);
+                }
+            }
         }
         let tail = self.dma.as_mut().expect("dma tail");
         if let Err(e) = tail.write(&self.store.buf, &sealed).await {

@@ -206,6 +206,11 @@ impl Storage {
         }
     }
 
+    /// Marks the storage unusable for a reason other than a failed write.
+    pub(crate) fn poison_with(&mut self, why: String) {
+        self.poisoned = Some(why);
+    }
+
     /// Stages a record for the next [`sync`](Storage::sync). The returned ticket is not an
     /// acknowledgement; see the type's contract.
     pub fn append(&mut self, record: &Record) -> Result<Pending> {
