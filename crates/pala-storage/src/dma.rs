@@ -82,9 +82,13 @@ impl LogWriter {
         if want == WritePath::PageCache {
             return Ok(w);
         }
-        match probe_direct_io(w.store.dir()) {
-            Ok(()) => {
-                w.dma = Some(w.open_tail().await?);
+        let probed = match probe_direct_io(w.store.dir()) {
+            Ok(()) => w.open_tail().await.map_err(|e| e.to_string()),
+            Err(reason) => Err(reason),
+        };
+        match probed {
+            Ok(tail) => {
+                w.dma = Some(tail);
                 tracing::info!(dir = %w.store.dir().display(), "storage writes with O_DIRECT through io_uring");
             }
             Err(reason) if want == WritePath::Dma => {
