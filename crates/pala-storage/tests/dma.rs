@@ -10,6 +10,7 @@ mod common;
 use common::*;
 use glommio::{LocalExecutorBuilder, Placement};
 use pala_storage::{IoPath, LogWriter, Options, Record, Storage, StorageError, WritePath};
+use pala_types::Encode;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -239,13 +240,19 @@ fn without_direct_io_auto_falls_back_and_dma_refuses() {
     assert_eq!(s.block_count(), 3);
 }
 
-/// Reads complete while a commit (write + fdatasync) is in progress, on both write paths:
-/// the reader handle never waits for the disk.
+/// Reads complete while a commit's write and fdatasync are in progress, on both write
+/// paths: the reader handle never waits for the disk. The writer stages a batch, flags the
+/// commit as in progress, syncs, and clears the flag; a read counts when it starts and ends
+/// inside one flagged window and still sees the block count from before that commit (so it
+/// finished before the commit was published, while the disk was busy). A reader that
+/// waited for the commit would manage at most one such read per commit.
 #[test]
 fn reads_complete_while_a_commit_is_in_progress() {
+    const COMMITS: usize = 30;
+    const PER_COMMIT: usize = 32;
     for path in [WritePath::Dma, WritePath::PageCache] {
         let tmp = disk_dir();
-        let c = chain(1 + 30 * 32, 64 << 10);
+        let c = chain(1 + (COMMITS * PER_COMMIT) as u32, 64 << 10);
         let store = Storage::open(
             tmp.path(),
             Options {
@@ -255,50 +262,54 @@ fn reads_complete_while_a_commit_is_in_progress() {
         )
         .unwrap();
         let reader = store.reader();
-        // Odd while a commit is in progress; the count of commits started, times two.
+        // Odd while a sync is in progress: twice the number of syncs started, plus one.
         let phase = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
         let reads = {
             let (reader, phase, done) = (reader.clone(), phase.clone(), done.clone());
             let first = c[1].clone();
             std::thread::spawn(move || {
-                let (mut during_commit, mut total) = (0u64, 0u64);
+                let (mut during_io, mut total) = (0usize, 0usize);
                 while !done.load(Ordering::Acquire) {
                     let before = phase.load(Ordering::Acquire);
                     let count = reader.block_count();
                     if count > 0 {
-                        let b = reader.block(first.sn()).unwrap().expect("committed");
-                        assert_eq!(b.hash(), first.hash());
+                        let bytes = reader.block_bytes(first.sn()).unwrap().expect("committed");
+                        assert_eq!(bytes.len(), first.to_bytes().len());
                     }
                     let after = phase.load(Ordering::Acquire);
                     total += 1;
-                    if before == after && before % 2 == 1 {
-                        during_commit += 1;
+                    let unpublished = count == PER_COMMIT * (before / 2) as usize;
+                    if before == after && before % 2 == 1 && unpublished {
+                        during_io += 1;
                     }
                 }
-                (during_commit, total)
+                (during_io, total)
             })
         };
-        let recs: Vec<Vec<Record>> = (0..30)
-            .map(|i| blocks(&c, 1 + 32 * i..33 + 32 * i))
+        let recs: Vec<Vec<Record>> = (0..COMMITS)
+            .map(|i| blocks(&c, 1 + PER_COMMIT * i..1 + PER_COMMIT * (i + 1)))
             .collect();
         let writer_phase = phase.clone();
         on_executor(move || async move {
             let mut w = LogWriter::new(store).await.unwrap();
             for b in &recs {
+                for r in b {
+                    let _ticket = w.append(r).unwrap();
+                }
                 writer_phase.fetch_add(1, Ordering::AcqRel);
-                w.commit(b).await.unwrap();
+                w.sync().await.unwrap();
                 writer_phase.fetch_add(1, Ordering::AcqRel);
                 glommio::timer::sleep(Duration::from_micros(200)).await;
             }
-            assert_eq!(w.block_count(), 30 * 32);
+            assert_eq!(w.block_count(), COMMITS * PER_COMMIT);
         });
         done.store(true, Ordering::Release);
-        let (during_commit, total) = reads.join().unwrap();
+        let (during_io, total) = reads.join().unwrap();
         assert!(
-            during_commit > 0,
-            "{path:?}: none of {total} reads completed inside a commit"
+            during_io > 3 * COMMITS,
+            "{path:?}: only {during_io} of {total} reads completed while a commit was on the disk"
         );
-        assert_eq!(reader.block_count(), 30 * 32);
+        assert_eq!(reader.block_count(), COMMITS * PER_COMMIT);
     }
 }
