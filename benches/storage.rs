@@ -3,17 +3,70 @@
 //! Each `storage::append/records_per_sync=N/block=S` iteration stages N block records of S
 //! bytes of transactions and makes them durable with one `sync` (one fdatasync). Criterion
 //! reports bytes/s; records/s is N divided by the iteration time (perf/storage.md).
+//! `storage::commit_latency` times single commits of the same shapes (records/s, MB/s over
+//! the run, p50/p99 of one commit). Writes go through [`LogWriter`] on a glommio executor,
+//! as in the node (`PALA_BENCH_WRITE_PATH` picks the path).
 //! Data lives under `target-storage/bench-tmp` (a real disk: fdatasync on tmpfs is free
 //! and would make the figures meaningless).
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use pala_storage::{Options, Record, Storage};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
+use glommio::{LocalExecutor, LocalExecutorBuilder, Placement};
+use pala_storage::{LogWriter, Options, Record, Storage, WritePath};
 use pala_types::{Block, BlockHeader, BlockSn, ConsensusInfo};
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The writer under test on the bench thread's glommio executor: the node's storage stage
+/// drives a [`LogWriter`] the same way. `PALA_BENCH_WRITE_PATH` = `auto` (default: direct
+/// IO where the filesystem allows it), `dma` or `page-cache`.
+struct BenchStore {
+    writer: LogWriter,
+}
+
+/// One executor for the whole run: glommio files are bound to the executor that opened them.
+fn executor() -> &'static LocalExecutor {
+    thread_local! {
+        static EX: &'static LocalExecutor = Box::leak(Box::new(
+            LocalExecutorBuilder::new(Placement::Unbound)
+                .io_memory(64 << 10)
+                .make()
+                .expect("glommio executor"),
+        ));
+    }
+    EX.with(|ex| *ex)
+}
+
+fn write_path() -> WritePath {
+    match std::env::var("PALA_BENCH_WRITE_PATH").as_deref() {
+        Ok("dma") => WritePath::Dma,
+        Ok("page-cache") => WritePath::PageCache,
+        Ok("auto") | Err(_) => WritePath::Auto,
+        Ok(other) => panic!("PALA_BENCH_WRITE_PATH={other}: expected auto, dma or page-cache"),
+    }
+}
+
+impl BenchStore {
+    fn append(&mut self, r: &Record) -> pala_storage::Result<pala_storage::Pending> {
+        self.writer.append(r)
+    }
+    fn sync(&mut self) -> pala_storage::Result<pala_storage::Durable> {
+        executor().run(self.writer.sync())
+    }
+}
+
+fn open_for_bench(dir: &std::path::Path) -> BenchStore {
+    let opts = Options {
+        write_path: write_path(),
+        ..Options::default()
+    };
+    let store = Storage::open(dir, opts).expect("open");
+    let writer = executor().run(LogWriter::new(store)).expect("writer");
+    eprintln!("storage bench: write path {:?}", writer.io_path());
+    BenchStore { writer }
+}
 
 fn bench_dir() -> tempfile::TempDir {
     let base = std::env::var_os("PALA_BENCH_DIR")
@@ -75,7 +128,7 @@ fn append(c: &mut Criterion) {
                 4
             }));
             let dir = bench_dir();
-            let mut store = Storage::open(dir.path(), Options::default()).expect("open");
+            let mut store = open_for_bench(dir.path());
             g.bench_function(format!("records_per_sync={per_sync}/block={label}"), |b| {
                 b.iter(|| {
                     for r in &blocks {
@@ -137,5 +190,100 @@ fn read_finalized(c: &mut Criterion) {
     g.finish();
 }
 
+/// One commit's figures for the latency table: Criterion reports means and medians of
+/// iterations, but the consensus stage waits on the slowest commits, so the tail matters.
+struct LatencyRow {
+    name: String,
+    commits: usize,
+    records_per_s: f64,
+    mb_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+}
+
+/// Times every commit of `per_sync` records of `size` bytes for about `budget` (at least 30
+/// commits) and reports throughput over the whole run and the p50/p99 of single commits.
+fn commit_latency(size: usize, per_sync: usize, budget: Duration) -> LatencyRow {
+    let blocks: Vec<Record> = make_chain(per_sync, size)
+        .into_iter()
+        .skip(1)
+        .map(Record::Block)
+        .collect();
+    let dir = bench_dir();
+    let mut store = open_for_bench(dir.path());
+    // Warm-up: the first commits allocate the segment and fault in the map.
+    for _ in 0..3 {
+        for r in &blocks {
+            let _ticket = store.append(r).expect("append");
+        }
+        store.sync().expect("sync");
+    }
+    let mut lat = Vec::new();
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    while lat.len() < 30 || start.elapsed() < budget {
+        let t = Instant::now();
+        for r in &blocks {
+            let _ticket = store.append(r).expect("append");
+        }
+        let durable = store.sync().expect("sync");
+        lat.push(t.elapsed());
+        bytes += durable.bytes();
+    }
+    let total = start.elapsed().as_secs_f64();
+    lat.sort();
+    let pct = |q: f64| lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1];
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    LatencyRow {
+        name: format!("records_per_sync={per_sync}/block={}KiB", size >> 10),
+        commits: lat.len(),
+        records_per_s: (lat.len() * per_sync) as f64 / total,
+        mb_per_s: bytes as f64 / total / 1e6,
+        p50_us: us(pct(0.50)),
+        p99_us: us(pct(0.99)),
+        max_us: us(*lat.last().expect("commits")),
+    }
+}
+
+/// The latency table (`storage::commit_latency`). Set `PALA_BENCH_LATENCY_ONLY=1` to skip
+/// the Criterion groups (for A/B alternation) and `PALA_BENCH_JSON=<file>` to save the rows.
+fn latency_table() {
+    let secs: f64 = std::env::var("PALA_BENCH_LATENCY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4.0);
+    let mut rows = Vec::new();
+    for size in [1usize << 10, 64 << 10] {
+        for per_sync in [16usize, 256] {
+            let row = commit_latency(size, per_sync, Duration::from_secs_f64(secs));
+            println!(
+                "storage::commit_latency/{:<32} commits {:>5}  {:>10.0} records/s  {:>7.1} MB/s  p50 {:>9.0} us  p99 {:>9.0} us  max {:>9.0} us",
+                row.name, row.commits, row.records_per_s, row.mb_per_s, row.p50_us, row.p99_us, row.max_us
+            );
+            rows.push(row);
+        }
+    }
+    if let Some(path) = std::env::var_os("PALA_BENCH_JSON") {
+        let json: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"bench\":\"{}\",\"commits\":{},\"records_per_s\":{:.0},\"mb_per_s\":{:.2},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0}}}",
+                    r.name, r.commits, r.records_per_s, r.mb_per_s, r.p50_us, r.p99_us, r.max_us
+                )
+            })
+            .collect();
+        std::fs::write(path, format!("[\n{}\n]\n", json.join(",\n"))).expect("write json");
+    }
+}
+
 criterion_group!(benches, append, read_finalized);
-criterion_main!(benches);
+
+fn main() {
+    latency_table();
+    if std::env::var_os("PALA_BENCH_LATENCY_ONLY").is_none() {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+}

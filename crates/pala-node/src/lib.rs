@@ -20,6 +20,7 @@ pub mod http;
 pub mod mempool;
 pub mod metrics;
 pub mod runtime;
+pub mod stages;
 
 /// The global allocator the node binaries use (mimalloc).
 pub use mimalloc::MiMalloc as Allocator;

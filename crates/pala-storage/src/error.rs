@@ -80,6 +80,15 @@ pub enum StorageError {
         "storage is unusable after an earlier failure ({0}); reopen the data directory to recover"
     )]
     Poisoned(String),
+    /// Direct IO was demanded ([`crate::WritePath::Dma`]) but the directory's filesystem
+    /// does not support it.
+    #[error("direct IO (O_DIRECT) is not supported for {dir}: {reason}; put the data directory on ext4 or xfs, or allow the page-cache path")]
+    DirectIoUnsupported {
+        /// The data directory.
+        dir: PathBuf,
+        /// What the probe found.
+        reason: String,
+    },
 }
 
 /// Result alias of this crate.

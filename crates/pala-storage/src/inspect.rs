@@ -1,7 +1,9 @@
 //! A read-only summary of a data directory, for `pala inspect DATADIR`.
 
 use crate::error::Result;
-use crate::store::{heads_of, inspect_dir, Heads, Options, RecoveryReport, SegmentInfo};
+use crate::reader::heads_of;
+use crate::recover::inspect_dir;
+use crate::store::{Heads, Options, RecoveryReport, SegmentInfo};
 use pala_types::{Epoch, Session};
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,7 +1,7 @@
 //! On-disk layout of a segment file and the scanner that validates it.
 //!
 //! ```text
-//! segment := header(40) batch*
+//! segment := header(40) batch* padding?
 //! header  := magic "PALASEG\0" ‖ u32 version ‖ u32 flags ‖ u64 id ‖ u64 nonce ‖ u32 reserved ‖ u32 crc
 //! batch   := record* commit
 //! record  := u32 len ‖ u8 type ‖ u32 crc ‖ payload[len]
@@ -13,6 +13,14 @@
 //! this segment. A batch counts only once its commit marker verifies: the marker names how
 //! many records and bytes precede it, so a batch whose pages reached the disk out of order
 //! (a hole in the middle) is recognised as torn, which is what makes a batch atomic.
+//!
+//! `padding` is zero bytes from the end of the last batch to the next 4 KiB boundary, and
+//! only there: the DMA writer (`O_DIRECT`) writes whole aligned blocks, so the file ends at
+//! a block boundary while the log's logical length ends at its last commit marker. Its next
+//! batch rewrites that partial block, committed prefix unchanged, so a torn rewrite can
+//! only lose the new batch. Files written through the page cache have no padding; an
+//! older reader sees padding as a torn tail and cuts it, which loses nothing. The format
+//! version is unchanged (1).
 
 use crate::record::{RecordKind, COMMIT_KIND};
 use zerocopy::little_endian::{U32, U64};
@@ -264,6 +272,22 @@ pub(crate) struct Scan {
     pub last_batch_seq: Option<u64>,
     /// Set when the segment does not end with a committed batch.
     pub damage: Option<Damage>,
+    /// Logical end: the end of the last committed batch, where the next batch goes. Equal
+    /// to the file length, except after zero padding to the block boundary (DMA writes).
+    pub end: usize,
+}
+
+/// Unit of the DMA writer's writes (`O_DIRECT` alignment, page size).
+pub(crate) const DMA_BLOCK: usize = 4096;
+
+/// True if `buf[from..]` is what a DMA writer leaves after its last batch: zeros up to the
+/// next [`DMA_BLOCK`] boundary and nothing more. A torn write can also leave zeros, but
+/// then nothing after `from` was ever acknowledged, so reading it as padding loses nothing;
+/// zeros running past that boundary are still reported as a torn tail.
+pub(crate) fn is_block_padding(buf: &[u8], from: usize) -> bool {
+    from < buf.len()
+        && buf.len() == from.next_multiple_of(DMA_BLOCK)
+        && buf[from..].iter().all(|b| *b == 0)
 }
 
 /// Walks every batch of a segment image, stopping at the first thing that does not verify.
@@ -288,6 +312,7 @@ pub(crate) fn scan(buf: &[u8], seed: u32, max_len: usize, prev_seq: Option<u64>)
     while pos < buf.len() {
         let rec = match parse_record(buf, pos, seed, max_len) {
             Ok(r) => r,
+            Err(_) if pending.is_empty() && is_block_padding(buf, pos) => break,
             Err(reason) => {
                 out.damage = Some(fail(pos, reason, committed_end, &pending));
                 break;
@@ -339,6 +364,11 @@ pub(crate) fn scan(buf: &[u8], seed: u32, max_len: usize, prev_seq: Option<u64>)
             &pending,
         ));
     }
+    out.end = match &out.damage {
+        Some(d) => d.committed_end,
+        None if pending.is_empty() && committed_end < buf.len() => committed_end,
+        None => buf.len(),
+    };
     if let Some(d) = &mut out.damage {
         // Count what else verifies individually in the dropped range, for the report.
         let mut p = d.bad_offset;

@@ -1,0 +1,3 @@
+//! The node's stages, one module each.
+
+pub mod storage;

@@ -1,0 +1,315 @@
+//! The io_uring direct-IO write path: block padding, torn rewrites of the tail block,
+//! the fallback where `O_DIRECT` is unavailable, and reads that overlap a commit.
+//!
+//! Direct IO needs a real filesystem: these tests put their directories under Cargo's
+//! target dir (ext4 on the build machine), never in /tmp, which may be tmpfs. The
+//! fallback test uses /dev/shm (tmpfs) on purpose.
+
+mod common;
+
+use common::*;
+use glommio::{LocalExecutorBuilder, Placement};
+use pala_storage::{IoPath, LogWriter, Options, Record, Storage, StorageError, WritePath};
+use pala_types::Encode;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BLOCK: u64 = 4096;
+
+fn disk_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+fn dma_opts() -> Options {
+    Options {
+        write_path: WritePath::Dma,
+        ..Options::default()
+    }
+}
+
+/// Runs `f` on a fresh glommio executor (DMA files are bound to their executor).
+fn on_executor<T, F, Fut>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(64 << 10)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// Commits each group of `batches` as one batch through the DMA path; returns the
+/// logical length after each batch.
+fn write_dma(dir: &Path, batches: Vec<Vec<Record>>) -> Vec<u64> {
+    let dir = dir.to_path_buf();
+    on_executor(move || async move {
+        let mut w = LogWriter::new(Storage::open(&dir, dma_opts()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(w.io_path(), IoPath::Dma);
+        let mut lens = Vec::new();
+        for b in &batches {
+            w.commit(b).await.unwrap();
+            lens.push(w.segments().last().unwrap().len);
+        }
+        w.close().await.unwrap();
+        lens
+    })
+}
+
+fn blocks(c: &[Arc<pala_types::Block>], range: std::ops::Range<usize>) -> Vec<Record> {
+    c[range].iter().cloned().map(Record::Block).collect()
+}
+
+fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let to = disk_dir();
+    for f in segment_files(from) {
+        std::fs::copy(&f, to.path().join(f.file_name().unwrap())).unwrap();
+    }
+    to
+}
+
+fn file_len(dir: &Path) -> u64 {
+    std::fs::metadata(&segment_files(dir)[0]).unwrap().len()
+}
+
+#[test]
+fn dma_log_is_block_padded_and_reopens_clean() {
+    let tmp = disk_dir();
+    let c = chain(40, 700);
+    let lens = write_dma(
+        tmp.path(),
+        vec![
+            blocks(&c, 1..2),
+            blocks(&c, 2..9),
+            blocks(&c, 9..30),
+            blocks(&c, 30..41),
+        ],
+    );
+    let logical = *lens.last().unwrap();
+    assert!(
+        lens.iter().all(|l| l % BLOCK != 0),
+        "every batch ends mid-block here"
+    );
+    assert_eq!(file_len(tmp.path()), logical.next_multiple_of(BLOCK));
+    let s = Storage::open(tmp.path(), Options::default()).unwrap();
+    assert!(s.recovery_report().is_clean(), "{}", s.recovery_report());
+    assert_eq!(s.recovery_report().batches, 4);
+    assert_eq!(s.segments()[0].len, logical);
+    for b in &c[1..] {
+        assert_eq!(s.block(b.sn()).unwrap().map(Arc::new).as_ref(), Some(b));
+    }
+    drop(s);
+    let summary = pala_storage::inspect(tmp.path()).unwrap();
+    assert!(summary.recovery.is_clean());
+    assert_eq!(summary.blocks, 40);
+}
+
+#[test]
+fn dma_rolls_over_segments_and_page_cache_writer_continues_the_log() {
+    let tmp = disk_dir();
+    let c = chain(60, 1000);
+    let dir = tmp.path().to_path_buf();
+    let recs: Vec<Vec<Record>> = (0..12).map(|i| blocks(&c, 1 + 5 * i..6 + 5 * i)).collect();
+    on_executor(move || async move {
+        let opts = Options {
+            segment_size: 16 << 10,
+            ..dma_opts()
+        };
+        let mut w = LogWriter::new(Storage::open(&dir, opts).unwrap())
+            .await
+            .unwrap();
+        for b in &recs {
+            w.commit(b).await.unwrap();
+        }
+        assert!(w.segments().len() > 2);
+        w.close().await.unwrap();
+    });
+    // The same directory continues through the page cache, from the logical end.
+    let extra = child(&c[60], pala_types::BlockSn::new(1, 1, 61), 10, 1);
+    let mut s = Storage::open(tmp.path(), Options::default()).unwrap();
+    assert!(s.recovery_report().is_clean(), "{}", s.recovery_report());
+    s.commit(&[Record::Block(extra.clone())]).unwrap();
+    drop(s);
+    let s = Storage::open(tmp.path(), Options::default()).unwrap();
+    assert!(s.recovery_report().is_clean(), "{}", s.recovery_report());
+    assert_eq!(s.block_count(), 61);
+    assert!(s.block(extra.sn()).unwrap().is_some());
+}
+
+/// A crash while the tail block is rewritten: the committed prefix of that block is
+/// rewritten with the same bytes, so whatever part of the write reached the disk, only
+/// the new batch can be lost, and the log continues after recovery.
+#[test]
+fn dma_torn_rewrite_of_the_tail_block_loses_only_the_new_batch() {
+    let tmp = disk_dir();
+    let c = chain(4, 500);
+    let lens = write_dma(tmp.path(), vec![blocks(&c, 1..3), blocks(&c, 3..4)]);
+    let (end_a, end_b) = (lens[0], lens[1]);
+    assert_eq!(
+        end_a / BLOCK,
+        end_b / BLOCK,
+        "batch B shares A's last block"
+    );
+    let block_end = end_b.next_multiple_of(BLOCK);
+    let seg = |d: &Path| segment_files(d)[0].clone();
+
+    // (1) The sectors after the first few bytes of B never reached the disk (zeros).
+    // (2) The write was cut: the file ends inside B.
+    // (3) Nothing of B reached the disk: reads as padding, a clean log without B.
+    type Damage = fn(&Path, u64, u64);
+    let cases: [(&str, Damage, bool); 3] = [
+        ("zeroed sectors", |p, a, e| zero(p, a + 16, e), false),
+        ("cut file", |p, a, _| cut(p, a + 100), false),
+        ("nothing written", |p, a, e| zero(p, a, e), true),
+    ];
+    for (name, damage, clean) in cases {
+        let copy = copy_dir(tmp.path());
+        damage(&seg(copy.path()), end_a, block_end);
+        let s = Storage::open(copy.path(), Options::default()).unwrap();
+        let r = s.recovery_report();
+        assert_eq!(r.is_clean(), clean, "{name}: {r}");
+        if let Some(t) = &r.truncated {
+            assert_eq!(t.offset, end_a, "{name}: cut at the end of batch A");
+        }
+        assert!(s.block(c[1].sn()).unwrap().is_some(), "{name}");
+        assert!(s.block(c[2].sn()).unwrap().is_some(), "{name}");
+        assert!(
+            s.block(c[3].sn()).unwrap().is_none(),
+            "{name}: B was never acknowledged"
+        );
+        assert_eq!(s.segments()[0].len, end_a, "{name}");
+        drop(s);
+        // The DMA writer continues from the unaligned logical end.
+        let more = child(&c[2], pala_types::BlockSn::new(1, 1, 7), 300, 9);
+        let lens = write_dma(copy.path(), vec![vec![Record::Block(more.clone())]]);
+        assert!(lens[0] > end_a);
+        let s = Storage::open(copy.path(), Options::default()).unwrap();
+        assert!(
+            s.recovery_report().is_clean(),
+            "{name}: {}",
+            s.recovery_report()
+        );
+        assert!(s.block(c[1].sn()).unwrap().is_some(), "{name}");
+        assert!(s.block(more.sn()).unwrap().is_some(), "{name}");
+    }
+}
+
+fn zero(path: &Path, from: u64, to: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&vec![0u8; (to - from) as usize], from)
+        .unwrap();
+}
+
+fn cut(path: &Path, len: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(len).unwrap();
+}
+
+#[test]
+fn without_direct_io_auto_falls_back_and_dma_refuses() {
+    let shm = PathBuf::from("/dev/shm");
+    assert!(shm.is_dir(), "this test needs a tmpfs at /dev/shm");
+    let tmp = tempfile::tempdir_in(&shm).unwrap();
+    let dir = tmp.path().to_path_buf();
+    let c = chain(3, 100);
+    let recs = blocks(&c, 1..4);
+    on_executor(move || async move {
+        let refused = LogWriter::new(Storage::open(&dir, dma_opts()).unwrap()).await;
+        assert!(matches!(
+            refused.err(),
+            Some(StorageError::DirectIoUnsupported { .. })
+        ));
+        let mut w = LogWriter::new(Storage::open(&dir, Options::default()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(w.io_path(), IoPath::PageCache);
+        w.commit(&recs).await.unwrap();
+        w.close().await.unwrap();
+    });
+    let s = Storage::open(tmp.path(), Options::default()).unwrap();
+    assert!(s.recovery_report().is_clean());
+    assert_eq!(s.block_count(), 3);
+}
+
+/// Reads complete while a commit's write and fdatasync are in progress, on both write
+/// paths: the reader handle never waits for the disk. The writer stages a batch, flags the
+/// commit as in progress, syncs, and clears the flag; a read counts when it starts and ends
+/// inside one flagged window and still sees the block count from before that commit (so it
+/// finished before the commit was published, while the disk was busy). A reader that
+/// waited for the commit would manage at most one such read per commit.
+#[test]
+fn reads_complete_while_a_commit_is_in_progress() {
+    const COMMITS: usize = 30;
+    const PER_COMMIT: usize = 32;
+    for path in [WritePath::Dma, WritePath::PageCache] {
+        let tmp = disk_dir();
+        let c = chain(1 + (COMMITS * PER_COMMIT) as u32, 64 << 10);
+        let store = Storage::open(
+            tmp.path(),
+            Options {
+                write_path: path,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let reader = store.reader();
+        // Odd while a sync is in progress: twice the number of syncs started, plus one.
+        let phase = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let reads = {
+            let (reader, phase, done) = (reader.clone(), phase.clone(), done.clone());
+            let first = c[1].clone();
+            std::thread::spawn(move || {
+                let (mut during_io, mut total) = (0usize, 0usize);
+                while !done.load(Ordering::Acquire) {
+                    let before = phase.load(Ordering::Acquire);
+                    let count = reader.block_count();
+                    if count > 0 {
+                        let bytes = reader.block_bytes(first.sn()).unwrap().expect("committed");
+                        assert_eq!(bytes.len(), first.to_bytes().len());
+                    }
+                    let after = phase.load(Ordering::Acquire);
+                    total += 1;
+                    let unpublished = count == PER_COMMIT * (before / 2) as usize;
+                    if before == after && before % 2 == 1 && unpublished {
+                        during_io += 1;
+                    }
+                }
+                (during_io, total)
+            })
+        };
+        let recs: Vec<Vec<Record>> = (0..COMMITS)
+            .map(|i| blocks(&c, 1 + PER_COMMIT * i..1 + PER_COMMIT * (i + 1)))
+            .collect();
+        let writer_phase = phase.clone();
+        on_executor(move || async move {
+            let mut w = LogWriter::new(store).await.unwrap();
+            for b in &recs {
+                for r in b {
+                    let _ticket = w.append(r).unwrap();
+                }
+                writer_phase.fetch_add(1, Ordering::AcqRel);
+                w.sync().await.unwrap();
+                writer_phase.fetch_add(1, Ordering::AcqRel);
+                glommio::timer::sleep(Duration::from_micros(200)).await;
+            }
+            assert_eq!(w.block_count(), COMMITS * PER_COMMIT);
+        });
+        done.store(true, Ordering::Release);
+        let (during_io, total) = reads.join().unwrap();
+        assert!(
+            during_io > 3 * COMMITS,
+            "{path:?}: only {during_io} of {total} reads completed while a commit was on the disk"
+        );
+        assert_eq!(reader.block_count(), COMMITS * PER_COMMIT);
+    }
+}
