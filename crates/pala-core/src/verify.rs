@@ -10,6 +10,17 @@
 //!
 //! Verification is pure and thread-safe, so the node runs it on a worker pool and the
 //! simulator inline.
+//!
+//! This is the one home of the signature rules; the signature scheme (pala-crypto for
+//! BLS) only provides primitives: sign, verify, aggregate, fast-aggregate verify against
+//! prepared committee keys, random-linear-combination batches.
+//!
+//! | rules | file |
+//! |---|---|
+//! | V-3 proposals, PV-3 single votes, E-4 clock messages, D-12/D-14 quorum signatures, C-8 sync prefixes | `verify.rs` |
+//! | PV-2/PV-3 vote batches: one aggregate per block, bisection on failure | `verify/votes.rs` |
+//! | section 0.1 item 1, D-7, D-8, D-16 committee admission (proofs of possession) | `verify/committee.rs` |
+//! | the memory of recently verified quorum signatures (N-3 repeats) | `verify/recent.rs` |
 
 mod committee;
 mod recent;

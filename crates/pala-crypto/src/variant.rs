@@ -289,7 +289,7 @@ impl PublicIdentity {
 /// checking a key costs a noticeable fraction of a verification, and the keys a node sees
 /// are almost always the same few committee members.
 ///
-/// Parallel work (batch verification, bisection) uses rayon's current pool: call from
+/// Parallel work (aggregation, batch verification, key preparation) uses rayon's current pool: call from
 /// inside `pool.install(..)` to run it on a dedicated pool.
 #[derive(Clone, Default)]
 pub struct BlsScheme {
