@@ -123,11 +123,19 @@ macro_rules! variant_benches {
             });
             {
                 let (committee, _, proposers, voters) = fixture(100);
-                let pks: Vec<PublicKey> =
-                    committee.voters.iter().map(|m| m.public_key.clone()).collect();
+                let pks: Vec<PublicKey> = committee
+                    .voters
+                    .iter()
+                    .map(|m| m.public_key.clone())
+                    .collect();
                 let prepared = scheme.prepare_keys(&pks);
-                let (signers, agg) =
-                    aggregate_all(scheme.as_ref(), &proposers[0], &voters, Domain::Vote, &hash.0);
+                let (signers, agg) = aggregate_all(
+                    scheme.as_ref(),
+                    &proposers[0],
+                    &voters,
+                    Domain::Vote,
+                    &hash.0,
+                );
                 c.bench_function(
                     concat!($prefix, "::floor::fast_aggregate_verify/voters=100"),
                     |b| {
@@ -147,8 +155,9 @@ macro_rules! variant_benches {
                 // blocks by different signers.
                 let mut group = c.benchmark_group(concat!($prefix, "::floor::rlc_batch"));
                 for &m in &INDEPENDENT {
-                    let msgs: Vec<[u8; 32]> =
-                        (0..m).map(|i| Hash::of(&(i as u64).to_le_bytes()).0).collect();
+                    let msgs: Vec<[u8; 32]> = (0..m)
+                        .map(|i| Hash::of(&(i as u64).to_le_bytes()).0)
+                        .collect();
                     let domains = [Domain::Proposal, Domain::Vote, Domain::Clock];
                     let sigs: Vec<_> = (0..m)
                         .map(|i| voters[i % voters.len()].sign(domains[i % 3], NET, &msgs[i]))
@@ -287,8 +296,13 @@ macro_rules! variant_benches {
 
             // A proposal at s > K embeds nota(s - K) (N-3), which every node has usually
             // verified already when it was broadcast.
-            let (signers, signature) =
-                aggregate_all(scheme.as_ref(), &proposers[0], &voters, Domain::Vote, &hash.0);
+            let (signers, signature) = aggregate_all(
+                scheme.as_ref(),
+                &proposers[0],
+                &voters,
+                Domain::Vote,
+                &hash.0,
+            );
             let embedded = Notarization {
                 sn,
                 block_hash: hash,
