@@ -1,59 +1,97 @@
-//! BLS benchmarks for PaLa's signature pattern: many same-message votes per block checked
-//! as one aggregate against cached committee keys, notarization checks, batches of
-//! independent messages, and bisection when a vote is forged.
+//! Signature cost of the node: `pala_core::MessageVerifier`, the code the node's verify
+//! stage runs on every message, timed next to the BLS primitives it is built on.
 //!
-//! The variant the node uses is benchmarked under `crypto::…`; the other one under
-//! `crypto::<variant>::…` so the two can be compared (perf/crypto.md).
+//! * `crypto::floor::…` are the primitives: one signature check (`verify`, a pairing
+//!   equation), one fast-aggregate verify of a whole committee against prepared keys
+//!   (`fast_aggregate_verify`), `sign`, and a random-linear-combination batch of
+//!   independent messages (`rlc_batch`, used for proofs of possession).
+//! * `crypto::verifier::…` are the verifier's real paths: one vote, the votes of one block
+//!   as the verify stage hands them over (`verify_votes`, which aggregates per block and
+//!   bisects only when an aggregate fails, PV-3), the votes of two blocks mixed as they
+//!   arrive with K > 1, a notarization (D-12) and a clock notarization (D-14) checked for
+//!   the first time, a proposal (V-3) whose embedded notarization was already seen (the
+//!   steady state) or not, and one forged vote among 100.
 //!
-//! Run: `cargo bench --bench crypto`. Sample sizes are small so the whole run takes a
-//! couple of minutes on two cores.
+//! The node's variant (`min_sig`) is under `crypto::…`, the other one under
+//! `crypto::min_pk::…` so the two can be compared on the node's own code (perf/crypto.md).
+//!
+//! Run: `cargo bench --bench crypto`. Sample sizes are small so the whole run takes a few
+//! minutes on two cores.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use pala_types::{BatchItem, BlockSn, Domain, Hash, SignatureScheme, Signer, Vote, VoteCounting};
+use pala_core::{Committees, MessageVerifier};
+use pala_types::{
+    BatchItem, Block, BlockHeader, BlockSn, ClockNotarization, Committee, ConsensusInfo, Domain,
+    Epoch, Hash, Message, Notarization, Proposal, PublicKey, Signature, SignatureScheme, Signer,
+    SignerBitmap, Vote, VoteCounting,
+};
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 const NET: u64 = 1;
-const VOTERS: [usize; 3] = [33, 100, 1000];
+const VOTE_BATCH: [usize; 3] = [33, 100, 1000];
+const NOTARIZATION: [usize; 2] = [33, 100];
 const INDEPENDENT: [usize; 2] = [10, 100];
+
+/// A block at `sn` embedding `notas` (what a proposal at s > K carries, N-3).
+fn block(sn: BlockSn, notas: Vec<Notarization>) -> Arc<Block> {
+    Arc::new(Block::new(
+        BlockHeader {
+            sn,
+            parent_sn: BlockSn::new(sn.epoch.session, sn.epoch.e, sn.s - 1),
+            parent_hash: Hash::of(b"parent"),
+            height: 10,
+            session_offset: 10,
+            timestamp_ms: 0,
+        },
+        vec![b"payload".to_vec()],
+        ConsensusInfo {
+            notarizations: notas,
+            clock: None,
+        },
+    ))
+}
+
+/// The quorum signature proposer 0 aggregates from all voters' signatures on `msg` (D-12,
+/// D-14), as the core builds it.
+fn aggregate_all(
+    scheme: &dyn SignatureScheme,
+    proposer: &dyn Signer,
+    voters: &[impl Signer],
+    domain: Domain,
+    msg: &[u8],
+) -> (SignerBitmap, Signature) {
+    let mut signers = SignerBitmap::new(voters.len());
+    let mut sigs = vec![proposer.sign(domain, NET, msg)];
+    for (i, v) in voters.iter().enumerate() {
+        signers.insert(i);
+        sigs.push(v.sign(domain, NET, msg));
+    }
+    let refs: Vec<&Signature> = sigs.iter().collect();
+    (signers, scheme.aggregate(&refs).expect("well-formed"))
+}
 
 macro_rules! variant_benches {
     ($fn_name:ident, $prefix:literal, $v:ident) => {
         fn $fn_name(c: &mut Criterion) {
             use pala_crypto::$v as v;
-            let scheme = v::BlsScheme::new();
-            let signer = v::BlsSigner::from_seed(b"bench");
-            let msg = Hash::of(b"block").0;
-            let sig = signer.sign(Domain::Proposal, NET, &msg);
-            // Warm the key cache: committee keys are decoded once per session.
-            assert!(scheme.verify(signer.public_key(), Domain::Proposal, NET, &msg, &sig));
-
-            c.bench_function(concat!($prefix, "::sign"), |b| {
-                b.iter(|| signer.sign(Domain::Proposal, NET, black_box(&msg)))
-            });
-            // One proposal (or one vote) checked on its own: the irreducible cost per block.
-            c.bench_function(concat!($prefix, "::verify"), |b| {
-                b.iter(|| {
-                    scheme.verify(
-                        signer.public_key(),
-                        Domain::Proposal,
-                        NET,
-                        black_box(&msg),
-                        &sig,
-                    )
-                })
-            });
-
-            let sn = BlockSn::new(1, 1, 1);
-            let hash = Hash::of(b"block (1,1,1)");
-            let mut group = c.benchmark_group(concat!($prefix, "::vote_batch"));
-            let mut fixtures = Vec::new();
-            for &n in &VOTERS {
+            let scheme: Arc<dyn SignatureScheme> = Arc::new(v::BlsScheme::new());
+            let fixture = |n: usize| {
                 let (committee, proposers, voters) =
                     v::seeded_committee("bench", 1, 1, n, NET, VoteCounting::Seat);
-                let keys =
-                    v::validate_committee_with(&scheme, &committee, NET).expect("valid committee");
-                let votes: Vec<Vote> = voters
+                let mut committees = Committees::default();
+                committees.install(scheme.as_ref(), committee.clone());
+                (committee, committees, proposers, voters)
+            };
+            // A verifier with nothing remembered: every quorum signature is checked.
+            let fresh = |committees: &Committees| {
+                MessageVerifier::new(scheme.clone(), NET, committees.clone())
+            };
+            let sn = BlockSn::new(1, 1, 20);
+            let hash = Hash::of(b"block (1,1,20)");
+            let votes_on = |voters: &[v::BlsSigner], sn: BlockSn, hash: Hash| -> Vec<Vote> {
+                voters
                     .iter()
                     .map(|s| Vote {
                         voter: s.node_id(),
@@ -61,100 +99,240 @@ macro_rules! variant_benches {
                         block_hash: hash,
                         signature: s.sign(Domain::Vote, NET, &hash.0),
                     })
+                    .collect()
+            };
+
+            // ---- The floor: primitives.
+            let signer = v::BlsSigner::from_seed(b"bench");
+            let sig = signer.sign(Domain::Proposal, NET, &hash.0);
+            // Warm the key cache: committee keys are decoded once per session.
+            assert!(scheme.verify(signer.public_key(), Domain::Proposal, NET, &hash.0, &sig));
+            c.bench_function(concat!($prefix, "::floor::sign"), |b| {
+                b.iter(|| signer.sign(Domain::Proposal, NET, black_box(&hash.0)))
+            });
+            c.bench_function(concat!($prefix, "::floor::verify"), |b| {
+                b.iter(|| {
+                    assert!(scheme.verify(
+                        signer.public_key(),
+                        Domain::Proposal,
+                        NET,
+                        black_box(&hash.0),
+                        &sig,
+                    ))
+                })
+            });
+            {
+                let (committee, _, proposers, voters) = fixture(100);
+                let pks: Vec<PublicKey> = committee
+                    .voters
+                    .iter()
+                    .map(|m| m.public_key.clone())
                     .collect();
-                // Aggregate-and-verify all votes of one block (decode, sum, one check).
+                let prepared = scheme.prepare_keys(&pks);
+                let (signers, agg) = aggregate_all(
+                    scheme.as_ref(),
+                    &proposers[0],
+                    &voters,
+                    Domain::Vote,
+                    &hash.0,
+                );
+                c.bench_function(
+                    concat!($prefix, "::floor::fast_aggregate_verify/voters=100"),
+                    |b| {
+                        b.iter(|| {
+                            assert!(prepared.verify_subset(
+                                &signers,
+                                Some(proposers[0].public_key()),
+                                Domain::Vote,
+                                NET,
+                                black_box(&hash.0),
+                                &agg,
+                            ))
+                        })
+                    },
+                );
+                // Independent messages: proposals, votes and clock messages of different
+                // blocks by different signers.
+                let mut group = c.benchmark_group(concat!($prefix, "::floor::rlc_batch"));
+                for &m in &INDEPENDENT {
+                    let msgs: Vec<[u8; 32]> = (0..m)
+                        .map(|i| Hash::of(&(i as u64).to_le_bytes()).0)
+                        .collect();
+                    let domains = [Domain::Proposal, Domain::Vote, Domain::Clock];
+                    let sigs: Vec<_> = (0..m)
+                        .map(|i| voters[i % voters.len()].sign(domains[i % 3], NET, &msgs[i]))
+                        .collect();
+                    let items: Vec<BatchItem<'_>> = (0..m)
+                        .map(|i| BatchItem {
+                            public_key: voters[i % voters.len()].public_key(),
+                            domain: domains[i % 3],
+                            msg: &msgs[i],
+                            signature: &sigs[i],
+                        })
+                        .collect();
+                    group.bench_with_input(
+                        BenchmarkId::from_parameter(format!("messages={m}")),
+                        &items,
+                        |b, items| b.iter(|| assert!(scheme.verify_batch(NET, items))),
+                    );
+                }
+                group.finish();
+            }
+
+            // ---- The verifier: what the node runs.
+            let (committee, committees, proposers, voters) = fixture(100);
+            let verifier = fresh(&committees);
+            let one = Message::Vote(votes_on(&voters[..1], sn, hash).remove(0));
+            c.bench_function(concat!($prefix, "::verifier::vote"), |b| {
+                b.iter(|| verifier.verify(black_box(one.clone())).expect("valid"))
+            });
+
+            let mut group = c.benchmark_group(concat!($prefix, "::verifier::vote_batch"));
+            for &n in &VOTE_BATCH {
+                let (_, committees, _, voters) = fixture(n);
+                let verifier = fresh(&committees);
+                let votes = votes_on(&voters, sn, hash);
                 group.bench_with_input(
                     BenchmarkId::from_parameter(format!("voters={n}")),
                     &votes,
                     |b, votes| {
                         b.iter(|| {
-                            let batch = keys.verify_votes(sn, hash, votes);
-                            assert!(batch.rejected.is_empty());
-                            batch
+                            let r = verifier.verify_votes(votes.clone());
+                            assert!(r.iter().all(|r| r.is_ok()));
+                            r
                         })
                     },
                 );
-                fixtures.push((n, keys, proposers, voters, votes));
             }
             group.finish();
 
-            for (n, keys, proposers, voters, votes) in &fixtures {
-                if *n != 100 {
-                    continue;
-                }
-                // The same votes verified one by one (on the rayon pool, like the batch).
-                c.bench_function(
-                    &format!(concat!($prefix, "::individual_verify/voters={}"), n),
-                    |b| {
-                        use rayon::prelude::*;
-                        b.iter(|| {
-                            let ok = votes.par_iter().zip(voters.par_iter()).all(|(vote, s)| {
-                                scheme.verify(
-                                    s.public_key(),
-                                    Domain::Vote,
-                                    NET,
-                                    &vote.block_hash.0,
-                                    &vote.signature,
-                                )
-                            });
-                            assert!(ok);
-                        })
-                    },
-                );
-                let batch = keys.verify_votes(sn, hash, votes);
-                let nota = keys
-                    .build_notarization(&batch, 0, &proposers[0])
-                    .expect("quorum");
-                c.bench_function(
-                    &format!(concat!($prefix, "::verify_notarization/voters={}"), n),
-                    |b| {
-                        b.iter(|| {
-                            keys.clear_verification_cache();
-                            keys.verify_notarization(black_box(&nota)).expect("valid")
-                        })
-                    },
-                );
-                let mut forged = votes.clone();
-                forged[n / 3].signature = proposers[0].sign(Domain::Vote, NET, &hash.0);
-                c.bench_function(
-                    &format!(concat!($prefix, "::bisection_one_bad/voters={}"), n),
-                    |b| {
-                        b.iter(|| {
-                            let batch = keys.verify_votes(sn, hash, &forged);
-                            assert_eq!(batch.rejected.len(), 1);
-                            batch
-                        })
-                    },
-                );
-            }
-
-            // Independent messages: proposals of different blocks, clock messages and votes
-            // of different blocks, by different signers.
-            let mut group = c.benchmark_group(concat!($prefix, "::batch_verify_independent"));
-            let (_, _, voters) = v::seeded_committee("bench", 1, 1, 100, NET, VoteCounting::Seat);
-            for &m in &INDEPENDENT {
-                let msgs: Vec<[u8; 32]> = (0..m)
-                    .map(|i| Hash::of(&(i as u64).to_le_bytes()).0)
-                    .collect();
-                let domains = [Domain::Proposal, Domain::Vote, Domain::Clock];
-                let sigs: Vec<_> = (0..m)
-                    .map(|i| voters[i % voters.len()].sign(domains[i % 3], NET, &msgs[i]))
-                    .collect();
-                let items: Vec<BatchItem<'_>> = (0..m)
-                    .map(|i| BatchItem {
-                        public_key: voters[i % voters.len()].public_key(),
-                        domain: domains[i % 3],
-                        msg: &msgs[i],
-                        signature: &sigs[i],
+            // With K > 1 the votes of consecutive blocks interleave in one verify batch.
+            let next = BlockSn::new(1, 1, 21);
+            let next_hash = Hash::of(b"block (1,1,21)");
+            let mixed: Vec<Vote> = votes_on(&voters, sn, hash)
+                .into_iter()
+                .zip(votes_on(&voters, next, next_hash))
+                .flat_map(|(a, b)| [a, b])
+                .collect();
+            c.bench_function(
+                concat!($prefix, "::verifier::vote_batch_two_blocks/voters=100"),
+                |b| {
+                    b.iter(|| {
+                        let r = verifier.verify_votes(mixed.clone());
+                        assert!(r.iter().all(|r| r.is_ok()));
+                        r
                     })
-                    .collect();
+                },
+            );
+
+            let mut forged = votes_on(&voters, sn, hash);
+            forged[100 / 3].signature = proposers[0].sign(Domain::Vote, NET, &hash.0);
+            c.bench_function(
+                concat!($prefix, "::verifier::bisection_one_bad/voters=100"),
+                |b| {
+                    b.iter(|| {
+                        let r = verifier.verify_votes(forged.clone());
+                        assert_eq!(r.iter().filter(|r| r.is_err()).count(), 1);
+                        r
+                    })
+                },
+            );
+
+            let mut group = c.benchmark_group(concat!($prefix, "::verifier::notarization"));
+            for &n in &NOTARIZATION {
+                let (_, committees, proposers, voters) = fixture(n);
+                let (signers, signature) = aggregate_all(
+                    scheme.as_ref(),
+                    &proposers[0],
+                    &voters,
+                    Domain::Vote,
+                    &hash.0,
+                );
+                let nota = Notarization {
+                    sn,
+                    block_hash: hash,
+                    proposer_idx: 0,
+                    signers,
+                    signature,
+                };
                 group.bench_with_input(
-                    BenchmarkId::from_parameter(format!("messages={m}")),
-                    &items,
-                    |b, items| b.iter(|| assert!(scheme.verify_batch(NET, items))),
+                    BenchmarkId::from_parameter(format!("voters={n}")),
+                    &nota,
+                    |b, nota| {
+                        b.iter(|| {
+                            fresh(&committees)
+                                .check_notarization(black_box(nota))
+                                .expect("valid")
+                        })
+                    },
                 );
             }
             group.finish();
+
+            let epoch = Epoch::new(1, 2);
+            let (signers, signature) = aggregate_all(
+                scheme.as_ref(),
+                &proposers[0],
+                &voters,
+                Domain::Clock,
+                &epoch.signing_bytes(),
+            );
+            let cnota = ClockNotarization {
+                epoch,
+                proposer_idx: 0,
+                signers,
+                signature,
+            };
+            c.bench_function(
+                concat!($prefix, "::verifier::clock_notarization/voters=100"),
+                |b| {
+                    b.iter(|| {
+                        fresh(&committees)
+                            .check_clock_notarization(black_box(&cnota))
+                            .expect("valid")
+                    })
+                },
+            );
+
+            // A proposal at s > K embeds nota(s - K) (N-3), which every node has usually
+            // verified already when it was broadcast.
+            let (signers, signature) = aggregate_all(
+                scheme.as_ref(),
+                &proposers[0],
+                &voters,
+                Domain::Vote,
+                &hash.0,
+            );
+            let embedded = Notarization {
+                sn,
+                block_hash: hash,
+                proposer_idx: 0,
+                signers,
+                signature,
+            };
+            let b = block(BlockSn::new(1, 1, 22), vec![embedded.clone()]);
+            let primary: &Committee = &committee;
+            assert_eq!(primary.primary(b.sn().epoch).id, proposers[0].node_id());
+            let proposal = Message::Proposal(Proposal {
+                proposer: proposers[0].node_id(),
+                signature: proposers[0].sign(Domain::Proposal, NET, &b.hash().0),
+                block: b,
+            });
+            let warm = fresh(&committees);
+            warm.check_notarization(&embedded).expect("valid");
+            c.bench_function(concat!($prefix, "::verifier::proposal"), |b| {
+                b.iter(|| warm.verify(black_box(proposal.clone())).expect("valid"))
+            });
+            c.bench_function(
+                concat!($prefix, "::verifier::proposal_unseen_notarization"),
+                |b| {
+                    b.iter(|| {
+                        fresh(&committees)
+                            .verify(black_box(proposal.clone()))
+                            .expect("valid")
+                    })
+                },
+            );
         }
     };
 }

@@ -10,15 +10,32 @@
 //!
 //! Verification is pure and thread-safe, so the node runs it on a worker pool and the
 //! simulator inline.
+//!
+//! This is the one home of the signature rules; the signature scheme (pala-crypto for
+//! BLS) only provides primitives: sign, verify, aggregate, fast-aggregate verify against
+//! prepared committee keys, random-linear-combination batches.
+//!
+//! | rules | file |
+//! |---|---|
+//! | V-3 proposals, PV-3 single votes, E-4 clock messages, D-12/D-14 quorum signatures, C-8 sync prefixes | `verify.rs` |
+//! | PV-2/PV-3 vote batches: one aggregate per block, bisection on failure | `verify/votes.rs` |
+//! | section 0.1 item 1, D-7, D-8, D-16 committee admission (proofs of possession) | `verify/committee.rs` |
+//! | the memory of recently verified quorum signatures (N-3 repeats) | `verify/recent.rs` |
 
-use crate::fasthash::{FastHasher, FastMap};
+mod committee;
+mod recent;
+mod votes;
+
+pub use committee::{validate_committee, CommitteeError};
+
+use crate::fasthash::FastMap;
 use pala_types::{
     Block, ClockMessage, ClockNotarization, Committee, Domain, Message, NodeId, Notarization,
     NotarizedBlock, PreparedKeys, Proposal, PublicKey, Session, Signature, SignatureScheme,
     SignerBitmap, Vote,
 };
+use recent::RecentQuorumSigs;
 use std::collections::BTreeMap;
-use std::hash::Hasher;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -176,92 +193,6 @@ impl Committees {
     }
 }
 
-/// How many recently verified quorum signatures a verifier remembers. The repeat of a
-/// notarization comes within the same round trip (the proposer sends nota(s) and then
-/// block s+K that embeds it), so a few slots suffice.
-const RECENT_SLOTS: usize = 16;
-/// Longest message and signature kept inline in a slot (block hashes, epochs; BLS
-/// `min_sig` and insecure signatures); anything longer is simply not remembered.
-const RECENT_MSG_LEN: usize = 32;
-const RECENT_SIG_LEN: usize = 48;
-
-/// A quorum signature (notarization or clock notarization) that verified, with the
-/// committee it verified against. Message and signature are stored inline: the
-/// lookup runs for every notarization at every node and pointer chasing dominated it.
-struct RecentQuorumSig {
-    committee: Arc<Committee>,
-    domain: Domain,
-    proposer_idx: u16,
-    msg_len: u8,
-    msg: [u8; RECENT_MSG_LEN],
-    sig_len: u8,
-    sig: [u8; RECENT_SIG_LEN],
-    signers: SignerBitmap,
-}
-
-impl RecentQuorumSig {
-    fn new(
-        committee: &Arc<Committee>,
-        domain: Domain,
-        msg: &[u8],
-        proposer_idx: u16,
-        signers: &SignerBitmap,
-        signature: &Signature,
-    ) -> Option<Self> {
-        if msg.len() > RECENT_MSG_LEN || signature.0.len() > RECENT_SIG_LEN {
-            return None;
-        }
-        let mut r = RecentQuorumSig {
-            committee: committee.clone(),
-            domain,
-            proposer_idx,
-            msg_len: msg.len() as u8,
-            msg: [0; RECENT_MSG_LEN],
-            sig_len: signature.0.len() as u8,
-            sig: [0; RECENT_SIG_LEN],
-            signers: signers.clone(),
-        };
-        r.msg[..msg.len()].copy_from_slice(msg);
-        r.sig[..signature.0.len()].copy_from_slice(&signature.0);
-        Some(r)
-    }
-
-    fn matches(
-        &self,
-        committee: &Arc<Committee>,
-        domain: Domain,
-        msg: &[u8],
-        proposer_idx: u16,
-        signers: &SignerBitmap,
-        signature: &Signature,
-    ) -> bool {
-        self.msg[..self.msg_len as usize] == *msg
-            && self.sig[..self.sig_len as usize] == *signature.0
-            && self.domain == domain
-            && self.proposer_idx == proposer_idx
-            && Arc::ptr_eq(&self.committee, committee)
-            && self.signers == *signers
-    }
-}
-
-/// Recently verified quorum signatures, direct-mapped by message. Every voter sees
-/// each notarization twice, broadcast on its own and embedded in the block K later;
-/// with BLS the second check was a fifth of all CPU time. A hit requires every input
-/// (committee, domain, message, proposer, signer bitmap, signature) to be equal, so it
-/// answers exactly what verifying again would.
-struct RecentQuorumSigs {
-    slots: Vec<Option<RecentQuorumSig>>,
-}
-
-impl RecentQuorumSigs {
-    fn slot(domain: Domain, msg: &[u8]) -> usize {
-        let mut h = FastHasher::default();
-        h.write_u8(domain as u8);
-        h.write(msg);
-        h.finish() as usize % RECENT_SLOTS
-    }
-}
-
 /// Checks signatures of incoming messages against the installed committees.
 ///
 /// Clones share one small cache of verified quorum signatures (a clone serves the same
@@ -282,9 +213,7 @@ impl MessageVerifier {
             scheme,
             network_id,
             committees,
-            recent: Arc::new(Mutex::new(RecentQuorumSigs {
-                slots: (0..RECENT_SLOTS).map(|_| None).collect(),
-            })),
+            recent: Arc::new(Mutex::new(RecentQuorumSigs::new())),
         }
     }
 
@@ -355,70 +284,19 @@ impl MessageVerifier {
         Ok(Verified::new(msg))
     }
 
-    /// Verifies many votes, aggregating those of the same block and checking each
-    /// aggregate once; bad votes are found by bisection only when an aggregate fails
-    /// (PV-3). Results are in input order.
-    pub fn verify_votes(&self, votes: Vec<Vote>) -> Vec<Result<Verified<Vote>, VerifyError>> {
-        let mut results: Vec<Result<(), VerifyError>> = votes.iter().map(|_| Ok(())).collect();
-        let mut groups: BTreeMap<(pala_types::BlockSn, pala_types::Hash), Vec<usize>> =
-            BTreeMap::new();
-        for (i, v) in votes.iter().enumerate() {
-            match self.voter_key(v.sn.epoch.session, &v.voter) {
-                Ok(_) => groups.entry((v.sn, v.block_hash)).or_default().push(i),
-                Err(e) => results[i] = Err(e),
-            }
-        }
-        let mut bad = Vec::new();
-        for ((_, hash), idxs) in groups {
-            self.bisect(&votes, &idxs, &hash.0, &mut bad);
-        }
-        for i in bad {
-            results[i] = Err(VerifyError::BadSignature("vote"));
-        }
-        votes
-            .into_iter()
-            .zip(results)
-            .map(|(v, r)| r.map(|()| Verified::new(v)))
-            .collect()
-    }
-
-    fn bisect(&self, votes: &[Vote], idxs: &[usize], msg: &[u8], bad: &mut Vec<usize>) {
-        if idxs.is_empty() {
-            return;
-        }
-        let sigs: Vec<_> = idxs.iter().map(|&i| &votes[i].signature).collect();
-        let keys: Vec<_> = idxs
-            .iter()
-            .map(|&i| {
-                self.voter_key(votes[i].sn.epoch.session, &votes[i].voter)
-                    .expect("checked")
-            })
-            .collect();
-        let ok = match self.scheme.aggregate(&sigs) {
-            Some(agg) => {
-                self.scheme
-                    .verify_same_message(&keys, Domain::Vote, self.network_id, msg, &agg)
-            }
-            None => false,
-        };
-        if ok {
-            return;
-        }
-        if idxs.len() == 1 {
-            bad.push(idxs[0]);
-            return;
-        }
-        let (a, b) = idxs.split_at(idxs.len() / 2);
-        self.bisect(votes, a, msg, bad);
-        self.bisect(votes, b, msg, bad);
-    }
-
-    fn voter_key(&self, session: Session, id: &NodeId) -> Result<&PublicKey, VerifyError> {
+    /// Position of voter `id` in the voter list of `session` (PV-3: votes and clock
+    /// messages count only from voters of their session).
+    fn voter_position(&self, session: Session, id: &NodeId) -> Result<usize, VerifyError> {
         let sk = self.committees.keys(session)?;
         sk.voter_index
             .get(id)
-            .map(|&i| &sk.committee.voters[i].public_key)
+            .copied()
             .ok_or(VerifyError::NotAMember("voter"))
+    }
+
+    fn voter_key(&self, session: Session, id: &NodeId) -> Result<&PublicKey, VerifyError> {
+        let i = self.voter_position(session, id)?;
+        Ok(&self.committees.keys(session)?.committee.voters[i].public_key)
     }
 
     fn check_proposal(&self, p: &Proposal) -> Result<(), VerifyError> {
@@ -546,10 +424,9 @@ impl MessageVerifier {
             .proposers
             .get(proposer_idx as usize)
             .ok_or(VerifyError::ProposerIndex(proposer_idx))?;
-        let slot = RecentQuorumSigs::slot(domain, msg);
-        if self.recent().slots[slot]
-            .as_ref()
-            .is_some_and(|r| r.matches(c, domain, msg, proposer_idx, signers, sig))
+        if self
+            .recent()
+            .contains(c, domain, msg, proposer_idx, signers, sig)
         {
             return Ok(());
         }
@@ -563,9 +440,8 @@ impl MessageVerifier {
         ) {
             return Err(VerifyError::BadSignature(what));
         }
-        if let Some(r) = RecentQuorumSig::new(c, domain, msg, proposer_idx, signers, sig) {
-            self.recent().slots[slot] = Some(r);
-        }
+        self.recent()
+            .remember(c, domain, msg, proposer_idx, signers, sig);
         Ok(())
     }
 }

@@ -1,11 +1,14 @@
 //! BLS12-381 signatures for PaLa, through blst.
 //!
-//! What the node needs from its signature layer, and nothing the protocol core should
-//! know about: keys and key files, the [`pala_types::Signer`] and
-//! [`pala_types::SignatureScheme`] implementations, committee validation with proofs of
-//! possession, notarization building and verification with the D-12 fixes, same-message
-//! vote batches with bisection, and random-linear-combination batches of independent
-//! messages.
+//! The primitives the node's signature rules are built on, and nothing the protocol core
+//! should know about: keys and key files, signing, the [`pala_types::Signer`] and
+//! [`pala_types::SignatureScheme`] implementations (aggregation, fast-aggregate verify
+//! against prepared committee keys, random-linear-combination batches of independent
+//! messages) and the handshake signature.
+//!
+//! The rules themselves (who may sign what, quorums, the D-12 checks of notarizations,
+//! vote batches with bisection, committee admission with proofs of possession) live in
+//! one place, the node's verifier: `pala_core::verify`.
 //!
 //! Both blst variants are compiled: [`min_pk`] (keys in G1, signatures in G2) and
 //! [`min_sig`] (keys in G2, signatures in G1). The crate root re-exports the one the node
@@ -23,10 +26,7 @@ pub mod handshake;
 pub mod hex;
 mod keyfile;
 
-pub use error::{
-    BuildError, CommitteeError, HandshakeError, IdentityError, KeyFileError, VerifyError,
-    VoteRejection,
-};
+pub use error::{HandshakeError, IdentityError, KeyFileError};
 pub use handshake::HandshakeSignature;
 pub use keyfile::SECRET_HEX_LEN;
 
@@ -60,7 +60,6 @@ pub mod min_sig {
 
 // The variant the node uses; see perf/crypto.md for the measurements.
 pub use min_sig::{
-    seeded_committee, validate_committee, validate_committee_with, BatchTarget, BlsPreparedKeys,
-    BlsScheme, BlsSigner, CommitteeKeys, PublicIdentity, RejectedVote, SecretKey, VoteBatch,
+    seeded_committee, BlsPreparedKeys, BlsScheme, BlsSigner, PublicIdentity, SecretKey,
     PUBLIC_KEY_LEN, SCHEME_NAME, SIGNATURE_LEN,
 };

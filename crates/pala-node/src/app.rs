@@ -346,8 +346,7 @@ impl Application for KvStore {
             let nid = self
                 .network_id
                 .ok_or("committee changes are not accepted by this store")?;
-            return pala_crypto::validate_committee(&c, nid)
-                .map(|_| ())
+            return pala_core::verify::validate_committee(&pala_crypto::BlsScheme::new(), &c, nid)
                 .map_err(|e| format!("committee change is invalid: {e}"));
         }
         KvTx::decode(tx).map(|_| ())

@@ -3,7 +3,8 @@
 
 use crate::config::{Config, HttpSection, NetworkSection, NodeSection};
 use anyhow::{bail, Context, Result};
-use pala_crypto::{validate_committee, BlsSigner, PublicIdentity};
+use pala_core::verify::validate_committee;
+use pala_crypto::{BlsScheme, BlsSigner, PublicIdentity};
 use pala_types::{Block, Committee, Member, VoteCounting};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -147,7 +148,7 @@ impl GenesisFile {
             voters,
             counting: VoteCounting::Seat,
         };
-        validate_committee(&committee, self.network_id)
+        validate_committee(&BlsScheme::new(), &committee, self.network_id)
             .map_err(|e| anyhow::anyhow!("genesis {prefix}committee is invalid: {e}"))?;
         Ok(committee)
     }
