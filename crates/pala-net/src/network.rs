@@ -1,7 +1,7 @@
 //! Executors, connections and the peer registry.
 //!
 //! Executor 0 runs the coordinator (the only owner of the peer registry, so the duplicate
-//! rule and routing need no locks), the listener and the heartbeat ticker. Every executor
+//! rule and routing need no locks), and the listener. Every executor
 //! runs connection tasks handed to it round-robin: accepted sockets and dial loops. Each
 //! connection owns its TLS stream; it reads frames and pushes `(peer, Message)` to the user
 //! and writes frames from its own bounded queue.
@@ -87,8 +87,6 @@ pub enum NetEvent {
         /// Why.
         reason: HandshakeFailure,
     },
-    /// Time to send a status to every peer (W-6); dropped when the event queue is full.
-    HeartbeatDue,
 }
 
 /// What the user asks of the layer.
@@ -536,9 +534,6 @@ async fn executor_main(
             stop_tx,
         ))
         .detach();
-        if !shared.cfg.heartbeat_interval.is_zero() {
-            spawn(Box::pin(heartbeat(shared.clone())));
-        }
         let _ = started.send(listen_result);
     }
     while let Ok(job) = jobs.recv_async().await {
@@ -566,22 +561,6 @@ async fn executor_main(
     let deadline = Instant::now() + Duration::from_secs(2);
     while live.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-async fn heartbeat(shared: Arc<Shared>) {
-    loop {
-        glommio::timer::sleep(shared.cfg.heartbeat_interval).await;
-        match shared.events.try_send(NetEvent::HeartbeatDue) {
-            Ok(()) => {}
-            Err(flume::TrySendError::Full(_)) => {
-                shared
-                    .metrics
-                    .heartbeat_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            Err(flume::TrySendError::Disconnected(_)) => return,
-        }
     }
 }
 
