@@ -122,6 +122,7 @@ impl Cluster {
                         Output::RequestPayload { sn } => work.push_back(Input::Payload {
                             sn,
                             txs: vec![vec![0x5a; 256]],
+                            timestamp_ms: tick,
                         }),
                         Output::Finalized { .. } if i == 0 => fin += 1,
                         _ => {}

@@ -776,7 +776,14 @@ impl Proposer {
                     // status broadcast), so voters see it one handling round earlier.
                     let tick = self.shared.tick(Instant::now());
                     let txs = self.payload.clone();
-                    let outs = self.node.handle(tick, Input::Payload { sn, txs });
+                    let outs = self.node.handle(
+                        tick,
+                        Input::Payload {
+                            sn,
+                            txs,
+                            timestamp_ms: tick,
+                        },
+                    );
                     for o in outs.into_iter().rev() {
                         work.push_front(o);
                     }

@@ -1,8 +1,11 @@
 //! Protocol parameters (PROTOCOL.md section 11; section 0.1 item 12: every timer is
 //! configurable and an input to the core).
 
-/// Virtual or real time in milliseconds. The core never reads a clock: every input
-/// carries the current `Tick`.
+/// A monotonic millisecond count (virtual time in the simulator; the driver chooses the
+/// origin). The core never reads a clock: every input carries the current `Tick`, and
+/// the core only measures timeouts with it. It must never go backwards, so a driver
+/// derives it from a monotonic clock, never from the wall clock; block timestamps come
+/// separately with [`crate::Input::Payload`].
 pub type Tick = u64;
 
 use pala_types::{Committee, Session};

@@ -46,6 +46,10 @@ pub enum Input {
         sn: BlockSn,
         /// Opaque transactions.
         txs: Vec<Vec<u8>>,
+        /// Wall-clock milliseconds since the Unix epoch, for the block's timestamp
+        /// (D-6); the core stamps `max(parent's timestamp, timestamp_ms)`. Unlike
+        /// [`Tick`], this clock may step; the core never times anything with it.
+        timestamp_ms: u64,
     },
 }
 

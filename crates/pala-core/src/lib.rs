@@ -10,7 +10,9 @@
 //! - [`Output::SetTimer`] replaces the previous deadline of that timer kind; the driver
 //!   answers with [`Input::Timer`]. Stale firings are ignored.
 //! - [`Output::RequestPayload`] asks for transactions; the driver answers with
-//!   [`Input::Payload`] (immediately or after filling a block).
+//!   [`Input::Payload`] (immediately or after filling a block), carrying the wall-clock
+//!   time for the block's timestamp.
+//! - `now` is a monotonic [`Tick`]: timers never depend on the wall clock.
 //! - [`Output::Finalized`] delivers finalized blocks exactly once, in chain order.
 //!
 //! Messages reach the core only as [`Verified`] values from [`MessageVerifier`]; the core
@@ -32,6 +34,7 @@ pub mod config;
 mod fasthash;
 pub mod io;
 pub mod node;
+mod role;
 pub mod verify;
 
 pub use chain::rewind_finalized;
@@ -40,4 +43,5 @@ pub use config::Mutation;
 pub use config::{CoreConfig, Tick};
 pub use io::{BlockArchive, Input, NoArchive, Output, Record, Recovered, TimerKind};
 pub use node::{serve_fresher_head, Counters, InsertError, Node, NodeParams};
+pub use role::Role;
 pub use verify::{Committees, MessageVerifier, Verified, VerifyError};

@@ -3,6 +3,7 @@
 use crate::chain::{Attach, Chain};
 use crate::config::{CoreConfig, Tick};
 use crate::io::{BlockArchive, Input, Output, Record, Recovered, TimerKind};
+use crate::role::Role;
 use crate::verify::Committees;
 use pala_types::{
     Block, BlockHeader, BlockSn, ClockMessage, ClockNotarization, Committee, ConsensusInfo, Domain,
@@ -130,6 +131,9 @@ pub struct Node {
     // Proposer.
     production: Option<Production>,
     gate_started: Option<Tick>,
+    /// The newest wall-clock time a driver supplied with a payload, for blocks the core
+    /// seals without asking for one (C-2).
+    wall_clock_ms: u64,
     votes: BTreeMap<BlockSn, VoteCollector>,
     unnotarized: BTreeMap<BlockSn, Proposal>,
     clocks: BTreeMap<usize, ClockMessage>,
@@ -245,6 +249,7 @@ impl Node {
             last_clock: None,
             production: None,
             gate_started: None,
+            wall_clock_ms: 0,
             votes: BTreeMap::new(),
             unnotarized: BTreeMap::new(),
             clocks: BTreeMap::new(),
@@ -304,6 +309,21 @@ impl Node {
     pub fn config(&self) -> &CoreConfig {
         &self.cfg
     }
+    /// The installed committees: the core's own copy, which only it changes (C-3, C-5).
+    pub fn committees(&self) -> &Committees {
+        &self.committees
+    }
+    /// This node's role in the session of its local epoch.
+    pub fn role(&self) -> Role {
+        self.role_in(self.epoch.session)
+    }
+    /// This node's role in `session`; a follower when that session's committee is
+    /// not installed.
+    pub fn role_in(&self, session: Session) -> Role {
+        self.committees
+            .get(session)
+            .map_or(Role::Follower, |c| Role::in_committee(c, &self.me))
+    }
     /// The node's status as sent to peers (D-15).
     pub fn status(&self) -> Status {
         Status {
@@ -353,7 +373,8 @@ impl Node {
 
     // ------------------------------------------------------------------ driver
 
-    /// Handles one input at time `now` and returns the outputs to execute in order.
+    /// Handles one input at time `now` (a monotonic millisecond count, see [`Tick`]) and
+    /// returns the outputs to execute in order.
     pub fn handle(&mut self, now: Tick, input: Input) -> Vec<Output> {
         self.now = self.now.max(now);
         match input {
@@ -369,7 +390,11 @@ impl Node {
                 self.on_message(from, msg)
             }
             Input::Timer(kind) => self.on_timer(kind),
-            Input::Payload { sn, txs } => self.on_payload(sn, txs),
+            Input::Payload {
+                sn,
+                txs,
+                timestamp_ms,
+            } => self.on_payload(sn, txs, timestamp_ms),
         }
         self.settle();
         std::mem::take(&mut self.out)
@@ -1325,7 +1350,7 @@ impl Node {
         let sn = BlockSn::at(epoch, s);
         if self.after_stop_block(sn) {
             // C-2: no user transactions after the stop block: seal right away.
-            if !self.seal(sn, Vec::new()) {
+            if !self.seal(sn, Vec::new(), self.wall_clock_ms) {
                 self.production = None;
             }
             self.retry_pending = true;
@@ -1436,7 +1461,8 @@ impl Node {
         true
     }
 
-    fn on_payload(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>) {
+    fn on_payload(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>, timestamp_ms: u64) {
+        self.wall_clock_ms = self.wall_clock_ms.max(timestamp_ms);
         let Some(prod) = &self.production else { return };
         if !prod.awaiting_payload
             || BlockSn::at(prod.epoch, prod.next_s) != sn
@@ -1445,13 +1471,15 @@ impl Node {
             return;
         }
         self.production.as_mut().expect("checked").awaiting_payload = false;
-        if !self.seal(sn, txs) {
+        if !self.seal(sn, txs, timestamp_ms) {
             self.production = None;
         }
     }
 
-    /// N-3, N-4: builds, stores, signs and broadcasts block `sn`.
-    fn seal(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>) -> bool {
+    /// N-3, N-4: builds, stores, signs and broadcasts block `sn`, stamped with the
+    /// driver's wall-clock `timestamp_ms`, but never earlier than its parent, so that
+    /// timestamps along a chain never decrease even when a proposer's clock is behind.
+    fn seal(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>, timestamp_ms: u64) -> bool {
         if self.chain.get(sn).is_some() {
             return false; // never a second block at one sn
         }
@@ -1496,7 +1524,7 @@ impl Node {
                 parent_hash: parent.hash(),
                 height: parent.height() + 1,
                 session_offset,
-                timestamp_ms: self.now,
+                timestamp_ms: timestamp_ms.max(parent.header.timestamp_ms),
             },
             txs,
             info,

@@ -201,3 +201,33 @@ fn first_finalization_past_the_stop_block_reconfigures() {
     assert_eq!(n.finalized(), BlockSn::new(1, 1, 6));
     assert_eq!(n.epoch(), Epoch::new(2, 1), "reconfiguration began");
 }
+
+/// R-1 across C-3: once the stop block is final, the role is the one of the new session's
+/// committee, which the core installed itself.
+#[test]
+fn r1_role_changes_with_the_committee_installed_at_reconfiguration() {
+    let mut f = fixture(true);
+    let c2 = f.cfg.schedule.get_mut(&2).expect("scheduled");
+    c2.voters.pop(); // node 4 leaves
+    c2.proposers.push(f.committee.voters[1].clone()); // node 3 also proposes
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let refs: Vec<&Arc<Block>> = c1.iter().collect();
+    let mut roles = Vec::new();
+    for i in [1, 3, 4] {
+        let mut n = f.node(i);
+        let before = (n.role(), n.role_in(2));
+        f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+        assert_eq!(n.epoch(), Epoch::new(2, 1), "reconfiguration began");
+        assert!(n.committees().get(2).is_some(), "C-3 installed session 2");
+        roles.push((before, n.role_in(1), n.role()));
+    }
+    use Role::*;
+    assert_eq!(
+        roles,
+        [
+            ((Proposer, Follower), Proposer, Proposer),
+            ((Voter, Follower), Voter, Proposer),
+            ((Voter, Follower), Voter, Follower),
+        ]
+    );
+}

@@ -367,11 +367,13 @@ fn t24_t25_late_votes_and_invalid_votes() {
     p.input(Input::Payload {
         sn: sn1,
         txs: vec![],
+        timestamp_ms: 0,
     });
     let sn2 = p.pending_payload.remove(0);
     p.input(Input::Payload {
         sn: sn2,
         txs: vec![],
+        timestamp_ms: 0,
     });
     let b1 = p.node.chain().block(sn1).unwrap().clone();
     // T-25: a vote from a non-member is rejected by the verifier and changes nothing.
@@ -405,6 +407,7 @@ fn t24_t25_late_votes_and_invalid_votes() {
     let outs = p.input(Input::Payload {
         sn: p.pending_payload[0],
         txs: vec![],
+        timestamp_ms: 0,
     });
     let b3 = outs
         .iter()
@@ -762,4 +765,70 @@ fn t9_epoch_is_persisted_with_its_proof_never_regresses_and_serves_older_session
         })
         .unwrap();
     assert_eq!(resp.clock.map(|c| c.epoch), Some(Epoch::new(1, 3)));
+}
+
+/// D-6: a block carries the driver's wall-clock time, never the monotonic tick, and never
+/// a time before its parent's, even when the proposer's wall clock steps back.
+#[test]
+fn block_timestamp_is_the_wall_clock_but_never_before_the_parent() {
+    let f = Fixture::new(1, 3, 2);
+    let mut p = Solo::new(f.node(0));
+    p.auto_payload = false;
+    p.input(Input::Start);
+    for i in 1..=3 {
+        p.input(Input::PeerConnected(f.id(i)));
+        p.deliver(&f, i, Message::Status(Status::default()));
+    }
+    p.advance(20);
+    let seal = |p: &mut Solo, timestamp_ms: u64| {
+        let sn = p.pending_payload.remove(0);
+        p.input(Input::Payload {
+            sn,
+            txs: vec![],
+            timestamp_ms,
+        });
+        p.node.chain().block(sn).expect("sealed").clone()
+    };
+    let b1 = seal(&mut p, 5_000);
+    assert_eq!(
+        b1.header.timestamp_ms, 5_000,
+        "the wall clock, not the tick"
+    );
+    let b2 = seal(&mut p, 3_000);
+    assert_eq!(
+        b2.header.timestamp_ms, 5_000,
+        "a wall clock stepped back is raised to the parent's timestamp"
+    );
+    p.deliver(&f, 1, Message::Vote(f.vote(1, &b1)));
+    p.deliver(&f, 2, Message::Vote(f.vote(2, &b1)));
+    let b3 = seal(&mut p, 9_000);
+    assert_eq!(b3.sn(), sn(1, 1, 3));
+    assert_eq!(b3.header.timestamp_ms, 9_000);
+    assert!(p.now < 1_000, "the tick stayed far from every timestamp");
+}
+
+/// the role comes from the local session's installed committee; a node holding both
+/// keys counts as a proposer, and a session without an installed committee means follower.
+#[test]
+fn r1_role_from_the_committees_the_core_holds() {
+    let f = Fixture::with_roles(2, 3, 2, &[(1, 2)]);
+    let roles: Vec<Role> = (0..5).map(|i| f.node(i).role()).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::Proposer,
+            Role::Proposer, // also voter 2
+            Role::Proposer, // the same key as node 1
+            Role::Voter,
+            Role::Voter
+        ]
+    );
+    let mut params = f.params(0, Arc::new(NoArchive));
+    params.signer = Arc::new(InsecureTestScheme::new().keypair(99));
+    assert_eq!(Node::new(params).role(), Role::Follower, "in no committee");
+    let n = f.node(3);
+    assert_eq!(n.role_in(1), n.role());
+    assert_eq!(n.role_in(2), Role::Follower, "session 2 is not installed");
+    assert_eq!(n.committees().get(1).map(|c| c.session), Some(1));
+    assert!(n.committees().get(2).is_none());
 }

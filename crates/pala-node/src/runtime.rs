@@ -1196,7 +1196,11 @@ impl ConsensusStage {
         let txs = pool.take(b.max_txs, b.max_bytes);
         drop(pool);
         self.payload = None;
-        self.local.push_back(Input::Payload { sn, txs });
+        self.local.push_back(Input::Payload {
+            sn,
+            txs,
+            timestamp_ms: unix_ms(),
+        });
     }
 
     fn feed(&mut self, input: Input) {

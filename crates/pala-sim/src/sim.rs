@@ -681,7 +681,14 @@ impl Sim {
                         .chain(std::iter::repeat(0u8))
                         .take(self.cfg.payload_bytes.max(1))
                         .collect()];
-                    self.feed(node, Input::Payload { sn, txs });
+                    self.feed(
+                        node,
+                        Input::Payload {
+                            sn,
+                            txs,
+                            timestamp_ms: self.now,
+                        },
+                    );
                 }
             }
             Ev::Act(a) => self.act(a),
