@@ -48,6 +48,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod driver;
 mod fasthash;
 pub mod io;
 pub mod node;
@@ -58,6 +59,9 @@ pub use chain::rewind_finalized;
 #[cfg(feature = "mutations")]
 pub use config::Mutation;
 pub use config::{CoreConfig, Tick};
+pub use driver::{
+    Driver, DurabilityGate, Durability, Event, Host, Payload, PersistSeq, Released, TimerTable,
+};
 pub use io::{BlockArchive, Input, NoArchive, Output, Record, Recovered, TimerKind};
 pub use node::{serve_fresher_head, Counters, InsertError, Node, NodeParams};
 pub use role::Role;
