@@ -24,13 +24,31 @@
 //! - finalized blocks form one chain that only grows (F-B);
 //! - memory holds only the finalized block and its descendants.
 //!
+//! # Where each rule lives
 //! Rules are cited by their PROTOCOL.md ids (for example `V-5c`) next to the code that
-//! implements them.
+//! implements them. [`Node`] is one type whose `impl` is split by rule group; each file
+//! owns the state its rules need:
+//!
+//! | rules | PROTOCOL.md | file | state it owns |
+//! |---|---|---|---|
+//! | node state, recovery (P-3), input dispatch | 3.1, 9 | `node/mod.rs` | `L`, timers, outputs |
+//! | block insertion N-9, N-10, placement I-2 | 3.6, 4.1 | `node/insertion.rs` | |
+//! | voting V-0..V-7 | 3.3 | `node/voting.rs` | `Voter` |
+//! | votes PV-1..PV-5, notarizations NA-1..NA-6 | 3.4 | `node/notarization.rs` | vote collectors |
+//! | head extension FC-3, finality F-B, F-2 | 3.5, 4.2 | `node/finality.rs` | |
+//! | local epoch, timeouts, clock messages E-1..E-9 | 5 | `node/epochs.rs` | |
+//! | production N-1..N-4 | 3.2 | `node/production.rs` | `Proposer` |
+//! | status and chain sync W-6..W-8 | 7.2 | `node/sync.rs` | `Syncer` |
+//! | reconfiguration C-1..C-8 | 6 | `node/reconfiguration.rs` | `Reconfiguration` |
+//! | the block tree, freshest chain FC-1/FC-2, rewind F-3 | 3.5, 4.2 | `chain.rs` | [`Chain`](chain::Chain) |
+//! | signatures and committees D-12..D-14, R-3 | 1, 2 | `verify.rs` | [`Committees`] |
+//! | roles R-1 | 2 | `role.rs` | |
 
 #![warn(missing_docs)]
 
 pub mod chain;
 pub mod config;
+pub mod driver;
 mod fasthash;
 pub mod io;
 pub mod node;
@@ -41,6 +59,9 @@ pub use chain::rewind_finalized;
 #[cfg(feature = "mutations")]
 pub use config::Mutation;
 pub use config::{CoreConfig, Tick};
+pub use driver::{
+    Driver, DurabilityGate, Durability, Event, Host, Payload, PersistSeq, Released, TimerTable,
+};
 pub use io::{BlockArchive, Input, NoArchive, Output, Record, Recovered, TimerKind};
 pub use node::{serve_fresher_head, Counters, InsertError, Node, NodeParams};
 pub use role::Role;

@@ -1,0 +1,143 @@
+//! Votes and notarizations (PROTOCOL.md section 3.4).
+//!
+//! - **PV-1** Only the primary proposer of the local epoch collects votes, and only for
+//!   blocks of that epoch.
+//! - **PV-2** A vote is recorded only after its signature verified (section 0.1 item 6),
+//!   so a forged vote cannot shadow the genuine one.
+//! - **PV-3** The voter must be in the session's voter list and vote for the stored hash.
+//! - **PV-4** The first quorum is stored and broadcast; late votes keep improving the
+//!   stored notarization, folded in lazily when it is embedded (**PV-5**).
+//! - **NA-1..NA-6** Every node accepts a verified notarization for a stored block whose
+//!   hash matches (NA-1); the chain keeps the one with most votes (NA-2), only on a
+//!   notarized parent (NA-4), moves `head` (NA-5, then finality F-B) and wakes the block
+//!   maker (NA-6).
+
+use super::Node;
+use crate::chain::Attach;
+use crate::io::{Output, Record};
+use pala_types::{BlockSn, Hash, Message, Notarization, SignerBitmap, Vote};
+
+/// The votes the primary proposer collected for one of its blocks (PV-2..PV-5).
+pub(super) struct VoteCollector {
+    hash: Hash,
+    signers: SignerBitmap,
+    aggregate: pala_types::Signature,
+    broadcast: bool,
+    /// Number of signers in the stored notarization (late votes raise `signers` above it).
+    materialized: usize,
+}
+
+impl VoteCollector {
+    /// Collects votes for block `hash` from `voters` voters, starting from the proposer's
+    /// own share of the aggregate (D-12).
+    pub(super) fn new(hash: Hash, voters: usize, own_share: pala_types::Signature) -> Self {
+        VoteCollector {
+            hash,
+            signers: SignerBitmap::new(voters),
+            aggregate: own_share,
+            broadcast: false,
+            materialized: 0,
+        }
+    }
+}
+
+impl Node {
+    /// NA-1..NA-6 for a notarization whose signatures were verified.
+    pub(super) fn add_notarization(&mut self, n: Notarization) -> bool {
+        let Some(hash) = self.chain.hash(n.sn) else {
+            self.count("notarization_unknown_block");
+            return false;
+        };
+        if hash != n.block_hash {
+            self.count("notarization_hash_mismatch");
+            return false;
+        }
+        match self.chain.attach(n.clone()) {
+            Attach::Ignored => false,
+            Attach::Stored => {
+                self.persist(Record::Notarization(n));
+                true
+            }
+            Attach::HeadExtended(old) => {
+                self.persist(Record::Notarization(n));
+                self.on_head_extended(old);
+                true
+            }
+        }
+    }
+
+    /// PV-1..PV-5 for a verified vote.
+    pub(super) fn on_vote(&mut self, v: Vote) {
+        // PV-1
+        if v.sn.epoch != self.epoch || !self.is_primary(self.epoch) {
+            self.count("vote_not_for_me");
+            return;
+        }
+        let Some(c) = self.committee(v.sn.epoch.session) else {
+            return;
+        };
+        let Some(idx) = self.committees.voter_index(v.sn.epoch.session, &v.voter) else {
+            self.count("vote_not_a_voter");
+            return;
+        };
+        let Some(col) = self.proposer.votes.get_mut(&v.sn) else {
+            self.count("vote_unknown_block");
+            return;
+        };
+        if col.hash != v.block_hash {
+            self.count("vote_hash_mismatch");
+            return;
+        }
+        // PV-2: recorded only now that it verified (section 0.1 item 6).
+        if !col.signers.insert(idx) {
+            self.count("vote_duplicate");
+            return;
+        }
+        match self.scheme.aggregate(&[&col.aggregate, &v.signature]) {
+            Some(a) => col.aggregate = a,
+            None => {
+                // A malformed signature cannot be part of an aggregate: undo the insert.
+                let mut s = SignerBitmap::new(col.signers.len());
+                for i in col.signers.iter().filter(|&i| i != idx) {
+                    s.insert(i);
+                }
+                col.signers = s;
+                return;
+            }
+        }
+        let reached = c.is_quorum(&col.signers);
+        let first = !col.broadcast;
+        self.count("votes_received");
+        if reached && first {
+            // PV-4: first quorum -> store and broadcast; late votes are folded in lazily
+            // (materialize_notarization) when the notarization is embedded (PV-5).
+            let n = self.materialize_notarization(v.sn).expect("quorum reached");
+            self.proposer.unnotarized.remove(&v.sn);
+            self.out.push(Output::Broadcast(Message::Notarization(n)));
+        }
+    }
+
+    /// Builds the notarization of `sn` from the collected votes and stores it if it has
+    /// more votes than the stored one.
+    pub(super) fn materialize_notarization(&mut self, sn: BlockSn) -> Option<Notarization> {
+        let c = self.committee(sn.epoch.session)?;
+        let my_idx = c.proposer_index(&self.me)?;
+        let col = self.proposer.votes.get_mut(&sn)?;
+        if !c.is_quorum(&col.signers) {
+            return None;
+        }
+        col.broadcast = true;
+        let n = Notarization {
+            sn,
+            block_hash: col.hash,
+            proposer_idx: my_idx as u16,
+            signers: col.signers.clone(),
+            signature: col.aggregate.clone(),
+        };
+        if col.materialized < n.vote_count() {
+            col.materialized = n.vote_count();
+            self.add_notarization(n.clone());
+        }
+        Some(n)
+    }
+}

@@ -1,0 +1,156 @@
+//! Reconfiguration (PROTOCOL.md section 6).
+//!
+//! - **C-1** The stop block of session S is its block with `session_offset ==
+//!   stop_offset`; the committee of S+1 is the newest valid committee-change transaction
+//!   at or before it (section 0.1 item 11), else the genesis schedule, else the same
+//!   members.
+//! - **C-3** When finality reaches the stop block: install the committee of S+1, persist
+//!   it, set `L := (S+1, 1)` (no clock notarization) and hand back the synced blocks of
+//!   S+1 that could not be verified before (C-8).
+//! - **C-5** When finality reaches session S+1: re-root the tree on the finalized head and
+//!   keep only the committees of the last two sessions.
+//! - **C-7a/b** Between C-3 and C-5 the stop block stays the root of the block tree, so
+//!   branches off it (the new session's) can be inserted and synced.
+
+use super::Node;
+use crate::io::{Output, Record};
+use pala_types::{Block, BlockSn, Committee, Epoch, NodeId, NotarizedBlock, Session};
+use std::collections::BTreeMap;
+
+/// The state of the session change in progress (section 6).
+pub(super) struct Reconfiguration {
+    /// Committees of later sessions fixed in genesis (section 0.1 item 11).
+    pub(super) schedule: BTreeMap<Session, Committee>,
+    /// The finalized stop block while its session's successor is not final yet (C-7a).
+    pub(super) root: Option<BlockSn>,
+    /// The committee named by the latest committee-change transaction of this session.
+    pub(super) next_committee: Option<Committee>,
+    /// Synced blocks of a session whose committee is not installed yet (C-8).
+    pub(super) deferred_blocks: Option<(NodeId, Vec<NotarizedBlock>)>,
+}
+
+impl Node {
+    /// The stop block of the current session on the path from `target` down to the
+    /// finalized chain, if this finalization reaches it.
+    pub(super) fn stop_block_on_path(&self, target: BlockSn) -> Option<BlockSn> {
+        let stop = self.cfg.stop_offset;
+        if stop == 0 {
+            return None;
+        }
+        let session = self.epoch.session;
+        if self
+            .reconfig
+            .root
+            .is_some_and(|r| r.epoch.session == session)
+        {
+            return None; // already finalized
+        }
+        let mut sn = target;
+        loop {
+            let e = self.chain.get(sn)?;
+            let b = &e.block;
+            if b.sn().epoch.session == session && b.header.session_offset == stop {
+                return Some(sn);
+            }
+            if b.sn().epoch.session < session
+                || b.header.session_offset < stop
+                || sn == self.chain.root()
+            {
+                return None;
+            }
+            sn = b.parent_sn();
+        }
+    }
+
+    /// Remembers the newest valid committee-change transaction of the session, in a
+    /// block at or before the stop block (section 0.1 item 11).
+    pub(super) fn note_committee_change(&mut self, block: &Block) {
+        let stop = self.cfg.stop_offset;
+        if stop == 0
+            || block.header.session_offset > stop
+            || block.sn().epoch.session != self.epoch.session
+        {
+            return;
+        }
+        for tx in &block.txs {
+            let Some(parsed) = pala_types::committee::parse_committee_change(tx) else {
+                continue;
+            };
+            match parsed {
+                Ok(c) if self.committee_is_valid(&c) => self.reconfig.next_committee = Some(c),
+                _ => self.count("committee_change_invalid"),
+            }
+        }
+    }
+
+    fn committee_is_valid(&self, c: &Committee) -> bool {
+        !c.voters.is_empty()
+            && !c.proposers.is_empty()
+            && c.voters.iter().chain(&c.proposers).all(|m| {
+                m.id == m.public_key.node_id()
+                    && self.scheme.check_public_key(&m.public_key)
+                    && self.scheme.verify_possession(
+                        &m.public_key,
+                        self.cfg.network_id,
+                        &m.proof_of_possession,
+                    )
+            })
+    }
+
+    /// C-3: the stop block of session S is final.
+    pub(super) fn begin_reconfiguration(&mut self, stop: BlockSn) {
+        let s = stop.epoch.session;
+        let Some(sb) = self.chain.block(stop).cloned() else {
+            return;
+        };
+        self.persist(Record::StopBlock {
+            session: s,
+            sn: stop,
+            height: sb.height(),
+            hash: sb.hash(),
+        });
+        // 1. The committee of S+1: a committee-change transaction, else the genesis
+        //    schedule, else the same members.
+        let mut next = self
+            .reconfig
+            .next_committee
+            .take()
+            .or_else(|| self.reconfig.schedule.get(&(s + 1)).cloned())
+            .or_else(|| self.committee(s).map(|c| (*c).clone()))
+            .expect("the current session has a committee");
+        next.session = s + 1;
+        if self.committee(s + 1).is_none_or(|c| *c != next) {
+            self.committees.install(self.scheme.as_ref(), next.clone());
+            self.persist(Record::Committee(next.clone()));
+        }
+        self.out.push(Output::CommitteeInstalled(
+            self.committee(s + 1).expect("installed"),
+        ));
+        self.reconfig.root = Some(stop);
+        self.count("reconfigurations");
+        // 2-5. L := (S+1, 1) (no clock notarization), stop producing, reset the timer;
+        // the readiness gate of the new primary runs in settle().
+        let first = Epoch::new(s + 1, 1);
+        if self.epoch < first {
+            self.advance_epoch(first, None);
+        }
+        // C-8: blocks of S+1 that arrived too early can be verified now.
+        if let Some((from, blocks)) = self.reconfig.deferred_blocks.take() {
+            self.out.push(Output::Reverify { from, blocks });
+        }
+    }
+
+    /// C-5: the new session has a final block; `new_root` is the finalized head, or the
+    /// next session's stop block when the same step finalized it (T-49).
+    pub(super) fn end_reconfiguration(&mut self, new_root: BlockSn) {
+        self.reconfig.root = None;
+        let fin = self.chain.finalized();
+        self.chain.reroot(new_root);
+        // keep the committees of the last two sessions.
+        self.committees
+            .retain_from(fin.epoch.session.saturating_sub(1).max(1));
+        self.out.push(Output::ReconfigurationEnded {
+            session: fin.epoch.session,
+        });
+    }
+}
