@@ -195,7 +195,7 @@ struct DialTarget {
     cancel: Arc<AtomicBool>,
 }
 
-struct Shared {
+struct Layer {
     cfg: NetConfig,
     ctx: HandshakeContext,
     tls: TlsIdentity,
@@ -214,7 +214,7 @@ struct Shared {
     stop: flume::Receiver<()>,
 }
 
-impl Shared {
+impl Layer {
     fn is_connected(&self, id: &NodeId) -> bool {
         self.connected
             .read()
@@ -283,7 +283,7 @@ impl Network {
         };
         let n = cfg.executors.max(1);
         let placement = cfg.placement.clone();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Layer {
             ctx: HandshakeContext {
                 signer,
                 scheme,
@@ -471,7 +471,7 @@ type Control = (
 );
 
 async fn executor_main(
-    shared: Arc<Shared>,
+    shared: Arc<Layer>,
     jobs: flume::Receiver<Job>,
     senders: Vec<flume::Sender<Job>>,
     control: Option<Control>,
@@ -565,7 +565,7 @@ async fn executor_main(
 }
 
 async fn accept_loop(
-    shared: Arc<Shared>,
+    shared: Arc<Layer>,
     listener: TcpListener,
     executors: Vec<flume::Sender<Job>>,
     off: flume::Receiver<()>,
@@ -606,7 +606,7 @@ pub(crate) async fn with_deadline<F: Future>(d: Duration, f: F) -> Option<F::Out
         .await
 }
 
-fn tune_socket(shared: &Shared, s: &TcpStream) {
+fn tune_socket(shared: &Layer, s: &TcpStream) {
     let _ = s.set_nodelay(true);
     if let Some(idle) = shared.cfg.tcp_keepalive {
         // SAFETY: the descriptor is owned by `s`, which outlives the borrow.
@@ -616,7 +616,7 @@ fn tune_socket(shared: &Shared, s: &TcpStream) {
     }
 }
 
-async fn inbound(shared: Arc<Shared>, stream: TcpStream) {
+async fn inbound(shared: Arc<Layer>, stream: TcpStream) {
     let Ok(addr) = stream.peer_addr() else {
         return;
     };
@@ -649,11 +649,7 @@ enum DialOutcome {
     Ran,
 }
 
-async fn dial_once(
-    shared: &Arc<Shared>,
-    addr: SocketAddr,
-    expected: Option<NodeId>,
-) -> DialOutcome {
+async fn dial_once(shared: &Arc<Layer>, addr: SocketAddr, expected: Option<NodeId>) -> DialOutcome {
     let stream = match with_deadline(shared.cfg.dial_timeout, TcpStream::connect(addr)).await {
         Some(Ok(s)) => s,
         Some(Err(e)) => {
@@ -695,7 +691,7 @@ async fn dial_once(
     }
 }
 
-async fn dial_loop(shared: Arc<Shared>, t: DialTarget) {
+async fn dial_loop(shared: Arc<Layer>, t: DialTarget) {
     let cfg = &shared.cfg;
     let step = cfg.dial_backoff_step.max(Duration::from_millis(1));
     let mut backoff = step;
@@ -734,7 +730,7 @@ async fn dial_loop(shared: Arc<Shared>, t: DialTarget) {
 
 /// Registers a verified connection, runs it, and reports its end.
 async fn run_established<S>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Layer>,
     stream: S,
     peer: NodeId,
     addr: SocketAddr,
@@ -799,7 +795,7 @@ async fn run_established<S>(
 }
 
 async fn connection_io<S>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Layer>,
     stream: S,
     peer: NodeId,
     queue: flume::Receiver<Frame>,
@@ -818,7 +814,7 @@ where
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Layer>,
     rd: &mut R,
     peer: NodeId,
 ) -> CloseReason {
@@ -900,7 +896,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Layer>,
     wr: W,
     queue: flume::Receiver<Frame>,
 ) -> CloseReason {
@@ -977,7 +973,7 @@ fn keep_new(
 }
 
 async fn coordinator(
-    shared: Arc<Shared>,
+    shared: Arc<Layer>,
     commands: flume::Receiver<NetCommand>,
     internal: flume::Receiver<Internal>,
     executors: Vec<flume::Sender<Job>>,

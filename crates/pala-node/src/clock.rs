@@ -101,6 +101,9 @@ mod tests {
         assert!(t1 >= t0, "ticks never go back: {t0} -> {t1}");
         wall.step(600_000);
         assert!(wall.now_ms() > w0 + 299_000);
-        assert!(ticks.now() < t1 + 1_000, "a forward step is not a jump in ticks");
+        assert!(
+            ticks.now() < t1 + 1_000,
+            "a forward step is not a jump in ticks"
+        );
     }
 }

@@ -127,8 +127,7 @@ impl<'a> Membership<'a> {
     /// (in force or scheduled) nor a bootnode keeps its `network.listen` for the
     /// reconfiguration that makes it a proposer (C-3 step 3).
     pub fn listens_at_start(&self, cfg: &Config) -> bool {
-        cfg.listen_addr().is_some()
-            && (cfg.network.serve_followers || self.proposer_of().is_some())
+        cfg.listen_addr().is_some() && (cfg.network.serve_followers || self.proposer_of().is_some())
     }
 
     /// Start-time check: any key is accepted (a key in no committee follows the chain),

@@ -148,7 +148,12 @@ impl MempoolHandle {
 
     /// A block's worth of transactions if the pool can fill a block or `anyway` is set
     /// (the block's wait is over); `None` otherwise.
-    pub fn take_block(&self, max_txs: usize, max_bytes: usize, anyway: bool) -> Option<Vec<Vec<u8>>> {
+    pub fn take_block(
+        &self,
+        max_txs: usize,
+        max_bytes: usize,
+        anyway: bool,
+    ) -> Option<Vec<Vec<u8>>> {
         let mut pool = self.lock();
         (anyway || pool.can_fill(max_txs, max_bytes)).then(|| pool.take(max_txs, max_bytes))
     }

@@ -103,11 +103,11 @@ mod tests {
     use crate::stages::storage;
     use pala_core::chain::Chain;
     use pala_core::serve_fresher_head;
+    use pala_storage::Options;
     use pala_types::{
         BlockHeader, ConsensusInfo, FresherHeadRequest, Member, Notarization, PublicKey, Signature,
         SignerBitmap,
     };
-    use pala_storage::Options;
     use pala_types::{BlockSn, Committee};
 
     fn child(parent: &Block, sn: BlockSn) -> Arc<Block> {

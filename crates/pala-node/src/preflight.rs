@@ -50,4 +50,3 @@ pub fn placement(cpu: i64) -> Placement {
         Placement::Unbound
     }
 }
-

@@ -19,6 +19,7 @@
 use crate::app::KvStore;
 use crate::clock::{SystemClock, Ticks, WallClock};
 use crate::config::Config;
+use crate::fatal::Fatal;
 use crate::genesis::GenesisFile;
 use crate::http::{HttpContext, HttpServer};
 use crate::membership::Membership;
@@ -33,12 +34,13 @@ use crate::stages::consensus::{
 };
 use crate::stages::storage::{self, CommitStats, StorageEvents, StorageStage};
 use crate::stages::verify::{VerifyDeps, VerifyStage};
-use crate::fatal::Fatal;
 use crate::status::{status_board, StatusView};
 use anyhow::{anyhow, bail, Context, Result};
 use pala_core::{Committees, MessageVerifier, Node, NodeParams, Role};
 use pala_crypto::{BlsScheme, BlsSigner};
-use pala_net::{Admission, AdmitAll, CommitteeAdmission, CorePlacement, NetConfig, Network, RateLimits};
+use pala_net::{
+    Admission, AdmitAll, CommitteeAdmission, CorePlacement, NetConfig, Network, RateLimits,
+};
 use pala_storage::{Options, Storage};
 use pala_types::{SignatureScheme, Signer};
 use std::collections::BTreeMap;

@@ -37,7 +37,6 @@ pub struct StatusView {
     pub stopping: bool,
 }
 
-
 impl StatusView {
     /// Whether the node proposes in the session of its local epoch (it keeps a mempool).
     pub fn is_proposer(&self) -> bool {

@@ -140,13 +140,19 @@ fn stepping_the_wall_clock_neither_stops_nor_fires_timers() {
         took < Duration::from_millis(VOTER_TIMEOUT_MS * 4 + 3000),
         "taking over after the clock stepped back took {took:?}"
     );
-    assert!(c.epoch(voter) > epoch_at_stop, "the voters moved to a new epoch");
+    assert!(
+        c.epoch(voter) > epoch_at_stop,
+        "the voters moved to a new epoch"
+    );
     assert_eq!(c.status(other)["producing"].as_bool(), Some(true));
     let top = c.finalized(voter);
     let mut last = stamp_before;
     for h in before_step..=top {
         let ts = c.timestamp(voter, h);
-        assert!(ts >= last, "block time went back at height {h}: {last} -> {ts}");
+        assert!(
+            ts >= last,
+            "block time went back at height {h}: {last} -> {ts}"
+        );
         last = ts;
     }
 
@@ -156,7 +162,11 @@ fn stepping_the_wall_clock_neither_stops_nor_fires_timers() {
     let height = c.finalized(voter);
     clock.step(600_000);
     c.wait_finalized(voter, height + 10, Duration::from_secs(10));
-    assert_eq!(c.epoch(voter), epoch, "a forward step fired a voter timeout");
+    assert_eq!(
+        c.epoch(voter),
+        epoch,
+        "a forward step fired a voter timeout"
+    );
     let ts = c.timestamp(voter, c.finalized(voter));
     assert!(
         ts >= stamp_before + 290_000,

@@ -4,10 +4,10 @@
 use super::ingress::{AppMessage, AppView, ApplicationMailbox};
 use crate::app::{Application, KvStore};
 use crate::clock::WallClock;
+use crate::fatal::Fatal;
 use crate::mempool::MempoolHandle;
 use crate::metrics::Metrics;
 use crate::stages::storage::StorageReader;
-use crate::fatal::Fatal;
 use anyhow::{bail, Context, Result};
 use pala_types::{Block, Hash};
 use std::collections::HashMap;

@@ -283,7 +283,11 @@ impl Loop {
             return;
         }
         let (max_txs, max_bytes) = self.d.block_limits;
-        let Some(txs) = self.d.mempool.take_block(max_txs, max_bytes, now >= deadline) else {
+        let Some(txs) = self
+            .d
+            .mempool
+            .take_block(max_txs, max_bytes, now >= deadline)
+        else {
             return;
         };
         self.host.payload = None;
@@ -376,18 +380,15 @@ impl Loop {
         };
         if self.host.net.try_send(cmd).is_err() {
             let _ = mailbox.tx.try_send(reply(Err(
-                "the network layer did not take the command".into(),
+                "the network layer did not take the command".into()
             )));
             return;
         }
         glommio::spawn_local(async move {
-            let answer = future::or(
-                async { rx.recv_async().await.ok() },
-                async {
-                    glommio::timer::sleep(LISTEN_WAIT).await;
-                    None
-                },
-            )
+            let answer = future::or(async { rx.recv_async().await.ok() }, async {
+                glommio::timer::sleep(LISTEN_WAIT).await;
+                None
+            })
             .await;
             let result = match answer {
                 Some(r) => r.map_err(|e| e.to_string()),

@@ -2,10 +2,10 @@
 //! kit has routed them (persist-before-send is the kit's gate, section 0.1 items 7-8).
 
 use crate::clock::WallClock;
+use crate::fatal::Fatal;
 use crate::metrics::Metrics;
 use crate::persistence::storage_records;
 use crate::stages::storage::{PersistJob, StorageMailbox};
-use crate::fatal::Fatal;
 use pala_core::driver::{Durability, Event, Host, Payload, PersistSeq, Released};
 use pala_core::{MessageVerifier, Tick, Verified};
 use pala_net::NetCommand;

@@ -114,9 +114,7 @@ impl Loop {
             // A committee change queued behind the event applies to it already.
             while let Ok(c) = control.try_recv() {
                 match c {
-                    VerifyControl::Committees(c) => {
-                        self.install(c)
-                    }
+                    VerifyControl::Committees(c) => self.install(c),
                     VerifyControl::Stop => return,
                 }
             }
@@ -137,7 +135,8 @@ impl Loop {
     }
 
     fn install(&mut self, committees: Committees) {
-        self.verifier = MessageVerifier::new(self.deps.scheme.clone(), self.deps.network_id, committees);
+        self.verifier =
+            MessageVerifier::new(self.deps.scheme.clone(), self.deps.network_id, committees);
     }
 
     /// Verifies one batch; returns what goes to consensus, in arrival order.
@@ -220,7 +219,8 @@ impl Loop {
                 match r {
                     Ok(msg) => {
                         count_message(m, &msg);
-                        slots[i] = Some(ConsensusMessage::Input(Input::Message { from: peer, msg }));
+                        slots[i] =
+                            Some(ConsensusMessage::Input(Input::Message { from: peer, msg }));
                     }
                     Err(e) => {
                         m.verify_failures.fetch_add(1, Ordering::Relaxed);
