@@ -534,9 +534,8 @@ fn t59_rate_limit_delays_reads_and_silent_peer_times_out() {
     }
     let mut got = 0;
     while got < 100 && start.elapsed() < T {
-        match p.events().recv_timeout(T) {
-            Ok(NetEvent::Message { .. }) => got += 1,
-            _ => {}
+        if let Ok(NetEvent::Message { .. }) = p.events().recv_timeout(T) {
+            got += 1;
         }
     }
     assert_eq!(got, 100);
