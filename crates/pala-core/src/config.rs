@@ -52,6 +52,9 @@ pub enum Mutation {
     /// The voter ignores V-1 and V-4: a different block at an sn it already stored
     /// replaces the stored one and is voted too.
     IgnoreConflicts,
+    /// The driver kit's durability gate lets the first vote that has to wait for a
+    /// persist go out at once (section 0.1 items 7 and 8).
+    SendBeforePersist,
 }
 
 impl Default for CoreConfig {

@@ -50,6 +50,7 @@
 pub mod chain;
 pub mod config;
 mod counters;
+pub mod driver;
 mod fasthash;
 pub mod io;
 pub mod node;
@@ -61,6 +62,9 @@ pub use chain::rewind_finalized;
 pub use config::Mutation;
 pub use config::{CoreConfig, Tick};
 pub use counters::{CoreEvent, Counters};
+pub use driver::{
+    Driver, DurabilityGate, Durability, Event, Host, Payload, PersistSeq, Released, TimerTable,
+};
 pub use io::{BlockArchive, Input, NoArchive, Output, Record, Recovered, TimerKind};
 pub use node::{serve_fresher_head, InsertError, Node, NodeParams};
 pub use role::Role;

@@ -191,6 +191,11 @@ impl Committees {
     pub fn retain_from(&mut self, keep_from: Session) {
         self.sessions.retain(|s, _| *s >= keep_from);
     }
+
+    /// The installed committees, oldest session first.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Committee>> {
+        self.sessions.values().map(|s| &s.committee)
+    }
 }
 
 /// Checks signatures of incoming messages against the installed committees.

@@ -127,7 +127,6 @@ fn through_layer(message: &Message, count: usize, window: u64) -> Duration {
         network_id: 1,
         listen: listen.then(|| "127.0.0.1:0".parse().unwrap()),
         rate_limits: RateLimits::unlimited(),
-        heartbeat_interval: Duration::ZERO,
         outbound_queue: 4096,
         ..NetConfig::default()
     };

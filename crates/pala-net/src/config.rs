@@ -88,8 +88,6 @@ pub struct NetConfig {
     pub dial_burst: Duration,
     /// Period of redialing after the burst or after a failed handshake (15 s, W-2).
     pub reconnect_period: Duration,
-    /// How often the layer emits [`crate::NetEvent::HeartbeatDue`] (15 s, W-6); zero disables.
-    pub heartbeat_interval: Duration,
     /// TCP keep-alive idle time (150 s); `None` leaves the OS default.
     pub tcp_keepalive: Option<Duration>,
     /// Largest frame payload accepted or sent (64 MiB).
@@ -123,7 +121,6 @@ impl Default for NetConfig {
             dial_backoff_max: Duration::from_secs(2),
             dial_burst: Duration::from_secs(5),
             reconnect_period: Duration::from_secs(15),
-            heartbeat_interval: Duration::from_secs(15),
             tcp_keepalive: Some(Duration::from_secs(150)),
             max_payload: DEFAULT_MAX_PAYLOAD,
             outbound_queue: 1024,

@@ -12,8 +12,8 @@
 //! proposer of the session (a proposer only for proposers with a greater id) and for the
 //! trusted bootnodes, and again at reconfiguration; the layer keeps each dialed address
 //! connected with back-off and applies the duplicate rule when two connections to one peer
-//! exist. On [`NetEvent::PeerUp`] and [`NetEvent::HeartbeatDue`] the user sends its status
-//! (W-6).
+//! exist. The user sends its status on [`NetEvent::PeerUp`] and on its own heartbeat timer
+//! (W-6; the consensus core owns that timer, so the layer keeps no clock of its own).
 //!
 //! ```no_run
 //! use pala_net::{AdmitAll, NetConfig, NetEvent, Network};

@@ -98,8 +98,6 @@ pub struct NetMetrics {
     pub oversize_outbound: AtomicU64,
     /// Outbound messages for a peer that is not connected.
     pub unroutable: AtomicU64,
-    /// Heartbeat ticks that found the event queue full.
-    pub heartbeat_skipped: AtomicU64,
 }
 
 impl NetMetrics {
@@ -163,7 +161,6 @@ impl NetMetrics {
             ("rate_limited_delays", &self.rate_limited_delays),
             ("oversize_outbound", &self.oversize_outbound),
             ("unroutable", &self.unroutable),
-            ("heartbeat_skipped", &self.heartbeat_skipped),
         ];
         for (name, c) in plain {
             v.push((name.to_string(), c.load(Ordering::Relaxed) as i64));

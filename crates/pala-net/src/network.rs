@@ -1,7 +1,7 @@
 //! Executors, connections and the peer registry.
 //!
 //! Executor 0 runs the coordinator (the only owner of the peer registry, so the duplicate
-//! rule and routing need no locks), the listener and the heartbeat ticker. Every executor
+//! rule and routing need no locks), and the listener. Every executor
 //! runs connection tasks handed to it round-robin: accepted sockets and dial loops. Each
 //! connection owns its TLS stream; it reads frames and pushes `(peer, Message)` to the user
 //! and writes frames from its own bounded queue.
@@ -87,8 +87,6 @@ pub enum NetEvent {
         /// Why.
         reason: HandshakeFailure,
     },
-    /// Time to send a status to every peer (W-6); dropped when the event queue is full.
-    HeartbeatDue,
 }
 
 /// What the user asks of the layer.
@@ -197,7 +195,7 @@ struct DialTarget {
     cancel: Arc<AtomicBool>,
 }
 
-struct Shared {
+struct Layer {
     cfg: NetConfig,
     ctx: HandshakeContext,
     tls: TlsIdentity,
@@ -216,7 +214,7 @@ struct Shared {
     stop: flume::Receiver<()>,
 }
 
-impl Shared {
+impl Layer {
     fn is_connected(&self, id: &NodeId) -> bool {
         self.connected
             .read()
@@ -285,7 +283,7 @@ impl Network {
         };
         let n = cfg.executors.max(1);
         let placement = cfg.placement.clone();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Layer {
             ctx: HandshakeContext {
                 signer,
                 scheme,
@@ -473,7 +471,7 @@ type Control = (
 );
 
 async fn executor_main(
-    shared: Arc<Shared>,
+    shared: Arc<Layer>,
     jobs: flume::Receiver<Job>,
     senders: Vec<flume::Sender<Job>>,
     control: Option<Control>,
@@ -536,9 +534,6 @@ async fn executor_main(
             stop_tx,
         ))
         .detach();
-        if !shared.cfg.heartbeat_interval.is_zero() {
-            spawn(Box::pin(heartbeat(shared.clone())));
-        }
         let _ = started.send(listen_result);
     }
     while let Ok(job) = jobs.recv_async().await {
@@ -569,24 +564,8 @@ async fn executor_main(
     }
 }
 
-async fn heartbeat(shared: Arc<Shared>) {
-    loop {
-        glommio::timer::sleep(shared.cfg.heartbeat_interval).await;
-        match shared.events.try_send(NetEvent::HeartbeatDue) {
-            Ok(()) => {}
-            Err(flume::TrySendError::Full(_)) => {
-                shared
-                    .metrics
-                    .heartbeat_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            Err(flume::TrySendError::Disconnected(_)) => return,
-        }
-    }
-}
-
 async fn accept_loop(
-    shared: Arc<Shared>,
+    shared: Arc<Layer>,
     listener: TcpListener,
     executors: Vec<flume::Sender<Job>>,
     off: flume::Receiver<()>,
@@ -627,7 +606,7 @@ pub(crate) async fn with_deadline<F: Future>(d: Duration, f: F) -> Option<F::Out
         .await
 }
 
-fn tune_socket(shared: &Shared, s: &TcpStream) {
+fn tune_socket(shared: &Layer, s: &TcpStream) {
     let _ = s.set_nodelay(true);
     if let Some(idle) = shared.cfg.tcp_keepalive {
         // SAFETY: the descriptor is owned by `s`, which outlives the borrow.
@@ -637,7 +616,7 @@ fn tune_socket(shared: &Shared, s: &TcpStream) {
     }
 }
 
-async fn inbound(shared: Arc<Shared>, stream: TcpStream) {
+async fn inbound(shared: Arc<Layer>, stream: TcpStream) {
     let Ok(addr) = stream.peer_addr() else {
         return;
     };
@@ -670,11 +649,7 @@ enum DialOutcome {
     Ran,
 }
 
-async fn dial_once(
-    shared: &Arc<Shared>,
-    addr: SocketAddr,
-    expected: Option<NodeId>,
-) -> DialOutcome {
+async fn dial_once(shared: &Arc<Layer>, addr: SocketAddr, expected: Option<NodeId>) -> DialOutcome {
     let stream = match with_deadline(shared.cfg.dial_timeout, TcpStream::connect(addr)).await {
         Some(Ok(s)) => s,
         Some(Err(e)) => {
@@ -716,7 +691,7 @@ async fn dial_once(
     }
 }
 
-async fn dial_loop(shared: Arc<Shared>, t: DialTarget) {
+async fn dial_loop(shared: Arc<Layer>, t: DialTarget) {
     let cfg = &shared.cfg;
     let step = cfg.dial_backoff_step.max(Duration::from_millis(1));
     let mut backoff = step;
@@ -755,7 +730,7 @@ async fn dial_loop(shared: Arc<Shared>, t: DialTarget) {
 
 /// Registers a verified connection, runs it, and reports its end.
 async fn run_established<S>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Layer>,
     stream: S,
     peer: NodeId,
     addr: SocketAddr,
@@ -820,7 +795,7 @@ async fn run_established<S>(
 }
 
 async fn connection_io<S>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Layer>,
     stream: S,
     peer: NodeId,
     queue: flume::Receiver<Frame>,
@@ -839,7 +814,7 @@ where
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Layer>,
     rd: &mut R,
     peer: NodeId,
 ) -> CloseReason {
@@ -921,7 +896,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Layer>,
     wr: W,
     queue: flume::Receiver<Frame>,
 ) -> CloseReason {
@@ -998,7 +973,7 @@ fn keep_new(
 }
 
 async fn coordinator(
-    shared: Arc<Shared>,
+    shared: Arc<Layer>,
     commands: flume::Receiver<NetCommand>,
     internal: flume::Receiver<Internal>,
     executors: Vec<flume::Sender<Job>>,

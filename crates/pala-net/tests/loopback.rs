@@ -522,7 +522,6 @@ fn t59_rate_limit_delays_reads_and_silent_peer_times_out() {
         ..RateLimits::unlimited()
     };
     pc.read_timeout = Duration::from_millis(600);
-    pc.heartbeat_interval = Duration::from_millis(100);
     let p = k.start(1, pc, Arc::new(AdmitAll));
     let addr = p.local_addr().unwrap();
     let v = k.start(2, cfg(false), Arc::new(AdmitAll));
@@ -534,12 +533,9 @@ fn t59_rate_limit_delays_reads_and_silent_peer_times_out() {
         v.send(p.id(), status(i)).unwrap();
     }
     let mut got = 0;
-    let mut heartbeats = 0;
     while got < 100 && start.elapsed() < T {
-        match p.events().recv_timeout(T) {
-            Ok(NetEvent::Message { .. }) => got += 1,
-            Ok(NetEvent::HeartbeatDue) => heartbeats += 1,
-            _ => {}
+        if let Ok(NetEvent::Message { .. }) = p.events().recv_timeout(T) {
+            got += 1;
         }
     }
     assert_eq!(got, 100);
@@ -554,8 +550,7 @@ fn t59_rate_limit_delays_reads_and_silent_peer_times_out() {
             .load(std::sync::atomic::Ordering::Relaxed)
             > 0
     );
-    assert!(heartbeats > 0, "heartbeat ticks reach the user");
-    // The voter stays silent (its heartbeats are disabled): the read deadline closes it.
+    // The voter stays silent (the layer sends nothing of its own): the read deadline closes it.
     let down = wait_event(&p, T, |e| matches!(e, NetEvent::PeerDown { .. }));
     assert!(
         matches!(

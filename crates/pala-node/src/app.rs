@@ -7,7 +7,7 @@
 use pala_types::codec::{put_bytes, DecodeError, Reader};
 use pala_types::{Block, Hash};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -98,16 +98,6 @@ struct KvState {
     recent: VecDeque<RecentBlock>,
 }
 
-/// The snapshot of the first node versions (JSON, every hash ever applied); read once
-/// and replaced by the binary format.
-#[derive(Deserialize)]
-struct LegacyJsonState {
-    applied_height: u64,
-    map: BTreeMap<String, KvEntry>,
-    #[allow(dead_code)]
-    applied_txs: HashSet<[u8; 32]>,
-}
-
 /// The built-in replicated key-value store, checkpointed as a checksummed binary
 /// snapshot (write-then-rename).
 pub struct KvStore {
@@ -118,8 +108,6 @@ pub struct KvStore {
     dedup_window_ms: u64,
     dirty: bool,
     last_checkpoint: Option<(Instant, Duration)>,
-    /// The JSON snapshot the state was read from, deleted after the first checkpoint.
-    legacy: Option<PathBuf>,
 }
 
 fn invalid(path: &Path, what: impl std::fmt::Display) -> std::io::Error {
@@ -218,25 +206,22 @@ impl KvState {
 impl KvStore {
     /// Opens (or creates) the store whose snapshot lives at `path`; `None` keeps it in
     /// memory only. A snapshot of the first versions (JSON, at `path` with the extension
-    /// `json`) is read when there is no binary one.
+    /// `json`) is refused with the way out.
     pub fn open(path: Option<&Path>) -> std::io::Result<KvStore> {
-        let mut legacy = None;
         let st = match path {
             Some(p) if p.exists() => {
                 KvState::decode(&std::fs::read(p)?).map_err(|e| invalid(p, e))?
             }
             Some(p) if p.with_extension("json").exists() => {
-                let json = p.with_extension("json");
-                let old: LegacyJsonState = serde_json::from_slice(&std::fs::read(&json)?)
-                    .map_err(|e| invalid(&json, e))?;
-                legacy = Some(json);
-                // Its hashes carry no height or time; the window restarts empty, which
-                // only matters for a duplicate arriving in the next minute.
-                KvState {
-                    applied_height: old.applied_height,
-                    map: old.map,
-                    ..KvState::default()
-                }
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is an application snapshot of the first node versions, which this \
+                         version no longer reads; delete it and the node rebuilds the state by \
+                         replaying the finalized blocks from storage",
+                        p.with_extension("json").display()
+                    ),
+                ));
             }
             _ => KvState::default(),
         };
@@ -247,7 +232,6 @@ impl KvStore {
             dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             dirty: false,
             last_checkpoint: None,
-            legacy,
         })
     }
 
@@ -303,9 +287,6 @@ impl KvStore {
         std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent() {
             std::fs::File::open(dir)?.sync_all()?;
-        }
-        if let Some(json) = self.legacy.take() {
-            std::fs::remove_file(json)?;
         }
         self.dirty = false;
         self.last_checkpoint = Some((Instant::now(), t0.elapsed()));
@@ -554,21 +535,12 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_json_snapshot_of_earlier_versions_once() {
+    fn a_json_snapshot_of_the_first_versions_is_refused_with_the_way_out() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("app-kv.bin");
-        std::fs::write(
-            p.with_extension("json"),
-            br#"{"applied_height":7,"map":{"a":{"value":"1","height":3}},"applied_txs":[]}"#,
-        )
-        .unwrap();
-        let mut s = KvStore::open(Some(&p)).unwrap();
-        assert_eq!(s.applied_height(), 7);
-        assert_eq!(s.get("a").unwrap().value, "1");
-        s.apply(&block(8, vec![kv("b", 1)]));
-        s.checkpoint().unwrap();
-        assert!(!p.with_extension("json").exists());
-        assert_eq!(KvStore::open(Some(&p)).unwrap().applied_height(), 8);
+        std::fs::write(p.with_extension("json"), br#"{"applied_height":7}"#).unwrap();
+        let e = KvStore::open(Some(&p)).err().expect("refused").to_string();
+        assert!(e.contains("app-kv.json") && e.contains("delete it"), "{e}");
     }
 
     #[test]

@@ -68,24 +68,7 @@ pub struct TestnetArgs {
     pub spare: usize,
 }
 
-/// A config with short timers for local clusters (demo, tests).
-pub fn fast_template() -> Config {
-    let mut c = Config::from_toml(
-        "[node]\nkey_file = \"\"\ndata_dir = \"\"\ngenesis_file = \"\"\n",
-        std::path::Path::new("template"),
-        &[],
-    )
-    .expect("the built-in template is valid");
-    c.consensus.voter_timeout_ms = 2000;
-    c.consensus.first_proposal_delay_ms = 200;
-    c.consensus.heartbeat_ms = 1000;
-    c.consensus.sync_period_ms = 200;
-    c.consensus.k = 4;
-    c.block.max_wait_ms = 50;
-    c.runtime.verify_threads = 1;
-    c.http.threads = 2;
-    c
-}
+pub use crate::config::fast_template;
 
 /// Installs the tracing subscriber ("human" or "json").
 pub fn init_logging(format: &str, level: &str) {

@@ -2,7 +2,7 @@
 //! storage in a temporary directory), a transaction load, live progress and a summary.
 
 use crate::app::KvTx;
-use crate::cli::fast_template;
+use crate::config::fast_template;
 use crate::genesis::{free_port_range, testnet, TestnetParams};
 use crate::http::{get_json, request, submit_txs};
 use crate::metrics::{parse_buckets, parse_value, quantile, LATENCY_BOUNDS};

@@ -12,10 +12,16 @@
 //! | GET | `/metrics` | Prometheus text |
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (caught up) |
 
-use crate::app::{Application, KvTx};
-use crate::runtime::Shared;
+use crate::app::KvTx;
+use crate::config::Config;
+use crate::mempool::MempoolHandle;
+use crate::metrics::Metrics;
+use crate::stages::application::{AppView, ApplicationMailbox};
+use pala_storage::StorageReader;
+use crate::status::StatusReader;
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
+use pala_net::NetMetrics;
 use pala_types::{Block, Hash};
 use serde_json::json;
 use std::io::{Read, Write};
@@ -30,6 +36,30 @@ const FORWARDED: &str = "X-Pala-Forwarded";
 const MAX_STREAMS: usize = 32;
 const MAX_BODY: usize = 8 << 20;
 
+/// What the API reads and where it hands submissions: read-only views of the stages and
+/// their mailboxes, never their state.
+#[derive(Clone)]
+pub struct HttpContext {
+    /// The configuration in force.
+    pub cfg: Config,
+    /// Block 0.
+    pub genesis_block: Arc<Block>,
+    /// The node's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The network layer's counters.
+    pub net_metrics: Arc<NetMetrics>,
+    /// The consensus stage's status snapshot.
+    pub status: StatusReader,
+    /// Where submitted transactions wait for a block.
+    pub mempool: MempoolHandle,
+    /// The applied state.
+    pub app_view: AppView,
+    /// Submission times and stream subscriptions go to the application stage.
+    pub app: ApplicationMailbox,
+    /// Finalized blocks.
+    pub storage: StorageReader,
+}
+
 /// The running API server.
 pub struct HttpServer {
     server: Arc<Server>,
@@ -40,7 +70,7 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `addr` and starts the worker threads (and the forwarder, if configured).
-    pub fn start(shared: Arc<Shared>, addr: SocketAddr) -> Result<HttpServer> {
+    pub fn start(shared: HttpContext, addr: SocketAddr) -> Result<HttpServer> {
         let server = Arc::new(
             Server::http(addr).map_err(|e| anyhow!("http.listen {addr}: cannot bind: {e}"))?,
         );
@@ -167,7 +197,7 @@ pub fn block_json(b: &Block) -> serde_json::Value {
 }
 
 fn handle(
-    shared: &Arc<Shared>,
+    shared: &HttpContext,
     mut req: Request,
     fwd: Option<&Sender<Vec<u8>>>,
     streams: &Arc<AtomicUsize>,
@@ -178,21 +208,21 @@ fn handle(
     let r = match (&method, path.as_str()) {
         (Method::Post, "/tx") => submit(shared, &mut req, fwd),
         (Method::Get, "/status") => {
-            let st = shared.status.read().map(|s| s.clone()).unwrap_or_default();
-            json_response(200, serde_json::to_value(st).unwrap_or_default())
+            let st = shared.status.get();
+            json_response(200, serde_json::to_value(&*st).unwrap_or_default())
         }
         (Method::Get, "/healthz") => text(200, "ok\n"),
         (Method::Get, "/readyz") => {
-            let ready = shared.status.read().map(|s| s.ready).unwrap_or(false);
-            if ready && !shared.stopping.load(Ordering::Relaxed) {
+            let st = shared.status.get();
+            if st.ready && !st.stopping {
                 text(200, "ready\n")
             } else {
                 text(503, "not ready: catching up or no peers\n")
             }
         }
         (Method::Get, "/metrics") => {
-            let st = shared.status.read().map(|s| s.clone()).unwrap_or_default();
-            let pool = shared.mempool.lock().map(|p| p.size()).unwrap_or((0, 0));
+            let st = shared.status.get();
+            let pool = shared.mempool.size();
             let body = shared
                 .metrics
                 .render(&st, &shared.net_metrics.snapshot(), pool);
@@ -209,12 +239,11 @@ fn handle(
                 streams.fetch_sub(1, Ordering::SeqCst);
                 text(503, "too many streams\n")
             } else {
-                let (tx, rx) = bounded(1024);
-                shared
-                    .subscribers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(tx);
+                let Some(rx) = shared.app.subscribe(1024) else {
+                    streams.fetch_sub(1, Ordering::SeqCst);
+                    let _ = req.respond(text(503, "the node is busy or stopping\n"));
+                    return;
+                };
                 let streams = streams.clone();
                 // A stream holds its connection open: serve it on its own thread so the
                 // workers stay free.
@@ -231,7 +260,7 @@ fn handle(
             Some(h) => {
                 // The store remembers hashes for its deduplication window only; an
                 // older transaction reads as not (known to be) finalized.
-                let height = shared.app.read().ok().and_then(|a| a.applied(&h));
+                let height = shared.app_view.applied(&h);
                 json_response(
                     200,
                     json!({ "hash": &p[4..], "finalized": height.is_some(), "height": height }),
@@ -241,26 +270,21 @@ fn handle(
         },
         (Method::Get, p) if p.starts_with("/kv/") => {
             let key = percent_decode(&p[4..]);
-            let app = shared.app.read().unwrap_or_else(|e| e.into_inner());
-            match app.get(&key) {
-                Some(e) => json_response(
+            match shared.app_view.get(&key) {
+                (Some(e), applied) => json_response(
                     200,
-                    json!({"key": key, "value": e.value, "height": e.height, "applied_height": app.applied_height()}),
+                    json!({"key": key, "value": e.value, "height": e.height, "applied_height": applied}),
                 ),
-                None => json_response(
+                (None, applied) => json_response(
                     404,
-                    json!({"key": key, "error": "not found", "applied_height": app.applied_height()}),
+                    json!({"key": key, "error": "not found", "applied_height": applied}),
                 ),
             }
         }
         (Method::Get, p) if p.starts_with("/block/") => match p[7..].parse::<u64>() {
-            Ok(0) => json_response(200, block_json(&shared.genesis.block)),
+            Ok(0) => json_response(200, block_json(&shared.genesis_block)),
             Ok(h) => {
-                let b = shared
-                    .storage
-                    .read()
-                    .map(|s| s.finalized_block(h).ok().flatten())
-                    .unwrap_or(None);
+                let b = shared.storage.finalized_block(h).ok().flatten();
                 match b {
                     Some(b) => json_response(200, block_json(&b)),
                     None => json_response(
@@ -279,11 +303,12 @@ fn handle(
 }
 
 fn submit(
-    shared: &Arc<Shared>,
+    shared: &HttpContext,
     req: &mut Request,
     fwd: Option<&Sender<Vec<u8>>>,
 ) -> Response<std::io::Cursor<Vec<u8>>> {
-    if shared.stopping.load(Ordering::Relaxed) {
+    let status = shared.status.get();
+    if status.stopping {
         return json_response(503, json!({"error": "node is shutting down"}));
     }
     let forwarded = req
@@ -307,6 +332,7 @@ fn submit(
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     let mut full = false;
+    let mut submitted = Vec::new();
     let now = Instant::now();
     for line in body.split(|b| *b == b'\n') {
         let line = line.trim_ascii();
@@ -314,7 +340,7 @@ fn submit(
             continue;
         }
         let tx = line.to_vec();
-        if let Err(e) = shared.app.read().map(|a| a.check_tx(&tx)).unwrap_or(Ok(())) {
+        if let Err(e) = shared.app_view.check_tx(&tx) {
             refused.push(json!({"error": e}));
             m.txs_refused.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -325,12 +351,8 @@ fn submit(
             continue;
         }
         let h = Hash::of(&tx);
-        if shared.is_proposer() {
-            let r = shared
-                .mempool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(tx.clone());
+        if status.is_proposer() {
+            let r = shared.mempool.insert(tx.clone());
             match r {
                 Ok(_) | Err(crate::mempool::MempoolError::Duplicate) => {}
                 Err(e) => {
@@ -342,10 +364,7 @@ fn submit(
             }
         }
         if !forwarded {
-            let mut sub = shared.submitted.lock().unwrap_or_else(|e| e.into_inner());
-            if sub.len() < shared.cfg.mempool.max_txs {
-                sub.insert(h, now);
-            }
+            submitted.push((h, now));
             if let Some(f) = fwd {
                 if f.try_send(tx).is_err() {
                     m.forward_failures.fetch_add(1, Ordering::Relaxed);
@@ -354,6 +373,9 @@ fn submit(
         }
         m.txs_submitted.fetch_add(1, Ordering::Relaxed);
         accepted.push(h.to_string());
+    }
+    if !submitted.is_empty() {
+        shared.app.submitted(submitted);
     }
     let code = if !accepted.is_empty() {
         200
@@ -367,7 +389,7 @@ fn submit(
 
 /// Sends transactions submitted here to the proposers, batched, so whichever is primary
 /// can include them.
-fn forward_loop(shared: Arc<Shared>, rx: Receiver<Vec<u8>>, targets: Vec<SocketAddr>) {
+fn forward_loop(shared: HttpContext, rx: Receiver<Vec<u8>>, targets: Vec<SocketAddr>) {
     while let Ok(first) = rx.recv() {
         let mut body = first;
         body.push(b'\n');

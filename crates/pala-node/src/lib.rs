@@ -2,8 +2,12 @@
 //!
 //! [`runtime::RunningNode`] wires the deterministic core (`pala-core`) to the network
 //! (`pala-net`), the storage (`pala-storage`), a rayon pool for signature verification, the
-//! mempool, the application and the HTTP API. Configuration is [`config::Config`]; the
-//! operator commands (`keygen`, `testnet`, `node`, `demo`) are in [`cli`].
+//! mempool, the application and the HTTP API. Each stage (verify, consensus, storage,
+//! application) is a module of [`stages`] with its own state and mailbox; the policies
+//! they share are [`membership`] (whom to admit and dial), [`clock`] (monotonic consensus
+//! time, the wall clock for timestamps) and [`persistence`] (records to storage and back).
+//! Configuration is [`config::Config`]; the operator commands (`keygen`, `testnet`,
+//! `node`, `demo`) are in [`cli`].
 //!
 //! The binary that embeds this crate should use [`Allocator`] as its global allocator:
 //! `#[global_allocator] static GLOBAL: pala_node::Allocator = pala_node::Allocator;`
@@ -13,14 +17,20 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod fatal;
 pub mod genesis;
 pub mod http;
+pub mod membership;
 pub mod mempool;
 pub mod metrics;
+pub mod persistence;
+pub mod preflight;
 pub mod runtime;
 pub mod stages;
+pub mod status;
 
 /// The global allocator the node binaries use (mimalloc).
 pub use mimalloc::MiMalloc as Allocator;

@@ -3,6 +3,7 @@
 use crate::config::MempoolSection;
 use pala_types::Hash;
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 
 /// Why a transaction was refused.
@@ -117,6 +118,54 @@ impl Mempool {
     /// Whether a block of these limits could be filled now.
     pub fn can_fill(&self, max_txs: usize, max_bytes: usize) -> bool {
         self.txs.len() >= max_txs || self.bytes >= max_bytes
+    }
+}
+
+/// The pool as the stages use it: the HTTP API inserts, the consensus stage takes a
+/// block's worth, the application stage removes what was finalized. Each call holds the
+/// pool's lock for its own work only, so no stage waits on another's processing.
+#[derive(Clone, Debug)]
+pub struct MempoolHandle {
+    pool: Arc<Mutex<Mempool>>,
+}
+
+impl MempoolHandle {
+    /// An empty pool with these limits.
+    pub fn new(limits: MempoolSection) -> Self {
+        MempoolHandle {
+            pool: Arc::new(Mutex::new(Mempool::new(limits))),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Mempool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a transaction.
+    pub fn insert(&self, tx: Vec<u8>) -> Result<Hash, MempoolError> {
+        self.lock().insert(tx)
+    }
+
+    /// A block's worth of transactions if the pool can fill a block or `anyway` is set
+    /// (the block's wait is over); `None` otherwise.
+    pub fn take_block(
+        &self,
+        max_txs: usize,
+        max_bytes: usize,
+        anyway: bool,
+    ) -> Option<Vec<Vec<u8>>> {
+        let mut pool = self.lock();
+        (anyway || pool.can_fill(max_txs, max_bytes)).then(|| pool.take(max_txs, max_bytes))
+    }
+
+    /// Removes finalized transactions.
+    pub fn remove(&self, hashes: impl IntoIterator<Item = Hash>) {
+        self.lock().remove(hashes)
+    }
+
+    /// (transactions, bytes) held.
+    pub fn size(&self) -> (usize, usize) {
+        self.lock().size()
     }
 }
 

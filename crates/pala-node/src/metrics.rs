@@ -5,6 +5,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::status::StatusView;
+use pala_core::Role;
+
 /// A histogram with fixed upper bounds (in the unit of the metric).
 #[derive(Debug)]
 pub struct Histogram {
@@ -183,36 +186,6 @@ fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
-/// The node state shown by metrics and `/status`.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct StatusView {
-    /// Node id (hex).
-    pub id: String,
-    /// The role in the session of the local epoch: "proposer", "voter" or "follower"
-    /// (in no committee of that session: syncs without voting or proposing).
-    pub role: String,
-    /// Local epoch (session, e).
-    pub epoch: (u32, u32),
-    /// Freshest notarized head: sn and height.
-    pub head: String,
-    /// Head height.
-    pub head_height: u64,
-    /// Finalized head sn.
-    pub finalized: String,
-    /// Finalized height.
-    pub finalized_height: u64,
-    /// Whether this node is producing blocks now (the primary proposer).
-    pub producing: bool,
-    /// Connected peers (hex ids).
-    pub peers: Vec<String>,
-    /// Height applied by the application.
-    pub applied_height: u64,
-    /// Transactions in the mempool.
-    pub mempool_txs: usize,
-    /// Whether the node is caught up (readyz).
-    pub ready: bool,
-}
-
 impl Metrics {
     /// Renders every metric. `net` is the network layer's snapshot.
     pub fn render(
@@ -350,7 +323,7 @@ impl Metrics {
             "# HELP pala_role 1 for the role this node has in the session of its local epoch.\n\
              # TYPE pala_role gauge"
         );
-        for r in crate::runtime::Role::ALL.map(|r| r.as_str()) {
+        for r in Role::ALL.map(Role::as_str) {
             let _ = writeln!(o, "pala_role{{role=\"{r}\"}} {}", (st.role == r) as u8);
         }
         let _ = writeln!(o, "# HELP pala_dropped_messages_total Messages dropped, by reason.\n# TYPE pala_dropped_messages_total counter");

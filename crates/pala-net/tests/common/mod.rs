@@ -40,7 +40,6 @@ pub fn cfg(listen: bool) -> NetConfig {
         dial_backoff_max: Duration::from_millis(200),
         dial_burst: Duration::from_secs(1),
         reconnect_period: Duration::from_millis(300),
-        heartbeat_interval: Duration::ZERO,
         rate_limits: RateLimits::unlimited(),
         ..NetConfig::default()
     }

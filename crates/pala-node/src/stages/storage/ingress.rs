@@ -64,4 +64,9 @@ impl StorageMailbox {
             .send(Message::Persist(job))
             .map_err(|_| StorageStopped)
     }
+
+    /// Jobs queued and not yet taken by the stage (a gauge for `/metrics`).
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
 }

@@ -1,0 +1,166 @@
+//! The application loop, on its own thread (applying a block is plain computation on the
+//! store; nothing here waits for IO but the checkpoint).
+
+use super::ingress::{AppMessage, AppView, ApplicationMailbox};
+use crate::app::{Application, KvStore};
+use crate::clock::WallClock;
+use crate::fatal::Fatal;
+use crate::mempool::MempoolHandle;
+use crate::metrics::Metrics;
+use pala_storage::StorageReader;
+use anyhow::{bail, Context, Result};
+use pala_types::{Block, Hash};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tracing::{error, info};
+
+/// How often the store is asked to checkpoint (it spaces checkpoints by their own cost).
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+
+/// Applies finalized blocks that storage has but the store has not (after a crash
+/// between the storage's and the application's writes), so every block is applied once.
+pub fn replay(app: &mut KvStore, storage: &StorageReader) -> Result<()> {
+    let Some((_, hi)) = storage.finalized_range() else {
+        return Ok(());
+    };
+    let from = app.applied_height() + 1;
+    for h in from..=hi {
+        let Some(b) = storage
+            .finalized_block(h)
+            .context("reading a finalized block")?
+        else {
+            bail!("finalized block at height {h} is missing from storage; cannot replay the application");
+        };
+        app.apply(&b);
+    }
+    if hi >= from {
+        info!(
+            from,
+            to = hi,
+            "replayed finalized blocks into the application"
+        );
+        app.persist().context("persisting the application state")?;
+    }
+    Ok(())
+}
+
+/// What the stage needs besides the store.
+pub struct ApplicationDeps {
+    /// Metrics handle.
+    pub metrics: Arc<Metrics>,
+    /// Finalized transactions leave the pool.
+    pub mempool: MempoolHandle,
+    /// For the block-timestamp-to-applied latency.
+    pub wall: Arc<dyn WallClock>,
+    /// Submission times remembered at most (`mempool.max_txs`).
+    pub max_submitted: usize,
+    /// Where a failed checkpoint is reported.
+    pub fatal: Fatal,
+}
+
+/// The running stage.
+pub struct ApplicationStage {
+    thread: std::thread::JoinHandle<()>,
+}
+
+struct State {
+    store: Arc<RwLock<KvStore>>,
+    deps: ApplicationDeps,
+    submitted: HashMap<Hash, Instant>,
+    subscribers: Vec<crossbeam_channel::Sender<Arc<Block>>>,
+}
+
+impl ApplicationStage {
+    /// Starts the stage on its own thread. It stops once every mailbox is dropped.
+    pub fn spawn(
+        store: KvStore,
+        capacity: usize,
+        deps: ApplicationDeps,
+    ) -> Result<(ApplicationStage, ApplicationMailbox, AppView)> {
+        let store = Arc::new(RwLock::new(store));
+        let (tx, rx) = flume::bounded(capacity);
+        let state = State {
+            store: store.clone(),
+            deps,
+            submitted: HashMap::new(),
+            subscribers: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("pala-app".into())
+            .spawn(move || state.run(rx))
+            .context("starting the application thread")?;
+        Ok((
+            ApplicationStage { thread },
+            ApplicationMailbox { tx },
+            AppView { store },
+        ))
+    }
+
+    /// Waits until the stage has applied what it was given and checkpointed.
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+impl State {
+    fn run(mut self, rx: flume::Receiver<AppMessage>) {
+        let mut last_persist = Instant::now();
+        loop {
+            match rx.recv_timeout(PERSIST_EVERY) {
+                Ok(AppMessage::Finalized(block)) => self.apply(&block),
+                Ok(AppMessage::Submitted(txs)) => {
+                    let room = self.deps.max_submitted.saturating_sub(self.submitted.len());
+                    self.submitted.extend(txs.into_iter().take(room));
+                }
+                Ok(AppMessage::Subscribe(s)) => self.subscribers.push(s),
+                Err(flume::RecvTimeoutError::Timeout) => {}
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            }
+            if last_persist.elapsed() >= PERSIST_EVERY {
+                if let Err(e) = self.write().persist() {
+                    self.deps
+                        .fatal
+                        .fail(format!("persisting the application state failed: {e}"));
+                }
+                last_persist = Instant::now();
+            }
+        }
+        if let Err(e) = self.write().persist() {
+            error!("persisting the application state at shutdown failed: {e}");
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, KvStore> {
+        self.store.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn apply(&mut self, block: &Arc<Block>) {
+        let applied = {
+            let mut app = self.write();
+            if block.height() <= app.applied_height() {
+                return;
+            }
+            app.apply(block)
+        };
+        let m = &self.deps.metrics;
+        m.finalized_blocks.fetch_add(1, Ordering::Relaxed);
+        m.finalized_txs.fetch_add(applied as u64, Ordering::Relaxed);
+        m.txs_skipped
+            .fetch_add((block.txs.len() - applied) as u64, Ordering::Relaxed);
+        let now = self.deps.wall.now_ms();
+        m.block_latency
+            .observe(now.saturating_sub(block.header.timestamp_ms) as f64 / 1000.0);
+        let hashes: Vec<Hash> = block.txs.iter().map(|t| Hash::of(t)).collect();
+        for h in &hashes {
+            if let Some(t0) = self.submitted.remove(h) {
+                m.tx_latency.observe(t0.elapsed().as_secs_f64());
+            }
+        }
+        self.deps.mempool.remove(hashes);
+        // A subscriber that does not keep up is dropped rather than buffered.
+        self.subscribers
+            .retain(|s| s.try_send(block.clone()).is_ok());
+    }
+}

@@ -1,0 +1,252 @@
+//! The verify loop: batches of network events, verified on the rayon pool.
+
+use super::ingress::{VerifyControl, VerifyMailbox};
+use crate::metrics::Metrics;
+use crate::stages::consensus::{ConsensusMailbox, ConsensusMessage};
+use anyhow::{Context, Result};
+use pala_core::{Committees, Input, MessageVerifier};
+use pala_net::{Direction, NetCommand, NetEvent};
+use pala_types::{Message, NodeId, SignatureScheme};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tracing::{debug, info, trace, warn};
+
+/// Invalid messages from one peer before it is disconnected (section 0.1 item 6).
+const MAX_FAILURES: u32 = 100;
+
+/// What the stage needs.
+pub struct VerifyDeps {
+    /// The network layer's events.
+    pub events: flume::Receiver<NetEvent>,
+    /// For disconnecting peers that send invalid messages.
+    pub commands: flume::Sender<NetCommand>,
+    /// The signature scheme and network of the verifier.
+    pub scheme: Arc<dyn SignatureScheme>,
+    /// The network id messages are signed for.
+    pub network_id: u64,
+    /// The core's committees at start.
+    pub committees: Committees,
+    /// The pool the signatures are checked on.
+    pub pool: rayon::ThreadPool,
+    /// Where verified inputs go.
+    pub consensus: ConsensusMailbox,
+    /// Largest batch of events verified together.
+    pub batch: usize,
+    /// `network.bootnodes`: an outbound connection to one of these is a bootnode peer.
+    pub bootnodes: Vec<SocketAddr>,
+    /// Metrics handle.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The running stage.
+pub struct VerifyStage {
+    thread: std::thread::JoinHandle<()>,
+    mailbox: VerifyMailbox,
+}
+
+impl VerifyStage {
+    /// Starts the stage on its own thread (the pool's threads do the verification).
+    pub fn spawn(deps: VerifyDeps) -> Result<(VerifyStage, VerifyMailbox)> {
+        let (tx, rx) = flume::unbounded();
+        let mailbox = VerifyMailbox { tx };
+        let thread = std::thread::Builder::new()
+            .name("pala-verify".into())
+            .spawn(move || Loop::new(deps).run(rx))
+            .context("starting the verify thread")?;
+        Ok((
+            VerifyStage {
+                thread,
+                mailbox: mailbox.clone(),
+            },
+            mailbox,
+        ))
+    }
+
+    /// Stops the stage after the batch in hand; nothing more reaches consensus.
+    pub fn stop(self) {
+        self.mailbox.stop();
+        let _ = self.thread.join();
+    }
+}
+
+enum Next {
+    Event(NetEvent),
+    Control(VerifyControl),
+    Closed,
+}
+
+struct Loop {
+    deps: VerifyDeps,
+    verifier: MessageVerifier,
+    failures: HashMap<NodeId, u32>,
+    peer_heads: HashMap<NodeId, u64>,
+}
+
+impl Loop {
+    fn new(mut deps: VerifyDeps) -> Loop {
+        let committees = std::mem::take(&mut deps.committees);
+        let verifier = MessageVerifier::new(deps.scheme.clone(), deps.network_id, committees);
+        Loop {
+            deps,
+            verifier,
+            failures: HashMap::new(),
+            peer_heads: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, control: flume::Receiver<VerifyControl>) {
+        loop {
+            let next = flume::Selector::new()
+                .recv(&control, |c| c.map_or(Next::Closed, Next::Control))
+                .recv(&self.deps.events, |e| e.map_or(Next::Closed, Next::Event))
+                .wait();
+            let first = match next {
+                Next::Event(e) => e,
+                Next::Control(VerifyControl::Committees(c)) => {
+                    self.install(c);
+                    continue;
+                }
+                Next::Control(VerifyControl::Stop) | Next::Closed => break,
+            };
+            // A committee change queued behind the event applies to it already.
+            while let Ok(c) = control.try_recv() {
+                match c {
+                    VerifyControl::Committees(c) => self.install(c),
+                    VerifyControl::Stop => return,
+                }
+            }
+            let mut batch = vec![first];
+            while batch.len() < self.deps.batch {
+                match self.deps.events.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            for input in self.verify(batch) {
+                if self.deps.consensus.send(input).is_err() {
+                    return;
+                }
+            }
+        }
+        debug!("verify stage stopped");
+    }
+
+    fn install(&mut self, committees: Committees) {
+        self.verifier =
+            MessageVerifier::new(self.deps.scheme.clone(), self.deps.network_id, committees);
+    }
+
+    /// Verifies one batch; returns what goes to consensus, in arrival order.
+    fn verify(&mut self, events: Vec<NetEvent>) -> Vec<ConsensusMessage> {
+        let m = &self.deps.metrics;
+        let mut slots: Vec<Option<ConsensusMessage>> = Vec::with_capacity(events.len());
+        let mut msgs = Vec::new();
+        for ev in events {
+            match ev {
+                NetEvent::PeerUp {
+                    peer,
+                    addr,
+                    direction,
+                    ..
+                } => {
+                    info!(peer = %peer.to_hex(), %addr, "peer connected");
+                    if direction == Direction::Outbound && self.deps.bootnodes.contains(&addr) {
+                        slots.push(Some(ConsensusMessage::BootnodePeer(peer)));
+                    }
+                    slots.push(Some(ConsensusMessage::Input(Input::PeerConnected(peer))));
+                }
+                NetEvent::PeerDown { peer, reason } => {
+                    info!(peer = %peer.to_hex(), reason = reason.as_str(), "peer disconnected");
+                    self.peer_heads.remove(&peer);
+                    slots.push(Some(ConsensusMessage::Input(Input::PeerDisconnected(peer))));
+                }
+                NetEvent::HandshakeFailed { addr, reason, .. } => {
+                    debug!(%addr, reason = reason.as_str(), "handshake failed");
+                }
+                NetEvent::Message { peer, message } => {
+                    if let Message::Status(s) = &message {
+                        trace!(peer = %peer.to_hex(), head = %s.head, epoch = ?s.epoch, "status received");
+                        self.peer_heads.insert(peer, s.head_height);
+                        let max = self.peer_heads.values().copied().max().unwrap_or(0);
+                        m.peer_head_height.store(max, Ordering::Relaxed);
+                    }
+                    if let Message::FresherHead(r) = &message {
+                        debug!(
+                            peer = %peer.to_hex(), blocks = r.blocks.len(), finalized = ?r.finalized.map(|f| f.0),
+                            "sync response received"
+                        );
+                    }
+                    msgs.push((slots.len(), peer, message));
+                    slots.push(None);
+                }
+            }
+        }
+        if !msgs.is_empty() {
+            m.verify_batch.observe(msgs.len() as f64);
+            let verifier = &self.verifier;
+            // Votes on one block share a message: they are checked as one aggregate per
+            // block, with bisection only when an aggregate fails (PV-3); every other
+            // message is verified on its own, in parallel on the pool.
+            let mut votes = Vec::new();
+            let mut others = Vec::new();
+            for (i, peer, msg) in msgs {
+                match msg {
+                    Message::Vote(v) => votes.push(((i, peer), v)),
+                    msg => others.push((i, peer, msg)),
+                }
+            }
+            let checked: Vec<_> = self.deps.pool.install(|| {
+                let mut out: Vec<_> = others
+                    .into_par_iter()
+                    .map(|(i, peer, msg)| (i, peer, verifier.verify(msg)))
+                    .collect();
+                if !votes.is_empty() {
+                    let (meta, raw): (Vec<_>, Vec<_>) = votes.into_iter().unzip();
+                    m.vote_batch.observe(raw.len() as f64);
+                    let results = verifier.verify_votes(raw);
+                    out.extend(
+                        meta.into_iter()
+                            .zip(results)
+                            .map(|((i, peer), r)| (i, peer, r.map(Into::into))),
+                    );
+                }
+                out
+            });
+            for (i, peer, r) in checked {
+                match r {
+                    Ok(msg) => {
+                        count_message(m, &msg);
+                        slots[i] =
+                            Some(ConsensusMessage::Input(Input::Message { from: peer, msg }));
+                    }
+                    Err(e) => {
+                        m.verify_failures.fetch_add(1, Ordering::Relaxed);
+                        let f = self.failures.entry(peer).or_insert(0);
+                        *f += 1;
+                        debug!(peer = %peer.to_hex(), error = %e, "message failed verification");
+                        if *f == MAX_FAILURES {
+                            warn!(peer = %peer.to_hex(), "too many invalid messages; disconnecting");
+                            let _ = self.deps.commands.try_send(NetCommand::Disconnect { peer });
+                            self.failures.remove(&peer);
+                        }
+                    }
+                }
+            }
+        }
+        slots.into_iter().flatten().collect()
+    }
+}
+
+fn count_message(m: &Metrics, msg: &Message) {
+    let c = match msg {
+        Message::Vote(_) => &m.votes_in,
+        Message::Proposal(_) | Message::UnnotarizedProposals(_) => &m.proposals_in,
+        Message::Notarization(_) => &m.notarizations_in,
+        Message::Clock(_) | Message::ClockNotarization(_) => &m.clock_in,
+        _ => return,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+}
