@@ -20,13 +20,17 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use pala_core::chain::{Attach, Chain};
-use pala_core::{Committees, CoreConfig, Input, MessageVerifier, Node, NodeParams, Output, Tick};
+use pala_core::driver::{Driver, Durability, Event, Host, Payload, PersistSeq, Released};
+use pala_core::{
+    Committees, CoreConfig, Input, MessageVerifier, Node, NodeParams, Record, Tick, Verified,
+};
 use pala_types::insecure::InsecureTestScheme;
 use pala_types::{
-    Block, BlockHeader, BlockSn, Committee, ConsensusInfo, Domain, Member, Message, Notarization,
-    Signature, SignatureScheme, Signer, SignerBitmap, VoteCounting,
+    Block, BlockHeader, BlockSn, Committee, ConsensusInfo, Domain, Member, Message, NodeId,
+    Notarization, Signature, SignatureScheme, Signer, SignerBitmap, VoteCounting,
 };
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,73 +91,112 @@ impl Cluster {
     }
 
     /// Runs until the proposer finalized `blocks` blocks; returns every node's inputs.
+    /// The nodes are driven through pala-core's driver kit, as in the node.
     fn record(&self, blocks: u64) -> Vec<Vec<(Tick, Input)>> {
         let n = self.signers.len();
         let ids: Vec<_> = self.signers.iter().map(|s| s.node_id()).collect();
         let verifier = MessageVerifier::new(self.scheme.clone(), NET, self.committees.clone());
         let mut nodes: Vec<Node> = (0..n).map(|i| self.node(i)).collect();
-        let mut log: Vec<Vec<(Tick, Input)>> = vec![Vec::new(); n];
-        let mut queue: VecDeque<(usize, usize, Message)> = VecDeque::new();
-        let mut finalized = 0;
-        let mut steps: u64 = 0;
-        let mut feed = |i: usize,
-                        input: Input,
-                        nodes: &mut Vec<Node>,
-                        queue: &mut VecDeque<(usize, usize, Message)>,
-                        steps: u64|
-         -> u64 {
-            let tick = steps / 64;
-            let mut work = VecDeque::from([input]);
-            let mut fin = 0;
-            while let Some(input) = work.pop_front() {
-                log[i].push((tick, input.clone()));
-                for o in nodes[i].handle(tick, input) {
-                    match o {
-                        Output::Send { to, msg } => {
-                            let j = ids.iter().position(|x| *x == to).expect("known");
-                            queue.push_back((i, j, msg));
-                        }
-                        Output::Broadcast(msg) => {
-                            let peers: Vec<usize> = if i == 0 { (1..n).collect() } else { vec![0] };
-                            for j in peers {
-                                queue.push_back((i, j, msg.clone()));
-                            }
-                        }
-                        Output::RequestPayload { sn } => work.push_back(Input::Payload {
-                            sn,
-                            txs: vec![vec![0x5a; 256]],
-                            timestamp_ms: tick,
-                        }),
-                        Output::Finalized { .. } if i == 0 => fin += 1,
-                        _ => {}
-                    }
-                }
-            }
-            fin
+        let mut drivers: Vec<Driver> = (0..n).map(|_| Driver::new()).collect();
+        let mut host = Recorder {
+            ids: ids.clone(),
+            verifier: verifier.clone(),
+            log: vec![Vec::new(); n],
+            queue: VecDeque::new(),
+            node: 0,
+            tick: 0,
+            finalized: 0,
+        };
+        let mut feed = |i: usize, tick: Tick, input: Input, host: &mut Recorder| {
+            host.node = i;
+            host.tick = tick;
+            host.log[i].push((tick, input.clone()));
+            drivers[i].handle(&mut nodes[i], tick, input, host);
         };
         for i in 0..n {
-            feed(i, Input::Start, &mut nodes, &mut queue, 0);
+            feed(i, 0, Input::Start, &mut host);
             let peers: Vec<usize> = if i == 0 { (1..n).collect() } else { vec![0] };
             for j in peers {
-                feed(i, Input::PeerConnected(ids[j]), &mut nodes, &mut queue, 0);
+                feed(i, 0, Input::PeerConnected(ids[j]), &mut host);
             }
         }
-        while finalized < blocks {
-            let (from, to, msg) = queue.pop_front().expect("the cluster makes progress");
+        let mut steps: u64 = 0;
+        while host.finalized < blocks {
+            let (from, to, msg) = host.queue.pop_front().expect("the cluster makes progress");
             let msg = verifier.verify(msg).expect("honest messages verify");
             steps += 1;
-            finalized += feed(
-                to,
-                Input::Message {
-                    from: ids[from],
-                    msg,
-                },
-                &mut nodes,
-                &mut queue,
-                steps,
-            );
+            let input = Input::Message {
+                from: ids[from],
+                msg,
+            };
+            feed(to, steps / 64, input, &mut host);
         }
-        log
+        host.log
+    }
+}
+
+/// Hub and spoke with zero delay and no storage; records every input a core receives,
+/// the payloads the kit feeds included.
+struct Recorder {
+    ids: Vec<NodeId>,
+    verifier: MessageVerifier,
+    log: Vec<Vec<(Tick, Input)>>,
+    /// (from, to, message) in send order.
+    queue: VecDeque<(usize, usize, Message)>,
+    /// The node being driven and its time.
+    node: usize,
+    tick: Tick,
+    /// Blocks finalized at the proposer.
+    finalized: u64,
+}
+
+impl Host for Recorder {
+    type Effect = Infallible;
+
+    fn persist(&mut self, _: PersistSeq, _: Record) -> Durability {
+        Durability::Durable
+    }
+
+    fn release(&mut self, effect: Released<Infallible>) {
+        let i = self.node;
+        match effect {
+            Released::Send { to, msg } => {
+                let j = self.ids.iter().position(|x| *x == to).expect("known");
+                self.queue.push_back((i, j, msg));
+            }
+            Released::Broadcast(msg) => {
+                let peers: Vec<usize> = if i == 0 {
+                    (1..self.ids.len()).collect()
+                } else {
+                    vec![0]
+                };
+                for j in peers {
+                    self.queue.push_back((i, j, msg.clone()));
+                }
+            }
+            Released::Finalized { .. } if i == 0 => self.finalized += 1,
+            _ => {}
+        }
+    }
+
+    fn event(&mut self, _: Event) {}
+
+    fn payload(&mut self, now: Tick, sn: BlockSn) -> Option<Payload> {
+        let payload = Payload {
+            txs: vec![vec![0x5a; 256]],
+            timestamp_ms: now,
+        };
+        let input = Input::Payload {
+            sn,
+            txs: payload.txs.clone(),
+            timestamp_ms: payload.timestamp_ms,
+        };
+        self.log[self.node].push((self.tick, input));
+        Some(payload)
+    }
+
+    fn reverify(&mut self, _: NodeId, sync: Message) -> Option<Verified<Message>> {
+        self.verifier.verify(sync).ok()
     }
 }
 

@@ -63,7 +63,7 @@ pub use config::Mutation;
 pub use config::{CoreConfig, Tick};
 pub use counters::{CoreEvent, Counters};
 pub use driver::{
-    Driver, DurabilityGate, Durability, Event, Host, Payload, PersistSeq, Released, TimerTable,
+    Driver, Durability, DurabilityGate, Event, Host, Payload, PersistSeq, Released, TimerTable,
 };
 pub use io::{BlockArchive, Input, NoArchive, Output, Record, Recovered, TimerKind};
 pub use node::{serve_fresher_head, InsertError, Node, NodeParams};

@@ -18,8 +18,10 @@ struct DiskState {
     records_written: u64,
 }
 
-/// Simulated disk: records are durable as soon as they are applied (the simulator
-/// executes outputs in order, so persist-before-send is what the checker verifies).
+/// Simulated disk: what it holds is durable. The simulator applies a node's records
+/// only when their sync completes, and reports that to the node's durability gate;
+/// the persist-before-send checker compares each send with this state, independently
+/// of the gate.
 #[derive(Clone)]
 pub struct SimDisk {
     state: Arc<Mutex<DiskState>>,

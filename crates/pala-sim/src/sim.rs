@@ -1,156 +1,32 @@
 //! The discrete-event simulator: virtual time, links, faults, byzantine nodes and the
 //! checkers that run after every event.
 
+mod byzantine;
+mod checkers;
+mod config;
+mod drive;
+mod host;
+mod stats;
+
+pub use byzantine::Byzantine;
+pub use config::{Action, KeyGen, SchemeChoice, SimConfig};
+pub use stats::{Histogram, NodeStats};
+
 use crate::disk::SimDisk;
-use pala_core::{
-    Committees, CoreConfig, Input, MessageVerifier, Node, NodeParams, Output, TimerKind,
-};
+use drive::block_payload;
+use host::Outbox;
+use pala_core::driver::{Driver, PersistSeq};
+use pala_core::{Committees, Input, MessageVerifier, Node, NodeParams, Record, Tick};
 use pala_types::insecure::{InsecureTestScheme, InsecureTestSigner};
 use pala_types::{
-    Block, BlockSn, ClockMessage, Committee, Decode, Domain, Epoch, Hash, Member, Message, NodeId,
-    Proposal, SignatureScheme, Signer, Vote, VoteCounting,
+    Block, BlockSn, Committee, Decode, Domain, Epoch, Hash, Member, Message, NodeId,
+    SignatureScheme, Signer, VoteCounting,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
-
-/// Misbehaviour of a byzantine node (section 10: byzantine hooks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Byzantine {
-    /// A primary proposer that sends a different block for one sn to half the voters.
-    EquivocatingProposer,
-    /// A voter that also votes for a block it never saw, and repeats its votes.
-    DoubleVoter,
-    /// A voter that sends votes and clock messages claiming other voters' ids.
-    ForgedIds,
-    /// A node that replays old messages it received.
-    Replayer,
-    /// A node that sends undecodable bytes.
-    Junk,
-    /// A voter that never answers (crash-silent but connected).
-    Silent,
-    /// A proposer that ignores every chain update it receives (proposals,
-    /// notarizations, sync, status), so when it becomes primary it proposes on its
-    /// stale head — the case V-5c rejects.
-    StaleView,
-}
-
-/// Builds a node's signer and proof of possession from a seed.
-pub type KeyGen = Arc<dyn Fn(u64) -> (Arc<dyn Signer>, pala_types::Signature) + Send + Sync>;
-
-/// Which signature scheme the simulated nodes use.
-#[derive(Clone)]
-pub enum SchemeChoice {
-    /// The fast insecure test double.
-    Insecure,
-    /// Any real scheme with a key factory (seed -> signer), e.g. BLS from pala-crypto.
-    Custom {
-        /// The scheme.
-        scheme: Arc<dyn SignatureScheme>,
-        /// Builds a signer from a seed.
-        keygen: KeyGen,
-    },
-}
-
-impl std::fmt::Debug for SchemeChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SchemeChoice::Insecure => f.write_str("Insecure"),
-            SchemeChoice::Custom { scheme, .. } => write!(f, "Custom({})", scheme.name()),
-        }
-    }
-}
-
-/// Parameters of one simulation.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// Seed of every random choice.
-    pub seed: u64,
-    /// Number of proposers (node indexes `0..proposers`).
-    pub proposers: usize,
-    /// Number of voters (node indexes `proposers..proposers+voters`).
-    pub voters: usize,
-    /// Protocol parameters.
-    pub core: CoreConfig,
-    /// Mean one-way link delay.
-    pub delay_ms: u64,
-    /// Uniform jitter added to each delay, `0..=jitter_ms`.
-    pub jitter_ms: u64,
-    /// Probability that a message is lost.
-    pub loss: f64,
-    /// Byzantine nodes by index.
-    pub byzantine: BTreeMap<usize, Byzantine>,
-    /// Signature scheme.
-    pub scheme: SchemeChoice,
-    /// How many finalized blocks each simulated disk retains (None = all).
-    pub retain_finalized: Option<u64>,
-    /// Payload bytes per block.
-    pub payload_bytes: usize,
-    /// Committees of sessions 2, 3, ...: (proposer indexes, voter indexes) each; node
-    /// indexes may be new (nodes that join later) or reused. Needs `core.stop_offset`.
-    pub sessions: Vec<(Vec<usize>, Vec<usize>)>,
-    /// Time the block maker spends filling a block before answering a payload request
-    /// (the block time of N-3; 0 = seal immediately).
-    pub block_time_ms: u64,
-    /// Keep every finalized block with its notarization in [`Sim::finalized_log`].
-    pub log_finalized: bool,
-    /// Record a human-readable trace.
-    pub trace: bool,
-}
-
-impl SimConfig {
-    /// One proposer, `voters` voters, the spec's test timers.
-    pub fn new(seed: u64, proposers: usize, voters: usize) -> Self {
-        SimConfig {
-            seed,
-            proposers,
-            voters,
-            core: CoreConfig::for_tests(),
-            delay_ms: 5,
-            jitter_ms: 0,
-            loss: 0.0,
-            byzantine: BTreeMap::new(),
-            scheme: SchemeChoice::Insecure,
-            retain_finalized: None,
-            payload_bytes: 16,
-            block_time_ms: 0,
-            sessions: Vec::new(),
-            log_finalized: false,
-            trace: false,
-        }
-    }
-}
-
-/// A scripted fault or environment change.
-#[derive(Clone, Debug)]
-pub enum Action {
-    /// Split the nodes into groups; links across groups go down.
-    Partition(Vec<Vec<usize>>),
-    /// All links up again.
-    Heal,
-    /// The node stops (its disk survives).
-    Crash(usize),
-    /// The node restarts from its disk (`wipe`: from an empty disk).
-    Restart {
-        /// Node index.
-        node: usize,
-        /// Lose the disk first.
-        wipe: bool,
-    },
-    /// Change the loss probability.
-    SetLoss(f64),
-    /// Drop every message from `from` of the given kind until `Allow` (drop rules of section 10).
-    Block {
-        /// Sender index.
-        from: usize,
-        /// Message kind (`Message::kind`).
-        kind: &'static str,
-    },
-    /// Remove the drop rules of a sender.
-    Allow(usize),
-}
 
 #[derive(Debug)]
 enum Ev {
@@ -165,10 +41,17 @@ enum Ev {
         to: usize,
         bytes: Vec<u8>,
     },
-    Timer {
+    /// The earliest timer deadline of the node's driver kit.
+    Wake {
         node: usize,
         inc: u64,
-        kind: TimerKind,
+        at: Tick,
+    },
+    /// The node's disk finished syncing every record numbered up to `upto`.
+    DiskSynced {
+        node: usize,
+        inc: u64,
+        upto: PersistSeq,
     },
     Payload {
         node: usize,
@@ -191,7 +74,15 @@ pub struct Violation {
 
 struct SimNode {
     core: Option<Node>,
+    /// Timers, durability gate, payload and re-verification plumbing (pala-core's kit).
+    driver: Driver,
     disk: SimDisk,
+    /// Records handed to the disk and not yet durable (lost if the node crashes).
+    unsynced: VecDeque<(PersistSeq, Record)>,
+    /// A sync of the disk is in flight.
+    syncing: bool,
+    /// The deadline an [`Ev::Wake`] is queued for.
+    wake: Option<Tick>,
     signer: Arc<dyn Signer>,
     inc: u64,
     byz: Option<Byzantine>,
@@ -199,65 +90,6 @@ struct SimNode {
     max_epoch: Epoch,
     replay: Vec<(usize, Message)>,
     alt_blocks: BTreeMap<BlockSn, Arc<Block>>,
-}
-
-/// Latencies in 1 ms buckets (fixed memory however long the run).
-#[derive(Clone, Debug)]
-pub struct Histogram {
-    buckets: Vec<u64>,
-    count: u64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            buckets: vec![0; 60_001],
-            count: 0,
-        }
-    }
-}
-
-impl Histogram {
-    /// Records one value (clamped to 60 s).
-    pub fn record(&mut self, ms: u64) {
-        self.buckets[ms.min(60_000) as usize] += 1;
-        self.count += 1;
-    }
-    /// Number of values.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-    /// Adds another histogram.
-    pub fn merge(&mut self, o: &Histogram) {
-        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
-            *a += b;
-        }
-        self.count += o.count;
-    }
-    /// The `p` quantile (0..=1), 0 when empty.
-    pub fn percentile(&self, p: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
-        }
-        let rank = ((self.count - 1) as f64 * p).round() as u64;
-        let mut seen = 0;
-        for (ms, n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen > rank {
-                return ms as u64;
-            }
-        }
-        60_000
-    }
-}
-
-/// Per-node figures collected during a run.
-#[derive(Clone, Debug, Default)]
-pub struct NodeStats {
-    /// Finalized blocks (this incarnation and earlier ones).
-    pub finalized: u64,
-    /// Finalization latencies from proposal (ms), for blocks this run saw proposed.
-    pub latencies: Histogram,
 }
 
 /// The simulator.
@@ -301,6 +133,8 @@ pub struct Sim {
     /// (node, block, notarization) of every finalization, when `log_finalized`.
     pub finalized_log: Vec<(usize, Arc<Block>, Option<pala_types::Notarization>)>,
     progress: Option<(u64, u64, ProgressFn)>,
+    /// What the node being driven released, executed once its call returns.
+    outbox: Outbox,
 }
 
 /// Called with a one-line summary at a fixed simulated interval.
@@ -388,7 +222,11 @@ impl Sim {
         let nodes = (0..n)
             .map(|i| SimNode {
                 core: None,
+                driver: Driver::new(),
                 disk: SimDisk::new(genesis.clone(), cfg.retain_finalized),
+                unsynced: VecDeque::new(),
+                syncing: false,
+                wake: None,
                 signer: signers[i].clone(),
                 inc: 0,
                 byz: cfg.byzantine.get(&i).copied(),
@@ -428,6 +266,7 @@ impl Sim {
             events_processed: 0,
             finalized_log: Vec::new(),
             progress: None,
+            outbox: Outbox::default(),
         };
         sim.finalized_chain.insert(0, (sim.genesis.hash(), false));
         for i in 0..n {
@@ -462,6 +301,7 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.inc += 1;
         n.core = Some(node);
+        n.driver = Driver::new();
         self.feed(i, Input::Start);
     }
 
@@ -667,28 +507,35 @@ impl Sim {
                     }
                 }
             }
-            Ev::Timer { node, inc, kind } => {
-                if self.nodes[node].inc == inc && self.nodes[node].core.is_some() {
-                    self.feed(node, Input::Timer(kind));
+            Ev::Wake { node, inc, at } => {
+                let n = &mut self.nodes[node];
+                if n.inc == inc && n.core.is_some() && n.wake == Some(at) {
+                    n.wake = None;
+                    let now = self.now;
+                    self.drive(node, |d, core, host| {
+                        d.fire_due(core, now, host);
+                    });
                     self.byzantine_tick(node);
+                }
+            }
+            Ev::DiskSynced { node, inc, upto } => {
+                let n = &mut self.nodes[node];
+                if n.inc == inc && n.core.is_some() {
+                    n.syncing = false;
+                    while n.unsynced.front().is_some_and(|(seq, _)| *seq <= upto) {
+                        if let Some((_, r)) = n.unsynced.pop_front() {
+                            n.disk.apply(&r);
+                        }
+                    }
+                    self.drive(node, |d, _, host| d.durable(upto, host));
                 }
             }
             Ev::Payload { node, inc, sn } => {
                 if self.nodes[node].inc == inc && self.nodes[node].core.is_some() {
-                    let txs = vec![format!("tx:{node}:{sn:?}")
-                        .into_bytes()
-                        .into_iter()
-                        .chain(std::iter::repeat(0u8))
-                        .take(self.cfg.payload_bytes.max(1))
-                        .collect()];
-                    self.feed(
-                        node,
-                        Input::Payload {
-                            sn,
-                            txs,
-                            timestamp_ms: self.now,
-                        },
-                    );
+                    let (now, bytes) = (self.now, self.cfg.payload_bytes);
+                    self.drive(node, |d, core, host| {
+                        d.payload(core, now, sn, block_payload(node, sn, bytes, now), host)
+                    });
                 }
             }
             Ev::Act(a) => self.act(a),
@@ -748,8 +595,17 @@ impl Sim {
                 for j in peers {
                     self.disconnect(i, j);
                 }
-                self.nodes[i].core = None;
-                self.nodes[i].inc += 1;
+                // Whatever the disk had not synced is lost with the process, so the
+                // node may restart below the epoch it had reached in memory (nothing of
+                // that epoch left the gate), never below its durable one.
+                let n = &mut self.nodes[i];
+                n.max_epoch = n.max_epoch.min(n.disk.epoch().unwrap_or(Epoch::NIL));
+                n.core = None;
+                n.inc += 1;
+                n.driver = Driver::new();
+                n.unsynced.clear();
+                n.syncing = false;
+                n.wake = None;
             }
             Action::Restart { node, wipe } => {
                 if self.nodes[node].core.is_some() {
@@ -831,373 +687,6 @@ impl Sim {
             .copied()
             .unwrap_or(0);
         self.push(at, Ev::Deliver { from, to, gen, msg });
-    }
-
-    /// Feeds one input to node `i` and executes its outputs with all checks.
-    fn feed(&mut self, i: usize, input: Input) {
-        let Some(core) = self.nodes[i].core.as_mut() else {
-            return;
-        };
-        let outs = core.handle(self.now, input);
-        for o in outs {
-            self.execute(i, o);
-        }
-        self.check_node(i);
-    }
-
-    fn execute(&mut self, i: usize, o: Output) {
-        match o {
-            Output::Persist(r) => self.nodes[i].disk.apply(&r),
-            Output::Send { to, msg } => {
-                self.check_persisted_before_send(i, &msg);
-                if let Some(&j) = self.index.get(&to) {
-                    self.send_from(i, j, msg);
-                }
-            }
-            Output::Broadcast(msg) => {
-                self.check_persisted_before_send(i, &msg);
-                if let Message::Proposal(p) = &msg {
-                    self.proposed_at
-                        .entry(p.block.hash())
-                        .or_insert((self.now, 0));
-                }
-                for j in self.neighbours(i) {
-                    self.send_from(i, j, msg.clone());
-                }
-            }
-            Output::SetTimer { kind, at } => {
-                let inc = self.nodes[i].inc;
-                self.push(at.max(self.now), Ev::Timer { node: i, inc, kind });
-            }
-            Output::RequestPayload { sn } => {
-                let inc = self.nodes[i].inc;
-                self.push(
-                    self.now + self.cfg.block_time_ms,
-                    Ev::Payload { node: i, inc, sn },
-                );
-            }
-            Output::Finalized {
-                block,
-                notarization,
-            } => {
-                if self.cfg.log_finalized {
-                    self.finalized_log.push((i, block.clone(), notarization));
-                }
-                self.on_finalized(i, &block)
-            }
-            Output::EpochChanged(e) => self.log(|| format!("n{i} epoch {e:?}")),
-            Output::CommitteeInstalled(c) => {
-                self.log(|| format!("n{i} installs the committee of session {}", c.session));
-                match self.verifier.committees().get(c.session) {
-                    None => self.verifier.install((*c).clone()),
-                    Some(old) if **old != *c => {
-                        let d = format!(
-                            "node {i} installed a different committee for session {}",
-                            c.session
-                        );
-                        self.violation("committee-mismatch", d);
-                    }
-                    Some(_) => {}
-                }
-            }
-            Output::ReconfigurationEnded { session } => {
-                self.log(|| format!("n{i} reconfiguration ended, session {session}"))
-            }
-            Output::Reverify { from, blocks } => {
-                let msg = Message::FresherHead(pala_types::FresherHeadResponse {
-                    blocks,
-                    finalized: None,
-                });
-                match self.verifier.verify(msg) {
-                    Ok(v) => self.feed(i, Input::Message { from, msg: v }),
-                    Err(e) => *self.rejected.entry(format!("reverify: {e}")).or_insert(0) += 1,
-                }
-            }
-        }
-    }
-
-    /// Sends with the node's byzantine behaviour applied.
-    fn send_from(&mut self, i: usize, j: usize, msg: Message) {
-        match self.nodes[i].byz {
-            None | Some(Byzantine::Replayer) | Some(Byzantine::Junk) => self.send(i, j, msg),
-            Some(Byzantine::Silent) => {
-                if !matches!(msg, Message::Vote(_) | Message::Clock(_)) {
-                    self.send(i, j, msg)
-                }
-            }
-            Some(Byzantine::EquivocatingProposer) => {
-                // Odd voters get a conflicting block first and then the real one.
-                if let Message::Proposal(p) = &msg {
-                    if j % 2 == 1 && !self.is_proposer(j) {
-                        let alt = self.equivocate(i, p);
-                        self.send(i, j, Message::Proposal(alt));
-                    }
-                }
-                self.send(i, j, msg)
-            }
-            Some(Byzantine::StaleView) => self.send(i, j, msg),
-            Some(Byzantine::DoubleVoter) => {
-                if let Message::Vote(v) = &msg {
-                    let other = Hash::of(&[v.block_hash.0.as_slice(), b"other"].concat());
-                    let signer = self.nodes[i].signer.clone();
-                    let bad = Vote {
-                        voter: v.voter,
-                        sn: v.sn,
-                        block_hash: other,
-                        signature: signer.sign(Domain::Vote, self.cfg.core.network_id, &other.0),
-                    };
-                    self.send(i, j, Message::Vote(bad));
-                    self.send(i, j, msg.clone());
-                }
-                self.send(i, j, msg)
-            }
-            Some(Byzantine::ForgedIds) => {
-                let victim =
-                    self.cfg.proposers + (i + 1 - self.cfg.proposers) % self.cfg.voters.max(1);
-                let victim_id = self.ids[victim];
-                let signer = self.nodes[i].signer.clone();
-                let nid = self.cfg.core.network_id;
-                match &msg {
-                    Message::Vote(v) => {
-                        let forged = Vote {
-                            voter: victim_id,
-                            sn: v.sn,
-                            block_hash: Hash::of(b"forged"),
-                            signature: signer.sign(Domain::Vote, nid, &Hash::of(b"forged").0),
-                        };
-                        self.send(i, j, Message::Vote(forged));
-                    }
-                    Message::Clock(c) => {
-                        let e = Epoch::new(c.epoch.session, c.epoch.e + 5);
-                        let forged = ClockMessage {
-                            voter: victim_id,
-                            epoch: e,
-                            signature: signer.sign(Domain::Clock, nid, &e.signing_bytes()),
-                        };
-                        self.send(i, j, Message::Clock(forged));
-                    }
-                    _ => {}
-                }
-                self.send(i, j, msg)
-            }
-        }
-    }
-
-    fn equivocate(&mut self, i: usize, p: &Proposal) -> Proposal {
-        let b = &p.block;
-        let parent_hash = self.nodes[i]
-            .alt_blocks
-            .get(&b.parent_sn())
-            .map_or(b.header.parent_hash, |a| a.hash());
-        let alt = Arc::new(Block::new(
-            pala_types::BlockHeader {
-                parent_hash,
-                ..b.header.clone()
-            },
-            vec![b"equivocation".to_vec()],
-            b.consensus.clone(),
-        ));
-        self.nodes[i].alt_blocks.insert(b.sn(), alt.clone());
-        if self.nodes[i].alt_blocks.len() > 64 {
-            self.nodes[i].alt_blocks.pop_first();
-        }
-        let signer = self.nodes[i].signer.clone();
-        Proposal {
-            proposer: p.proposer,
-            signature: signer.sign(Domain::Proposal, self.cfg.core.network_id, &alt.hash().0),
-            block: alt,
-        }
-    }
-
-    fn byzantine_tick(&mut self, i: usize) {
-        match self.nodes[i].byz {
-            Some(Byzantine::Replayer) if !self.nodes[i].replay.is_empty() => {
-                let k = self.rng.gen_range(0..self.nodes[i].replay.len());
-                let (_, m) = self.nodes[i].replay[k].clone();
-                for j in self.neighbours(i) {
-                    self.send(i, j, m.clone());
-                }
-            }
-            Some(Byzantine::Junk) => {
-                let len = self.rng.gen_range(0..200);
-                let mut bytes: Vec<u8> = (0..len).map(|_| self.rng.gen()).collect();
-                if let Some(b) = bytes.first_mut() {
-                    *b = [0x12u8, 0x13, 0x14, 0x15, 0x16, 0x20, 0x21, 0x28]
-                        [self.rng.gen_range(0..8)];
-                }
-                for j in self.neighbours(i) {
-                    if self.link_up(i, j) {
-                        let at = self.now + self.cfg.delay_ms;
-                        self.push(
-                            at,
-                            Ev::Junk {
-                                from: i,
-                                to: j,
-                                bytes: bytes.clone(),
-                            },
-                        );
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn violation(&mut self, checker: &'static str, detail: String) {
-        self.violations.push(Violation {
-            at: self.now,
-            checker,
-            detail,
-        });
-    }
-
-    /// Checker (d): persist-before-send.
-    fn check_persisted_before_send(&mut self, i: usize, msg: &Message) {
-        if !self.is_honest(i) {
-            return;
-        }
-        let disk = &self.nodes[i].disk;
-        let problem = match msg {
-            Message::Vote(v) if v.voter == self.ids[i] => {
-                if !disk.has_block(v.sn, v.block_hash) {
-                    Some(format!(
-                        "vote for {:?} sent before its block was durable",
-                        v.sn
-                    ))
-                } else if disk.vote_guard(v.sn.epoch).is_none_or(|g| g < v.sn.s) {
-                    Some(format!(
-                        "vote for {:?} sent before its vote guard was durable",
-                        v.sn
-                    ))
-                } else {
-                    None
-                }
-            }
-            Message::Proposal(p) if !disk.has_block(p.block.sn(), p.block.hash()) => Some(format!(
-                "proposal {:?} sent before its block was durable",
-                p.block.sn()
-            )),
-            Message::Clock(c)
-                if c.voter == self.ids[i] && disk.clock_guard().is_none_or(|g| g < c.epoch) =>
-            {
-                Some(format!(
-                    "clock message {:?} sent before its guard was durable",
-                    c.epoch
-                ))
-            }
-            Message::Status(s)
-                if s.epoch > Epoch::new(1, 1) && disk.epoch().is_none_or(|e| e < s.epoch) =>
-            {
-                Some(format!(
-                    "status with epoch {:?} sent before the epoch was durable",
-                    s.epoch
-                ))
-            }
-            _ => None,
-        };
-        if let Some(p) = problem {
-            self.violation("persist-before-send", format!("node {i}: {p}"));
-        }
-        // Checker (b), first half: an honest voter never signs two blocks at one sn.
-        if let Message::Vote(v) = msg {
-            if self.votes_signed.len() > 200_000 {
-                // Bounded memory on long runs: forget votes far below every node's
-                // finalized head (a vote there would be refused by the guard anyway and
-                // can no longer conflict with anything that is not yet final).
-                let floor = (0..self.len())
-                    .filter_map(|j| self.node(j).map(|n| n.finalized()))
-                    .min()
-                    .unwrap_or_default();
-                self.votes_signed.retain(|(_, sn), _| *sn >= floor);
-            }
-            if v.voter == self.ids[i] {
-                match self.votes_signed.insert((i, v.sn), v.block_hash) {
-                    Some(h) if h != v.block_hash => self.violation(
-                        "double-vote",
-                        format!("node {i} voted two blocks at {:?}", v.sn),
-                    ),
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    fn on_finalized(&mut self, i: usize, block: &Arc<Block>) {
-        self.stats[i].finalized += 1;
-        let n = self.len();
-        if let Some(e) = self.proposed_at.get_mut(&block.hash()) {
-            self.stats[i].latencies.record(self.now - e.0);
-            e.1 += 1;
-            if e.1 >= n {
-                self.proposed_at.remove(&block.hash());
-            }
-        }
-        if self.proposed_at.len() > 100_000 {
-            // Blocks some node will never finalize (abandoned forks, crashed nodes).
-            let cutoff = self.now.saturating_sub(60_000);
-            self.proposed_at.retain(|_, e| e.0 >= cutoff);
-        }
-        self.log(|| format!("n{i} finalized {:?} h={}", block.sn(), block.height()));
-        if !self.is_honest(i) {
-            return;
-        }
-        // Checker (a): finalized chains never conflict, except (C-7d) empty blocks after
-        // a stop block until the next session has a final block.
-        let h = block.height();
-        let stop = self.cfg.core.stop_offset;
-        let after_stop = |b: &Block| stop > 0 && b.header.session_offset > stop && b.txs.is_empty();
-        let relaxed = after_stop(block);
-        match self.finalized_chain.get(&h).copied() {
-            Some((x, old_relaxed)) if x != block.hash() => {
-                if old_relaxed || relaxed {
-                    // C-7: one side is an empty block after a stop block; the branch that
-                    // carries the next session wins, so keep the non-relaxed one.
-                    if old_relaxed {
-                        self.finalized_chain.insert(h, (block.hash(), relaxed));
-                    }
-                } else {
-                    let d = format!(
-                        "node {i} finalized {:?} at height {h}, conflicting with another node",
-                        block.sn()
-                    );
-                    self.violation("finality-conflict", d);
-                }
-            }
-            Some(_) => {}
-            None => {
-                self.finalized_chain.insert(h, (block.hash(), relaxed));
-            }
-        }
-        if self.finalized_chain.len() > 4096 {
-            // Keep the checker's memory bounded on long runs: heights far below every
-            // node's finalized head cannot be finalized again.
-            let cut = h.saturating_sub(2048);
-            self.finalized_chain = self.finalized_chain.split_off(&cut);
-        }
-    }
-
-    /// Checkers (b) epoch monotonicity and (c) `head.epoch <= L`.
-    fn check_node(&mut self, i: usize) {
-        let Some(core) = self.nodes[i].core.as_ref() else {
-            return;
-        };
-        let (epoch, head) = (core.epoch(), core.head());
-        if head.epoch > epoch {
-            self.violation(
-                "head-epoch",
-                format!("node {i}: head {head:?} is ahead of its epoch {epoch:?}"),
-            );
-        }
-        if self.is_honest(i) {
-            if epoch < self.nodes[i].max_epoch {
-                let d = format!(
-                    "node {i}: epoch went back from {:?} to {epoch:?}",
-                    self.nodes[i].max_epoch
-                );
-                self.violation("epoch-regress", d);
-            }
-            self.nodes[i].max_epoch = epoch;
-        }
     }
 
     /// Calls `f` with a summary line every `interval_ms` of simulated time.

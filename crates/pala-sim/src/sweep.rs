@@ -196,6 +196,8 @@ pub fn plan(seed: u64) -> SeedPlan {
             },
         ));
     }
+    // Drawn last, so the rest of the plan is what it was before disks took time.
+    cfg.disk_sync_ms = rng.gen_range(0..=3);
     SeedPlan { cfg, actions }
 }
 

@@ -1,8 +1,8 @@
-//! The checkers bite: a core with a deliberately broken rule is caught by the sweep.
+//! The checkers bite: a core (or its driver kit) with a deliberately broken rule is caught.
 //! (Built with pala-core's `mutations` feature, which production builds do not enable.)
 
 use pala_core::Mutation;
-use pala_sim::sweep;
+use pala_sim::{sweep, Sim, SimConfig};
 
 /// Runs sweep seeds with `m` switched on until a checker fires; returns the failure.
 fn first_failure(m: Mutation, max_seeds: u64) -> Option<(u64, String)> {
@@ -32,4 +32,35 @@ fn voting_conflicting_blocks_is_caught() {
         f.contains("double-vote") || f.contains("finality-conflict"),
         "got {f}"
     );
+}
+
+/// The simulator's persist-before-send checker reads each node's simulated disk, not the
+/// driver kit's gate, so a gate that lets one vote out before its vote guard is synced
+/// is caught on the first honest vote.
+#[test]
+fn a_gate_that_releases_one_vote_before_its_persist_is_caught() {
+    let run = |mutation| {
+        let mut cfg = SimConfig::new(3, 1, 4);
+        cfg.core.mutation = mutation;
+        cfg.disk_sync_ms = 2;
+        let mut sim = Sim::new(cfg);
+        sim.run_until(1_000);
+        sim
+    };
+    let control = run(None);
+    assert!(control.violations.is_empty(), "{:?}", control.violations);
+    assert!(
+        control.min_honest_finalized() >= 5,
+        "the control run makes progress"
+    );
+
+    let broken = run(Some(Mutation::SendBeforePersist));
+    let v = broken.violations.first().expect("the early vote is caught");
+    assert_eq!(v.checker, "persist-before-send", "{v:?}");
+    assert!(v.detail.contains("vote"), "{v:?}");
+
+    let (seed, f) = first_failure(Mutation::SendBeforePersist, 20)
+        .expect("the sweep catches an early vote too");
+    println!("caught at seed {seed}: {f}");
+    assert!(f.contains("persist-before-send"), "got {f}");
 }
