@@ -20,7 +20,7 @@
 use crate::error::{Result, StorageError};
 use crate::segment::DMA_BLOCK;
 use crate::store::{Durable, WritePath};
-use crate::writer::{Sealed, Storage};
+use crate::writer::{CommitIoHook, Sealed, Storage};
 use crate::{Pending, Record};
 use glommio::io::{DmaFile, OpenOptions};
 use std::ops::{Deref, DerefMut};
@@ -186,7 +186,10 @@ impl LogWriter {
             }
         }
         let tail = self.dma.as_mut().expect("dma tail");
-        if let Err(e) = tail.write(&self.store.buf, &sealed).await {
+        if let Err(e) = tail
+            .write(&self.store.buf, &sealed, &self.store.commit_io_hook)
+            .await
+        {
             return Err(self.store.poison("direct write/fdatasync of", e));
         }
         self.store.publish(sealed)
@@ -213,7 +216,12 @@ impl LogWriter {
 
 impl DmaTail {
     /// Writes committed tail + `batch` + zero padding at `block_at`, then fdatasyncs.
-    async fn write(&mut self, batch: &[u8], sealed: &Sealed) -> std::io::Result<()> {
+    async fn write(
+        &mut self,
+        batch: &[u8],
+        sealed: &Sealed,
+        hook: &CommitIoHook,
+    ) -> std::io::Result<()> {
         debug_assert_eq!(self.block_at + self.committed.len() as u64, sealed.base);
         let data = self.committed.len() + batch.len();
         let padded = data.next_multiple_of(DMA_BLOCK);
@@ -235,6 +243,7 @@ impl DmaTail {
                 "short direct write: {written} of {padded} bytes"
             )));
         }
+        hook.fire();
         self.file.fdatasync().await.map_err(std::io::Error::from)?;
         self.block_at += last_block as u64;
         self.committed = next_committed;

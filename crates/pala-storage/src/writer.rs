@@ -50,6 +50,25 @@ pub(crate) struct Sealed {
     pub total: u64,
 }
 
+/// A test-only callback the writer runs in the middle of each commit, after the batch's
+/// write and before its fdatasync and publication, so that a test can check that readers
+/// do not wait for a commit on the disk. Empty unless the `test-hooks` feature is on.
+#[derive(Default)]
+pub(crate) struct CommitIoHook {
+    #[cfg(feature = "test-hooks")]
+    hook: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl CommitIoHook {
+    #[inline]
+    pub(crate) fn fire(&self) {
+        #[cfg(feature = "test-hooks")]
+        if let Some(hook) = &self.hook {
+            hook();
+        }
+    }
+}
+
 /// The storage of one node: a directory of segment files plus in-memory indexes. This is
 /// the single writer; [`reader`](Storage::reader) hands out read handles, and every read
 /// method of [`StorageReader`] is available here too (through `Deref`).
@@ -82,6 +101,7 @@ pub struct Storage {
     next_batch: u64,
     report: RecoveryReport,
     poisoned: Option<String>,
+    pub(crate) commit_io_hook: CommitIoHook,
 }
 
 impl Deref for Storage {
@@ -169,6 +189,7 @@ impl Storage {
             next_batch: last_batch.map_or(1, |b| b + 1),
             report,
             poisoned: None,
+            commit_io_hook: CommitIoHook::default(),
             opts,
         })
     }
@@ -186,6 +207,14 @@ impl Storage {
     /// What recovery found when this storage was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
+    }
+
+    /// Test only: runs `hook` on the writer's thread during every later commit, between
+    /// the batch's write and its fdatasync (on both write paths), before publication.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn set_commit_io_hook(&mut self, hook: impl Fn() + Send + Sync + 'static) {
+        self.commit_io_hook.hook = Some(Box::new(hook));
     }
 
     fn check_poisoned(&self) -> Result<()> {
@@ -352,7 +381,10 @@ impl Storage {
             .active
             .file
             .write_all_at(&self.buf, sealed.base)
-            .and_then(|()| self.active.file.sync_data())
+            .and_then(|()| {
+                self.commit_io_hook.fire();
+                self.active.file.sync_data()
+            })
         {
             return Err(self.poison("write/fdatasync of", e));
         }

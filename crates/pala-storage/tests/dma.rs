@@ -13,8 +13,7 @@ use pala_storage::{IoPath, LogWriter, Options, Record, Storage, StorageError, Wr
 use pala_types::Encode;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 const BLOCK: u64 = 4096;
@@ -240,20 +239,31 @@ fn without_direct_io_auto_falls_back_and_dma_refuses() {
     assert_eq!(s.block_count(), 3);
 }
 
+/// What a read made from inside a commit saw.
+#[derive(Clone, Copy)]
+struct InCommitRead {
+    count: usize,
+    /// The newest published block read back with its exact encoding.
+    newest_intact: bool,
+}
+
 /// Reads complete while a commit's write and fdatasync are in progress, on both write
-/// paths: the reader handle never waits for the disk. The writer stages a batch, flags the
-/// commit as in progress, syncs, and clears the flag; a read counts when it starts and ends
-/// inside one flagged window and still sees the block count from before that commit (so it
-/// finished before the commit was published, while the disk was busy). A reader that
-/// waited for the commit would manage at most one such read per commit.
+/// paths: the reader handle never waits for the disk. The writer's commit hook runs in the
+/// middle of each commit (batch written, fdatasync and publication still to come) and,
+/// from there, has another thread read through a [`pala_storage::StorageReader`] with a
+/// bounded wait. A writer that held the readers' lock across the IO, or otherwise blocked
+/// them, leaves that read hanging until the hook gives up on it.
 #[test]
 fn reads_complete_while_a_commit_is_in_progress() {
-    const COMMITS: usize = 30;
-    const PER_COMMIT: usize = 32;
+    const COMMITS: usize = 4;
+    const PER_COMMIT: usize = 8;
+    // Far beyond an uncontended read even on a loaded machine; a blocked read never ends
+    // while the hook waits, so the bound only decides how long a failing run takes.
+    const READ_BOUND: Duration = Duration::from_secs(2);
     for path in [WritePath::Dma, WritePath::PageCache] {
         let tmp = disk_dir();
-        let c = chain(1 + (COMMITS * PER_COMMIT) as u32, 64 << 10);
-        let store = Storage::open(
+        let c = chain((COMMITS * PER_COMMIT) as u32, 3000);
+        let mut store = Storage::open(
             tmp.path(),
             Options {
                 write_path: path,
@@ -261,55 +271,62 @@ fn reads_complete_while_a_commit_is_in_progress() {
             },
         )
         .unwrap();
-        let reader = store.reader();
-        // Odd while a sync is in progress: twice the number of syncs started, plus one.
-        let phase = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        let reads = {
-            let (reader, phase, done) = (reader.clone(), phase.clone(), done.clone());
-            let first = c[1].clone();
+        // One entry per commit; `None` where the read did not finish within the bound.
+        let seen: Arc<Mutex<Vec<Option<InCommitRead>>>> = Arc::default();
+        let (reader, log, chain_) = (store.reader(), seen.clone(), c.clone());
+        store.set_commit_io_hook(move || {
+            let (reader, chain_) = (reader.clone(), chain_.clone());
+            let (tx, rx) = mpsc::channel();
             std::thread::spawn(move || {
-                let (mut during_io, mut total) = (0usize, 0usize);
-                while !done.load(Ordering::Acquire) {
-                    let before = phase.load(Ordering::Acquire);
-                    let count = reader.block_count();
-                    if count > 0 {
-                        let bytes = reader.block_bytes(first.sn()).unwrap().expect("committed");
-                        assert_eq!(bytes.len(), first.to_bytes().len());
-                    }
-                    let after = phase.load(Ordering::Acquire);
-                    total += 1;
-                    let unpublished = count == PER_COMMIT * (before / 2) as usize;
-                    if before == after && before % 2 == 1 && unpublished {
-                        during_io += 1;
-                    }
-                }
-                (during_io, total)
-            })
-        };
+                let count = reader.block_count();
+                let newest_intact = match count {
+                    0 => true,
+                    n => matches!(reader.block_bytes(chain_[n].sn()),
+                        Ok(Some(bytes)) if *bytes == chain_[n].to_bytes()[..]),
+                };
+                let _ = tx.send(InCommitRead {
+                    count,
+                    newest_intact,
+                });
+            });
+            log.lock().unwrap().push(rx.recv_timeout(READ_BOUND).ok());
+        });
         let recs: Vec<Vec<Record>> = (0..COMMITS)
             .map(|i| blocks(&c, 1 + PER_COMMIT * i..1 + PER_COMMIT * (i + 1)))
             .collect();
-        let writer_phase = phase.clone();
-        on_executor(move || async move {
+        let io_path = on_executor(move || async move {
             let mut w = LogWriter::new(store).await.unwrap();
             for b in &recs {
-                for r in b {
-                    let _ticket = w.append(r).unwrap();
-                }
-                writer_phase.fetch_add(1, Ordering::AcqRel);
-                w.sync().await.unwrap();
-                writer_phase.fetch_add(1, Ordering::AcqRel);
-                glommio::timer::sleep(Duration::from_micros(200)).await;
+                w.commit(b).await.unwrap();
             }
             assert_eq!(w.block_count(), COMMITS * PER_COMMIT);
+            w.io_path()
         });
-        done.store(true, Ordering::Release);
-        let (during_io, total) = reads.join().unwrap();
-        assert!(
-            during_io > 3 * COMMITS,
-            "{path:?}: only {during_io} of {total} reads completed while a commit was on the disk"
+        let want_path = match path {
+            WritePath::PageCache => IoPath::PageCache,
+            _ => IoPath::Dma,
+        };
+        assert_eq!(io_path, want_path);
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.len(),
+            COMMITS,
+            "{path:?}: the hook runs once per commit"
         );
-        assert_eq!(reader.block_count(), COMMITS * PER_COMMIT);
+        for (i, read) in seen.iter().enumerate() {
+            let Some(InCommitRead {
+                count,
+                newest_intact,
+            }) = *read
+            else {
+                panic!("{path:?}: a read during commit {i} did not finish within {READ_BOUND:?}: readers wait for the disk");
+            };
+            assert_eq!(
+                count,
+                PER_COMMIT * i,
+                "{path:?}: commit {i} must not be visible before it is durable"
+            );
+            assert!(newest_intact, "{path:?}: commit {i}");
+        }
     }
 }
