@@ -135,7 +135,8 @@ impl Proposer {
             .node
             .counters()
             .iter()
-            .map(|(k, v)| (k.to_string(), *v))
+            .filter(|(_, n)| *n > 0)
+            .map(|(event, n)| (event.to_string(), n))
             .collect();
         report
     }
