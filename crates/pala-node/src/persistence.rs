@@ -2,11 +2,11 @@
 //! (P-1), what the core gets back at start (P-3), and the archive of finalized blocks that
 //! chain sync serves from (W-7).
 
-use pala_storage::StorageReader;
 use anyhow::{Context, Result};
 use pala_core::{BlockArchive, Record, Recovered};
 use pala_storage::EpochStatus;
 use pala_storage::Storage;
+use pala_storage::StorageReader;
 use pala_types::{Block, NotarizedBlock};
 use std::sync::Arc;
 
