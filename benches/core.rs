@@ -22,7 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use pala_core::chain::{Attach, Chain};
 use pala_core::driver::{Driver, Durability, Event, Host, Payload, PersistSeq, Released};
 use pala_core::{
-    Committees, CoreConfig, Input, MessageVerifier, Node, NodeParams, Record, Tick, Verified,
+    Committees, CoreConfig, Input, MessageVerifier, Node, NodeParams, StateChange, Tick, Verified,
 };
 use pala_types::insecure::InsecureTestScheme;
 use pala_types::{
@@ -153,7 +153,7 @@ struct Recorder {
 impl Host for Recorder {
     type Effect = Infallible;
 
-    fn persist(&mut self, _: PersistSeq, _: Record) -> Durability {
+    fn persist(&mut self, _: PersistSeq, _: StateChange) -> Durability {
         Durability::Durable
     }
 

@@ -57,7 +57,7 @@ pub enum Input {
 /// any later [`Output::Send`] or [`Output::Broadcast`] of the same batch (section 0.1
 /// items 7 and 8).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
+pub enum StateChange {
     /// A block entered the store (before voting for it, V-4).
     Block(Arc<Block>),
     /// A notarization (the best known for its sn).
@@ -106,7 +106,7 @@ pub enum Record {
 #[derive(Clone, Debug)]
 pub enum Output {
     /// Make a record durable (before any later send).
-    Persist(Record),
+    Persist(StateChange),
     /// Send to one peer.
     Send {
         /// Destination.
@@ -177,7 +177,7 @@ impl BlockArchive for NoArchive {
 
 /// What a restarting node loads from its storage (P-3).
 #[derive(Clone, Debug, Default)]
-pub struct Recovered {
+pub struct RecoveredState {
     /// The finalized head with its notarization (genesis if nothing was finalized).
     pub finalized: Option<NotarizedBlock>,
     /// Stored blocks above the finalized head (any order).

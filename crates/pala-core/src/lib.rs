@@ -65,7 +65,7 @@ pub use counters::{CoreEvent, Counters};
 pub use driver::{
     Driver, Durability, DurabilityGate, Event, Host, Payload, PersistSeq, Released, TimerTable,
 };
-pub use io::{BlockArchive, Input, NoArchive, Output, Record, Recovered, TimerKind};
+pub use io::{BlockArchive, Input, NoArchive, Output, RecoveredState, StateChange, TimerKind};
 pub use node::{serve_fresher_head, InsertError, Node, NodeParams};
 pub use role::Role;
 pub use verify::{Committees, MessageVerifier, Verified, VerifyError};

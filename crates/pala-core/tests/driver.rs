@@ -18,7 +18,7 @@ struct Learning {
 impl Host for Learning {
     type Effect = std::convert::Infallible;
 
-    fn persist(&mut self, _: PersistSeq, _: Record) -> Durability {
+    fn persist(&mut self, _: PersistSeq, _: StateChange) -> Durability {
         Durability::Durable
     }
 
@@ -93,7 +93,7 @@ fn blocks_whose_committee_the_host_lacks_stay_out() {
     struct Stubborn(MessageVerifier, usize);
     impl Host for Stubborn {
         type Effect = std::convert::Infallible;
-        fn persist(&mut self, _: PersistSeq, _: Record) -> Durability {
+        fn persist(&mut self, _: PersistSeq, _: StateChange) -> Durability {
             Durability::Durable
         }
         fn release(&mut self, _: Released<Self::Effect>) {}

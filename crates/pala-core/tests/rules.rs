@@ -468,7 +468,7 @@ fn restarted_voter_never_signs_twice() {
     let guards: Vec<(Epoch, u32)> = outs
         .iter()
         .filter_map(|o| match o {
-            Output::Persist(Record::VoteGuard { epoch, s }) => Some((*epoch, *s)),
+            Output::Persist(StateChange::VoteGuard { epoch, s }) => Some((*epoch, *s)),
             _ => None,
         })
         .collect();
@@ -476,9 +476,9 @@ fn restarted_voter_never_signs_twice() {
     let params = f.params(1, Arc::new(NoArchive));
     let mut v2 = Node::recover(
         params,
-        Recovered {
+        RecoveredState {
             vote_guards: guards,
-            ..Recovered::default()
+            ..RecoveredState::default()
         },
     );
     let outs = f.deliver(&mut v2, 0, 0, Message::Proposal(f.proposal(&b)));
@@ -494,8 +494,8 @@ fn persist_outputs_precede_the_sends_that_depend_on_them() {
     let mut v = f.node(1);
     let outs = f.deliver(&mut v, 0, 0, Message::Proposal(f.proposal(&b)));
     let pos = |pred: &dyn Fn(&Output) -> bool| outs.iter().position(pred).unwrap();
-    let block = pos(&|o| matches!(o, Output::Persist(Record::Block(_))));
-    let guard = pos(&|o| matches!(o, Output::Persist(Record::VoteGuard { .. })));
+    let block = pos(&|o| matches!(o, Output::Persist(StateChange::Block(_))));
+    let guard = pos(&|o| matches!(o, Output::Persist(StateChange::VoteGuard { .. })));
     let vote = pos(&|o| {
         matches!(
             o,
@@ -726,7 +726,7 @@ fn t9_epoch_is_persisted_with_its_proof_never_regresses_and_serves_older_session
     let persisted: Vec<_> = outs
         .iter()
         .filter_map(|o| match o {
-            Output::Persist(Record::Epoch { epoch, clock }) => {
+            Output::Persist(StateChange::Epoch { epoch, clock }) => {
                 Some((*epoch, clock.as_ref().map(|c| c.epoch)))
             }
             _ => None,
@@ -746,9 +746,9 @@ fn t9_epoch_is_persisted_with_its_proof_never_regresses_and_serves_older_session
     let params = f.params(1, Arc::new(NoArchive));
     let mut r = Node::recover(
         params,
-        Recovered {
+        RecoveredState {
             epoch: Some((Epoch::new(1, 3), Some(f.cnota(Epoch::new(1, 3))))),
-            ..Recovered::default()
+            ..RecoveredState::default()
         },
     );
     assert_eq!(r.epoch(), Epoch::new(1, 3));

@@ -44,7 +44,7 @@ pub mod caps {
 
 /// Which end of the connection signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
+pub enum Side {
     /// The dialing side.
     Client = 1,
     /// The listening side.
@@ -195,7 +195,7 @@ impl Hello {
 pub fn challenge_message(
     z: &[u8],
     exporter: &[u8; EXPORTER_LEN],
-    role: Role,
+    role: Side,
     network_id: u64,
 ) -> Vec<u8> {
     let mut m = Vec::with_capacity(z.len() + EXPORTER_LEN + 9);
@@ -343,10 +343,10 @@ pub async fn client_handshake<IO: AsyncRead + AsyncWrite + Unpin>(
     };
     let hello = exchange_hello(tls, &ctx.hello).await?;
     let network_id = ctx.hello.network_id;
-    let ours = challenge_message(&z, &exporter, Role::Client, network_id);
+    let ours = challenge_message(&z, &exporter, Side::Client, network_id);
     write_challenge(tls, &sign_challenge(ctx.signer.as_ref(), network_id, &ours)).await?;
     let blob = read_challenge(tls).await?;
-    let theirs = challenge_message(&z, &exporter, Role::Server, network_id);
+    let theirs = challenge_message(&z, &exporter, Side::Server, network_id);
     let peer = verify_challenge(ctx.scheme.as_ref(), network_id, &blob, &theirs)?;
     if peer == ctx.signer.node_id() {
         return Err(HandshakeFailure::SelfConnection);
@@ -368,7 +368,7 @@ pub async fn server_handshake<IO: AsyncRead + AsyncWrite + Unpin>(
     let hello = exchange_hello(tls, &ctx.hello).await?;
     let network_id = ctx.hello.network_id;
     let blob = read_challenge(tls).await?;
-    let theirs = challenge_message(z, &exporter, Role::Client, network_id);
+    let theirs = challenge_message(z, &exporter, Side::Client, network_id);
     let peer = verify_challenge(ctx.scheme.as_ref(), network_id, &blob, &theirs)?;
     if peer == ctx.signer.node_id() {
         return Err(HandshakeFailure::SelfConnection);
@@ -377,7 +377,7 @@ pub async fn server_handshake<IO: AsyncRead + AsyncWrite + Unpin>(
     if !ctx.admission.admit(&peer) {
         return Err(HandshakeFailure::NotAdmitted);
     }
-    let ours = challenge_message(z, &exporter, Role::Server, network_id);
+    let ours = challenge_message(z, &exporter, Side::Server, network_id);
     write_challenge(tls, &sign_challenge(ctx.signer.as_ref(), network_id, &ours)).await?;
     Ok(Verified { peer, hello })
 }
@@ -415,13 +415,13 @@ mod tests {
     fn challenge_blob_round_trip_and_rejections() {
         let scheme = InsecureTestScheme::new();
         let signer = scheme.keypair(1);
-        let m = challenge_message(b"z", &[7; 32], Role::Client, 9);
+        let m = challenge_message(b"z", &[7; 32], Side::Client, 9);
         let blob = sign_challenge(&signer, 9, &m);
         assert_eq!(
             verify_challenge(&scheme, 9, &blob, &m),
             Ok(signer.node_id())
         );
-        let other_role = challenge_message(b"z", &[7; 32], Role::Server, 9);
+        let other_role = challenge_message(b"z", &[7; 32], Side::Server, 9);
         assert_eq!(
             verify_challenge(&scheme, 9, &blob, &other_role),
             Err(HandshakeFailure::BadSignature)

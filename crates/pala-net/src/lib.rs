@@ -45,6 +45,6 @@ pub mod tls;
 
 pub use admission::{Admission, AdmitAll, CommitteeAdmission};
 pub use config::{CorePlacement, NetConfig, RateLimits, PROTOCOL_VERSION};
-pub use handshake::{HandshakeFailure, Hello, Role};
+pub use handshake::{HandshakeFailure, Hello, Side};
 pub use metrics::{CloseReason, NetMetrics};
 pub use network::{Direction, NetCommand, NetError, NetEvent, Network};

@@ -9,7 +9,7 @@ use glommio::net::{TcpListener, TcpStream};
 use pala_net::frame::{encode_frame, encode_raw_frame};
 use pala_net::handshake::{
     challenge_message, client_handshake, exchange_hello, exporter_of, read_challenge, server_spki,
-    sign_challenge, write_challenge, Role,
+    sign_challenge, write_challenge, Side,
 };
 use pala_net::metrics::CloseReason;
 use pala_net::tls::TlsIdentity;
@@ -284,7 +284,7 @@ fn replayed_challenge_from_another_connection_is_rejected() {
         let blob = sign_challenge(
             ctx.signer.as_ref(),
             NET,
-            &challenge_message(&z, &exporter, Role::Client, NET),
+            &challenge_message(&z, &exporter, Side::Client, NET),
         );
         write_challenge(&mut tls, &blob).await.unwrap();
         let first_ok = read_challenge(&mut tls).await.is_ok();

@@ -3,7 +3,7 @@
 //! chain sync serves from (W-7).
 
 use anyhow::{Context, Result};
-use pala_core::{BlockArchive, Record, Recovered};
+use pala_core::{BlockArchive, RecoveredState, StateChange};
 use pala_storage::EpochStatus;
 use pala_storage::Storage;
 use pala_storage::StorageReader;
@@ -44,11 +44,11 @@ impl BlockArchive for StorageArchive {
 }
 
 /// Builds the core's recovered state from the storage's recovery set (P-3).
-pub fn recovered_from(st: &Storage) -> Result<Recovered> {
+pub fn recovered_from(st: &Storage) -> Result<RecoveredState> {
     let set = st.recovery_set().context("reading the recovery set")?;
-    let mut rec = Recovered {
+    let mut rec = RecoveredState {
         finalized: set.root,
-        ..Recovered::default()
+        ..RecoveredState::default()
     };
     for nb in set.descendants {
         if let Some(n) = nb.notarization {
@@ -74,13 +74,13 @@ pub fn recovered_from(st: &Storage) -> Result<Recovered> {
 }
 
 /// The storage records for one record of the core (P-1).
-pub fn storage_records(r: Record) -> Vec<pala_storage::Record> {
+pub fn storage_records(r: StateChange) -> Vec<pala_storage::Record> {
     use pala_storage::Record as S;
     match r {
-        Record::Block(b) => vec![S::Block(b)],
-        Record::Notarization(n) => vec![S::Notarization(n)],
-        Record::Finalized { sn, .. } => vec![S::FinalizedHead(sn)],
-        Record::Epoch { epoch, clock } => {
+        StateChange::Block(b) => vec![S::Block(b)],
+        StateChange::Notarization(n) => vec![S::Notarization(n)],
+        StateChange::Finalized { sn, .. } => vec![S::FinalizedHead(sn)],
+        StateChange::Epoch { epoch, clock } => {
             let mut v = Vec::with_capacity(2);
             if let Some(c) = &clock {
                 v.push(S::ClockNotarization(c.clone()));
@@ -88,12 +88,12 @@ pub fn storage_records(r: Record) -> Vec<pala_storage::Record> {
             v.push(S::EpochStatus(EpochStatus { epoch, clock }));
             v
         }
-        Record::VoteGuard { epoch, s } => vec![S::VoteGuard { epoch, s }],
-        Record::ClockGuard(e) => vec![S::ClockGuard(e)],
-        Record::StopBlock {
+        StateChange::VoteGuard { epoch, s } => vec![S::VoteGuard { epoch, s }],
+        StateChange::ClockGuard(e) => vec![S::ClockGuard(e)],
+        StateChange::StopBlock {
             session, height, ..
         } => vec![S::StopBlock { session, height }],
-        Record::Committee(c) => vec![S::Committee(c)],
+        StateChange::Committee(c) => vec![S::Committee(c)],
     }
 }
 
@@ -201,11 +201,11 @@ mod tests {
         let fin = child(&genesis, BlockSn::new(4, 1, 1));
         let mut records = Vec::new();
         for session in 2..=5 {
-            records.extend(storage_records(Record::Committee(committee(session))));
+            records.extend(storage_records(StateChange::Committee(committee(session))));
         }
-        records.extend(storage_records(Record::Block(fin.clone())));
-        records.extend(storage_records(Record::Notarization(nota(&fin))));
-        records.extend(storage_records(Record::Finalized {
+        records.extend(storage_records(StateChange::Block(fin.clone())));
+        records.extend(storage_records(StateChange::Notarization(nota(&fin))));
+        records.extend(storage_records(StateChange::Finalized {
             sn: fin.sn(),
             height: fin.height(),
             hash: fin.hash(),

@@ -1,6 +1,6 @@
 //! A node's simulated durable storage: what survives a crash.
 
-use pala_core::{BlockArchive, Record, Recovered};
+use pala_core::{BlockArchive, RecoveredState, StateChange};
 use pala_types::{Block, BlockSn, ClockNotarization, Epoch, Notarization, NotarizedBlock};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -55,14 +55,14 @@ impl SimDisk {
     }
 
     /// Applies one persisted record.
-    pub fn apply(&self, r: &Record) {
+    pub fn apply(&self, r: &StateChange) {
         let mut s = self.state.lock().expect("disk lock");
         s.records_written += 1;
         match r {
-            Record::Block(b) => {
+            StateChange::Block(b) => {
                 s.blocks.insert(b.sn(), b.clone());
             }
-            Record::Notarization(n) => {
+            StateChange::Notarization(n) => {
                 let better = s
                     .notas
                     .get(&n.sn)
@@ -71,7 +71,7 @@ impl SimDisk {
                     s.notas.insert(n.sn, n.clone());
                 }
             }
-            Record::Finalized { sn, height, .. } => {
+            StateChange::Finalized { sn, height, .. } => {
                 let prev_h = s.finalized.keys().next_back().copied().unwrap_or(0);
                 let mut cur = *sn;
                 let mut h = *height;
@@ -102,21 +102,21 @@ impl SimDisk {
                     }
                 }
             }
-            Record::Epoch { epoch, clock } => {
+            StateChange::Epoch { epoch, clock } => {
                 if s.epoch.as_ref().is_none_or(|(e, _)| e < epoch) {
                     s.epoch = Some((*epoch, clock.clone()));
                 }
             }
-            Record::VoteGuard { epoch, s: serial } => {
+            StateChange::VoteGuard { epoch, s: serial } => {
                 let g = s.vote_guards.entry(*epoch).or_insert(0);
                 *g = (*g).max(*serial);
             }
-            Record::Committee(c) => {
+            StateChange::Committee(c) => {
                 s.committees.retain(|o| o.session != c.session);
                 s.committees.push(c.clone());
             }
-            Record::StopBlock { .. } => {}
-            Record::ClockGuard(e) => {
+            StateChange::StopBlock { .. } => {}
+            StateChange::ClockGuard(e) => {
                 if s.clock_guard.is_none_or(|c| c < *e) {
                     s.clock_guard = Some(*e);
                 }
@@ -125,11 +125,11 @@ impl SimDisk {
     }
 
     /// What a restarting node loads.
-    pub fn recovered(&self) -> Recovered {
+    pub fn recovered(&self) -> RecoveredState {
         let s = self.state.lock().expect("disk lock");
         let finalized = s.finalized.values().next_back().cloned();
         let fin_h = finalized.as_ref().map_or(0, |f| f.block.height());
-        Recovered {
+        RecoveredState {
             finalized,
             blocks: s
                 .blocks

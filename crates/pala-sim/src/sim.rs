@@ -16,7 +16,7 @@ use crate::disk::SimDisk;
 use drive::block_payload;
 use host::Outbox;
 use pala_core::driver::{Driver, PersistSeq};
-use pala_core::{Committees, Input, MessageVerifier, Node, NodeParams, Record, Tick};
+use pala_core::{Committees, Input, MessageVerifier, Node, NodeParams, StateChange, Tick};
 use pala_types::insecure::{InsecureTestScheme, InsecureTestSigner};
 use pala_types::{
     Block, BlockSn, Committee, Decode, Domain, Epoch, Hash, Member, Message, NodeId,
@@ -78,7 +78,7 @@ struct SimNode {
     driver: Driver,
     disk: SimDisk,
     /// Records handed to the disk and not yet durable (lost if the node crashes).
-    unsynced: VecDeque<(PersistSeq, Record)>,
+    unsynced: VecDeque<(PersistSeq, StateChange)>,
     /// A sync of the disk is in flight.
     syncing: bool,
     /// The deadline an [`Ev::Wake`] is queued for.

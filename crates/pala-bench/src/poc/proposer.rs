@@ -4,7 +4,7 @@ use super::link::precise_sleeps;
 use super::link::{wait, Batch, Env, Link, Shared, ThreadReport, ToWorker, PHASE_MEASURE};
 use crossbeam_channel::Receiver;
 use pala_core::driver::{Driver, Durability, Event, Host, Payload, PersistSeq, Released};
-use pala_core::{Input, MessageVerifier, Node, Record, Tick, Verified};
+use pala_core::{Input, MessageVerifier, Node, StateChange, Tick, Verified};
 use pala_types::{BlockSn, Message, NodeId, Vote};
 use std::collections::{BinaryHeap, HashMap};
 use std::convert::Infallible;
@@ -40,7 +40,7 @@ impl Host for ProposerHost {
     type Effect = Infallible;
 
     /// No storage in this scenario (see `pala bench cluster`).
-    fn persist(&mut self, _: PersistSeq, _: Record) -> Durability {
+    fn persist(&mut self, _: PersistSeq, _: StateChange) -> Durability {
         Durability::Durable
     }
 

@@ -4,7 +4,7 @@ use super::link::PHASE_MEASURE;
 use super::link::{precise_sleeps, wait, Batch, Env, Link, Shared, ThreadReport, ToWorker};
 use crossbeam_channel::Receiver;
 use pala_core::driver::{Driver, Durability, Event, Host, Payload, PersistSeq, Released};
-use pala_core::{Input, MessageVerifier, Node, Record, Tick, Verified};
+use pala_core::{Input, MessageVerifier, Node, StateChange, Tick, Verified};
 use pala_types::{BlockSn, Message, NodeId};
 use std::collections::BinaryHeap;
 use std::convert::Infallible;
@@ -37,7 +37,7 @@ pub(super) struct WorkerHost {
 impl Host for WorkerHost {
     type Effect = Infallible;
 
-    fn persist(&mut self, _: PersistSeq, _: Record) -> Durability {
+    fn persist(&mut self, _: PersistSeq, _: StateChange) -> Durability {
         Durability::Durable
     }
 

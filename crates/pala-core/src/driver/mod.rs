@@ -39,7 +39,7 @@ pub use gate::{DurabilityGate, PersistSeq};
 pub use timers::{DueTimers, TimerTable};
 
 use crate::config::Tick;
-use crate::io::{Input, Output, Record};
+use crate::io::{Input, Output, StateChange};
 use crate::node::Node;
 use crate::verify::Verified;
 use pala_types::{
@@ -115,7 +115,7 @@ pub trait Host {
     /// Make `record` durable. Records come numbered 1, 2, ... in order; a host that
     /// groups them reports the highest number of a durable group to
     /// [`Driver::durable`].
-    fn persist(&mut self, seq: PersistSeq, record: Record) -> Durability;
+    fn persist(&mut self, seq: PersistSeq, record: StateChange) -> Durability;
 
     /// Execute an effect whose persists are durable.
     fn release(&mut self, effect: Released<Self::Effect>);

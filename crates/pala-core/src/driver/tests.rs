@@ -37,7 +37,7 @@ struct Recorder {
     /// Payload requests not answered at once.
     requests: Vec<BlockSn>,
     answer_payloads: bool,
-    records: Vec<Record>,
+    records: Vec<StateChange>,
     acked: PersistSeq,
     released: Vec<Released<&'static str>>,
     events: Vec<Event>,
@@ -45,7 +45,7 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn acked_records(&self) -> &[Record] {
+    fn acked_records(&self) -> &[StateChange] {
         &self.records[..self.acked as usize]
     }
 
@@ -54,7 +54,7 @@ impl Recorder {
         let block_durable = |h: pala_types::Hash| {
             acked
                 .iter()
-                .any(|r| matches!(r, Record::Block(b) if b.hash() == h))
+                .any(|r| matches!(r, StateChange::Block(b) if b.hash() == h))
         };
         let problem = match e {
             Released::Broadcast(Message::Proposal(p)) if !block_durable(p.block.hash()) => {
@@ -66,14 +66,14 @@ impl Recorder {
             }
             | Released::Broadcast(Message::Vote(v)) => {
                 let guard = acked.iter().any(|r| {
-                    matches!(r, Record::VoteGuard { epoch, s } if *epoch == v.sn.epoch && *s >= v.sn.s)
+                    matches!(r, StateChange::VoteGuard { epoch, s } if *epoch == v.sn.epoch && *s >= v.sn.s)
                 });
                 (!guard || !block_durable(v.block_hash))
                     .then(|| format!("vote {} before its block and guard", v.sn))
             }
             Released::Finalized { block, .. } => {
                 let fin = acked.iter().any(
-                    |r| matches!(r, Record::Finalized { height, .. } if *height >= block.height()),
+                    |r| matches!(r, StateChange::Finalized { height, .. } if *height >= block.height()),
                 );
                 (!fin).then(|| format!("finalized {} before its record", block.sn()))
             }
@@ -86,7 +86,7 @@ impl Recorder {
 impl Host for Recorder {
     type Effect = &'static str;
 
-    fn persist(&mut self, seq: PersistSeq, record: Record) -> Durability {
+    fn persist(&mut self, seq: PersistSeq, record: StateChange) -> Durability {
         assert_eq!(
             seq,
             self.records.len() as u64 + 1,
@@ -224,12 +224,12 @@ fn finalized_blocks_wait_behind_their_persist() {
     assert!(h
         .records
         .iter()
-        .any(|r| matches!(r, Record::Finalized { .. })));
+        .any(|r| matches!(r, StateChange::Finalized { .. })));
     // Make durable exactly up to the first Finalized record.
     let first = h
         .records
         .iter()
-        .position(|r| matches!(r, Record::Finalized { .. }))
+        .position(|r| matches!(r, StateChange::Finalized { .. }))
         .unwrap() as u64
         + 1;
     h.acked = first - 1;

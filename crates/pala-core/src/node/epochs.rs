@@ -16,7 +16,7 @@
 
 use super::Node;
 use crate::counters::CoreEvent;
-use crate::io::{Output, Record, TimerKind};
+use crate::io::{Output, StateChange, TimerKind};
 use pala_types::{ClockMessage, ClockNotarization, Domain, Epoch, Message, SignerBitmap};
 
 impl Node {
@@ -42,7 +42,7 @@ impl Node {
             _ => {
                 if self.voter.clock_guard < target {
                     self.voter.clock_guard = target;
-                    self.persist(Record::ClockGuard(target));
+                    self.persist(StateChange::ClockGuard(target));
                 }
                 let m = ClockMessage {
                     voter: self.me,
@@ -145,7 +145,7 @@ impl Node {
         if x <= self.epoch {
             return;
         }
-        self.persist(Record::Epoch {
+        self.persist(StateChange::Epoch {
             epoch: x,
             clock: clock.clone(),
         });

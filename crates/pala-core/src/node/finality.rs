@@ -10,7 +10,7 @@
 //!   block (C-5).
 
 use super::Node;
-use crate::io::{Output, Record};
+use crate::io::{Output, StateChange};
 use pala_types::BlockSn;
 use std::collections::BTreeMap;
 
@@ -50,7 +50,7 @@ impl Node {
         };
         let done = self.chain.finalize(target, keep_root);
         let fb = self.chain.finalized_block().clone();
-        self.persist(Record::Finalized {
+        self.persist(StateChange::Finalized {
             sn: target,
             height: fb.height(),
             hash: fb.hash(),

@@ -16,7 +16,7 @@
 
 use super::Node;
 use crate::counters::CoreEvent;
-use crate::io::Record;
+use crate::io::StateChange;
 use pala_types::{Block, BlockSn, Hash, Notarization};
 use std::sync::Arc;
 
@@ -158,7 +158,7 @@ impl Node {
             return Err(InsertError::FutureEpoch);
         }
         self.chain.insert(block.clone());
-        self.persist(Record::Block(block.clone()));
+        self.persist(StateChange::Block(block.clone()));
         self.retry_pending = true;
         for n in &info.notarizations {
             self.add_notarization(n.clone());

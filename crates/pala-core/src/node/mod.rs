@@ -48,7 +48,7 @@ pub use sync::serve_fresher_head;
 use crate::chain::Chain;
 use crate::config::{CoreConfig, Tick};
 use crate::counters::{CoreEvent, Counters};
-use crate::io::{BlockArchive, Input, Output, Record, Recovered, TimerKind};
+use crate::io::{BlockArchive, Input, Output, RecoveredState, StateChange, TimerKind};
 use crate::role::Role;
 use crate::verify::Committees;
 use pala_types::{
@@ -123,11 +123,11 @@ pub struct Node {
 impl Node {
     /// A fresh node at genesis.
     pub fn new(params: NodeParams) -> Node {
-        Self::recover(params, Recovered::default())
+        Self::recover(params, RecoveredState::default())
     }
 
     /// A node restarted from its persisted records (P-3).
-    pub fn recover(params: NodeParams, rec: Recovered) -> Node {
+    pub fn recover(params: NodeParams, rec: RecoveredState) -> Node {
         let NodeParams {
             config,
             signer,
@@ -380,7 +380,7 @@ impl Node {
         self.out.push(Output::SetTimer { kind, at });
     }
 
-    fn persist(&mut self, r: Record) {
+    fn persist(&mut self, r: StateChange) {
         self.out.push(Output::Persist(r));
     }
 

@@ -15,7 +15,7 @@
 use super::Node;
 use crate::chain::Attach;
 use crate::counters::CoreEvent;
-use crate::io::{Output, Record};
+use crate::io::{Output, StateChange};
 use pala_types::{BlockSn, Hash, Message, Notarization, SignerBitmap, Vote};
 
 /// The votes the primary proposer collected for one of its blocks (PV-2..PV-5).
@@ -56,11 +56,11 @@ impl Node {
         match self.chain.attach(n.clone()) {
             Attach::Ignored => false,
             Attach::Stored => {
-                self.persist(Record::Notarization(n));
+                self.persist(StateChange::Notarization(n));
                 true
             }
             Attach::HeadExtended(_) => {
-                self.persist(Record::Notarization(n));
+                self.persist(StateChange::Notarization(n));
                 self.on_head_extended();
                 true
             }

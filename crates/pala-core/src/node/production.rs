@@ -20,7 +20,7 @@ use super::voting::VoteAttempt;
 use super::Node;
 use crate::config::Tick;
 use crate::counters::CoreEvent;
-use crate::io::{Output, Record, TimerKind};
+use crate::io::{Output, StateChange, TimerKind};
 use pala_types::{
     Block, BlockHeader, BlockSn, ClockMessage, Committee, ConsensusInfo, Domain, Epoch, Message,
     NodeId, Proposal,
@@ -293,7 +293,7 @@ impl Node {
             info,
         ));
         self.chain.insert(block.clone());
-        self.persist(Record::Block(block.clone()));
+        self.persist(StateChange::Block(block.clone()));
         let proposal = self.propose(&c, block);
         self.count(CoreEvent::BlocksProposed);
         if let Some(p) = self.proposer.production.as_mut() {

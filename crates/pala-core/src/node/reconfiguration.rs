@@ -14,7 +14,7 @@
 
 use super::Node;
 use crate::counters::CoreEvent;
-use crate::io::{Output, Record};
+use crate::io::{Output, StateChange};
 use pala_types::{Block, BlockSn, Committee, Epoch, NodeId, NotarizedBlock, Session};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -102,7 +102,7 @@ impl Node {
     /// C-3: the stop block of session S is final.
     pub(super) fn begin_reconfiguration(&mut self, stop: &Block) {
         let s = stop.sn().epoch.session;
-        self.persist(Record::StopBlock {
+        self.persist(StateChange::StopBlock {
             session: s,
             sn: stop.sn(),
             height: stop.height(),
@@ -120,7 +120,7 @@ impl Node {
         next.session = s + 1;
         if self.committee(s + 1).is_none_or(|c| *c != next) {
             self.committees.install(self.scheme.as_ref(), next.clone());
-            self.persist(Record::Committee(next.clone()));
+            self.persist(StateChange::Committee(next.clone()));
         }
         self.out.push(Output::CommitteeInstalled(
             self.committee(s + 1).expect("installed"),

@@ -21,7 +21,7 @@
 use super::insertion::InsertError;
 use super::Node;
 use crate::counters::CoreEvent;
-use crate::io::{Output, Record};
+use crate::io::{Output, StateChange};
 use pala_types::{BlockSn, ClockMessage, Domain, Epoch, Message, NodeId, Proposal, Vote};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -181,7 +181,7 @@ impl Node {
         let g = self.voter.vote_guard.entry(sn.epoch).or_insert(0);
         if sn.s > *g {
             *g = sn.s;
-            self.persist(Record::VoteGuard {
+            self.persist(StateChange::VoteGuard {
                 epoch: sn.epoch,
                 s: sn.s,
             });

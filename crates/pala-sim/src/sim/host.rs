@@ -5,7 +5,7 @@
 
 use super::drive::block_payload;
 use pala_core::driver::{Durability, Event, Host, Payload, PersistSeq, Released};
-use pala_core::{MessageVerifier, Record, Tick, Verified};
+use pala_core::{MessageVerifier, StateChange, Tick, Verified};
 use pala_types::{BlockSn, Message, NodeId};
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -25,7 +25,7 @@ pub(crate) struct Outbox {
 pub(crate) struct SimHost<'a> {
     pub node: usize,
     /// Records handed to the disk and not yet durable.
-    pub unsynced: &'a mut VecDeque<(PersistSeq, Record)>,
+    pub unsynced: &'a mut VecDeque<(PersistSeq, StateChange)>,
     pub verifier: &'a mut MessageVerifier,
     pub rejected: &'a mut BTreeMap<String, u64>,
     pub out: &'a mut Outbox,
@@ -37,7 +37,7 @@ pub(crate) struct SimHost<'a> {
 impl Host for SimHost<'_> {
     type Effect = Infallible;
 
-    fn persist(&mut self, seq: PersistSeq, record: Record) -> Durability {
+    fn persist(&mut self, seq: PersistSeq, record: StateChange) -> Durability {
         self.unsynced.push_back((seq, record));
         Durability::Pending
     }

@@ -86,7 +86,7 @@ impl StageHost {
 impl Host for StageHost {
     type Effect = NetCommand;
 
-    fn persist(&mut self, seq: PersistSeq, record: pala_core::Record) -> Durability {
+    fn persist(&mut self, seq: PersistSeq, record: pala_core::StateChange) -> Durability {
         self.records.extend(storage_records(record));
         self.last_seq = seq;
         Durability::Pending
