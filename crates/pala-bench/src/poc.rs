@@ -112,7 +112,7 @@ pub struct PocParams {
 }
 
 impl PocParams {
-    /// The POC row of PROTOCOL.md section 11: 33 voters, 10 ms, K = 10, insecure scheme.
+    /// The POC row of docs/protocol.md section 11: 33 voters, 10 ms, K = 10, insecure scheme.
     pub fn poc() -> PocParams {
         PocParams {
             voters: 33,

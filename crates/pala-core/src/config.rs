@@ -1,4 +1,4 @@
-//! Protocol parameters (PROTOCOL.md section 11; section 0.1 item 12: every timer is
+//! Protocol parameters (docs/protocol.md section 11; section 0.1 item 12: every timer is
 //! configurable and an input to the core).
 
 /// A monotonic millisecond count (virtual time in the simulator; the driver chooses the

@@ -25,11 +25,11 @@
 //! - memory holds only the finalized block and its descendants.
 //!
 //! # Where each rule lives
-//! Rules are cited by their PROTOCOL.md ids (for example `V-5c`) next to the code that
+//! Rules are cited by their docs/protocol.md ids (for example `V-5c`) next to the code that
 //! implements them. [`Node`] is one type whose `impl` is split by rule group; each file
 //! owns the state its rules need:
 //!
-//! | rules | PROTOCOL.md | file | state it owns |
+//! | rules | docs/protocol.md | file | state it owns |
 //! |---|---|---|---|
 //! | node state, recovery (P-3), input dispatch | 3.1, 9 | `node/mod.rs` | `L`, timers, outputs |
 //! | block insertion N-9, N-10, placement I-2 | 3.6, 4.1 | `node/insertion.rs` | |

@@ -1,4 +1,4 @@
-//! Protocol rules of PROTOCOL.md sections 3-5 and 7 on single nodes (scenarios of
+//! Protocol rules of docs/protocol.md sections 3-5 and 7 on single nodes (scenarios of
 //! section 10.1-10.4), every message passing through the real verifier.
 
 mod fixture;

@@ -1,4 +1,4 @@
-//! The verifier's signature rules with real BLS signatures (PROTOCOL.md T-11, T-12, T-13,
+//! The verifier's signature rules with real BLS signatures (docs/protocol.md T-11, T-12, T-13,
 //! D-8, D-12, D-14, PV-2, PV-3): vote batches with bisection, notarizations and clock
 //! notarizations, committee admission and rogue keys. The same rules run with the
 //! insecure test scheme in rules.rs; BLS adds malformed points, subgroups and aggregation

@@ -1,4 +1,4 @@
-//! Settings of the network layer. Defaults are the numbers of PROTOCOL.md section 11.
+//! Settings of the network layer. Defaults are the numbers of docs/protocol.md section 11.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The PaLa network layer: TCP on glommio executors, TLS 1.3 with self-signed certificates,
-//! the role-verification handshake of PROTOCOL.md section 8, length-prefixed framing (W-4)
+//! the role-verification handshake of docs/protocol.md section 8, length-prefixed framing (W-4)
 //! and the peer registry of the hub-and-spoke topology (W-1, W-2).
 //!
 //! The layer knows nothing of the protocol rules: it delivers `(peer, Message)` and

@@ -1,4 +1,4 @@
-//! Reconfiguration across sessions (PROTOCOL.md section 6) on the simulator.
+//! Reconfiguration across sessions (docs/protocol.md section 6) on the simulator.
 
 use pala_sim::{Action, Sim, SimConfig};
 use pala_types::{BlockSn, Notarization};

@@ -1,4 +1,4 @@
-//! The spec's cluster scenarios (PROTOCOL.md section 10.5) on the simulator, under
+//! The spec's cluster scenarios (docs/protocol.md section 10.5) on the simulator, under
 //! several seeds each, with every safety checker running after every event.
 
 use pala_sim::scenarios;

@@ -1,4 +1,4 @@
-//! Durable storage of a PaLa node (PROTOCOL.md section 9, section 0.1 items 7 and 8).
+//! Durable storage of a PaLa node (docs/protocol.md section 9, section 0.1 items 7 and 8).
 //!
 //! A data directory holds append-only segment files (`seg-NNNN….log`) and a `LOCK` file.
 //! Records are framed as `u32 length ‖ u8 type ‖ u32 crc32c ‖ payload` and grouped into

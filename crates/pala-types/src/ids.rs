@@ -1,4 +1,4 @@
-//! Sequence numbers, epochs, hashes and node ids (PROTOCOL.md D-1..D-3, D-7).
+//! Sequence numbers, epochs, hashes and node ids (docs/protocol.md D-1..D-3, D-7).
 
 use crate::codec::{Decode, DecodeError, Encode, Reader};
 use std::fmt;

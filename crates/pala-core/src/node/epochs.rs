@@ -1,4 +1,4 @@
-//! The local epoch, timeouts and clock messages (PROTOCOL.md section 5).
+//! The local epoch, timeouts and clock messages (docs/protocol.md section 5).
 //!
 //! - **E-2** The voter timer (`T_VOTER`) is reset when `L` advances, when `head` extends
 //!   in epoch `L`, and when it fires.

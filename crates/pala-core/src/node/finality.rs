@@ -1,4 +1,4 @@
-//! Finalization (PROTOCOL.md section 4.2).
+//! Finalization (docs/protocol.md section 4.2).
 //!
 //! - **FC-3** When `head` extends: reset the voter timer if `head.epoch == L` (E-2b),
 //!   retry `pending` (V-7), announce the status (W-6) and poke the chain syncer.

@@ -1,4 +1,4 @@
-//! Block insertion (PROTOCOL.md section 3.6).
+//! Block insertion (docs/protocol.md section 3.6).
 //!
 //! - **N-9** A block from another node enters the tree only if: it is not already stored
 //!   under another hash (N-9.1), its parent is stored (N-9.2, else a temporary error and

@@ -2,7 +2,7 @@
 //!
 //! One `Node` plays every role: it asks per event whether it is a voter, a
 //! proposer or the primary proposer of the relevant session or epoch. This file holds the
-//! node's state (PROTOCOL.md section 3.1), its recovery (P-3) and the dispatch of inputs;
+//! node's state (docs/protocol.md section 3.1), its recovery (P-3) and the dispatch of inputs;
 //! each rule group lives in its own file (the table is in the crate docs):
 //!
 //! | state (section 3.1) | persisted | owner |

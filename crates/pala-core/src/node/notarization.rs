@@ -1,4 +1,4 @@
-//! Votes and notarizations (PROTOCOL.md section 3.4).
+//! Votes and notarizations (docs/protocol.md section 3.4).
 //!
 //! - **PV-1** Only the primary proposer of the local epoch collects votes, and only for
 //!   blocks of that epoch.

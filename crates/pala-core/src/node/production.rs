@@ -1,4 +1,4 @@
-//! Block production by the primary proposer (PROTOCOL.md section 3.2).
+//! Block production by the primary proposer (docs/protocol.md section 3.2).
 //!
 //! - **N-1** Produce for epoch `L` iff primary of `L`, `L > head.epoch` and the readiness
 //!   gate allows it; stop when `L` moves on.

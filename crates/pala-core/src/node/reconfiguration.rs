@@ -1,4 +1,4 @@
-//! Reconfiguration (PROTOCOL.md section 6).
+//! Reconfiguration (docs/protocol.md section 6).
 //!
 //! - **C-1** The stop block of session S is its block with `session_offset ==
 //!   stop_offset`; the committee of S+1 is the newest valid committee-change transaction
@@ -86,17 +86,9 @@ impl Node {
     }
 
     fn committee_is_valid(&self, c: &Committee) -> bool {
-        !c.voters.is_empty()
-            && !c.proposers.is_empty()
-            && c.voters.iter().chain(&c.proposers).all(|m| {
-                m.id == m.public_key.node_id()
-                    && self.scheme.check_public_key(&m.public_key)
-                    && self.scheme.verify_possession(
-                        &m.public_key,
-                        self.cfg.network_id,
-                        &m.proof_of_possession,
-                    )
-            })
+        // The verifier's admission rules (D-7, D-8, D-16), the same the application applies
+        // to committee-change transactions: one home for them.
+        crate::verify::validate_committee(self.scheme.as_ref(), c, self.cfg.network_id).is_ok()
     }
 
     /// C-3: the stop block of session S is final.

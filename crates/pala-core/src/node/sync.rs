@@ -1,4 +1,4 @@
-//! Status, heartbeats and chain sync (PROTOCOL.md section 7.2).
+//! Status, heartbeats and chain sync (docs/protocol.md section 7.2).
 //!
 //! - **W-6** The status goes to a peer when it connects, to all peers every heartbeat and
 //!   after every batch that moved `head` or `L`; the latest status of each peer is kept.

@@ -1,4 +1,4 @@
-//! Voting (PROTOCOL.md section 3.3).
+//! Voting (docs/protocol.md section 3.3).
 //!
 //! A voter of `sn.session` handles a proposal for block B at sn, in this order:
 //! - **V-0** drop unless `sn.epoch == L` (an `(e,1)` proposal of a later epoch of this

@@ -1,4 +1,4 @@
-//! The storage stage (PROTOCOL.md section 9, P-2): makes the consensus stage's records
+//! The storage stage (docs/protocol.md section 9, P-2): makes the consensus stage's records
 //! durable, in order, with group commit, on an executor of its own.
 //!
 //! The consensus stage numbers its persists and queues each as a [`PersistJob`] through a
