@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use pala_bench::poc::{self, PocParams, PocReport, SchemeKind};
 use pala_bench::result::{self, BenchResult};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Benchmark subcommands.
@@ -373,45 +373,7 @@ fn run_poc(a: &PocArgs) -> Result<PocReport> {
     if !a.no_save {
         let path = res.write_to(&a.out)?;
         println!("result: {}", path.display());
-        print_change_against_previous(&a.out, &path);
+        result::print_change_against_previous(&a.out, &path);
     }
     Ok(r)
-}
-
-/// Prints the change of the headline figures of the result at `path` against the
-/// previous result of the same scenario and parameters in `dir`.
-pub(crate) fn print_change_against_previous(dir: &Path, path: &Path) {
-    let all = result::load_dir(dir);
-    let Some(cur) = all.iter().find(|(p, _)| p == path) else {
-        return;
-    };
-    match result::previous(&all, cur) {
-        Some((pp, prev)) => {
-            for c in result::compare(prev, &cur.1) {
-                if [
-                    "blocks_per_sec",
-                    "latency_p50_ms",
-                    "latency_p99_ms",
-                    "cpu_per_block_us",
-                    "tx_per_sec",
-                    "tx_latency_p50_ms",
-                    "tx_latency_p99_ms",
-                    "cpu_ms_per_block_primary",
-                    "cpu_ms_per_block_voter",
-                ]
-                .contains(&c.figure.as_str())
-                {
-                    println!(
-                        "  vs {}: {} {:.2} -> {:.2} ({:+.1} %)",
-                        pp.file_name().unwrap_or_default().to_string_lossy(),
-                        c.figure,
-                        c.before,
-                        c.after,
-                        c.percent()
-                    );
-                }
-            }
-        }
-        None => println!("  (first result of {})", cur.1.key()),
-    }
 }

@@ -38,7 +38,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
     if !a.no_save {
         let path = res.write_to(&a.out)?;
         println!("result: {}", path.display());
-        crate::bench_cli::print_change_against_previous(&a.out, &path);
+        pala_bench::result::print_change_against_previous(&a.out, &path);
     }
     Ok(())
 }

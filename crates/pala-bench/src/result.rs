@@ -269,6 +269,44 @@ pub fn utc_timestamp(unix: u64) -> String {
     )
 }
 
+/// Prints the change of the headline figures of the result at `path` against the
+/// previous result of the same scenario and parameters in `dir`.
+pub fn print_change_against_previous(dir: &Path, path: &Path) {
+    let all = load_dir(dir);
+    let Some(cur) = all.iter().find(|(p, _)| p == path) else {
+        return;
+    };
+    match previous(&all, cur) {
+        Some((pp, prev)) => {
+            for c in compare(prev, &cur.1) {
+                if [
+                    "blocks_per_sec",
+                    "latency_p50_ms",
+                    "latency_p99_ms",
+                    "cpu_per_block_us",
+                    "tx_per_sec",
+                    "tx_latency_p50_ms",
+                    "tx_latency_p99_ms",
+                    "cpu_ms_per_block_primary",
+                    "cpu_ms_per_block_voter",
+                ]
+                .contains(&c.figure.as_str())
+                {
+                    println!(
+                        "  vs {}: {} {:.2} -> {:.2} ({:+.1} %)",
+                        pp.file_name().unwrap_or_default().to_string_lossy(),
+                        c.figure,
+                        c.before,
+                        c.after,
+                        c.percent()
+                    );
+                }
+            }
+        }
+        None => println!("  (first result of {})", cur.1.key()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ pub use config::{Action, KeyGen, SchemeChoice, SimConfig};
 pub use stats::{Histogram, NodeStats};
 
 use crate::disk::SimDisk;
-use drive::block_payload;
+use host::block_payload;
 use host::Outbox;
 use pala_core::driver::{Driver, PersistSeq};
 use pala_core::{Committees, Input, MessageVerifier, Node, NodeParams, StateChange, Tick};

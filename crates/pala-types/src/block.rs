@@ -2,7 +2,7 @@
 
 use crate::codec::{put_seq, Decode, DecodeError, Encode, Reader};
 use crate::ids::{BlockSn, Hash};
-use crate::messages::{ClockNotarization, Notarization};
+use crate::notarization::{ClockNotarization, Notarization};
 use std::sync::Arc;
 
 /// Consensus-relevant header fields, all covered by the block hash.

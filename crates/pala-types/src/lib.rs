@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod ids;
 pub mod insecure;
 pub mod messages;
+pub mod notarization;
 
 pub use block::{Block, BlockHeader, ConsensusInfo};
 pub use codec::{Decode, DecodeError, Encode, Reader};

@@ -4,8 +4,8 @@
 
 use super::host::SimHost;
 use super::{Ev, Sim};
-use pala_core::driver::{Driver, Event, Payload, Released};
-use pala_core::{Input, Node, Tick};
+use pala_core::driver::{Driver, Event, Released};
+use pala_core::{Input, Node};
 use pala_types::Message;
 use std::convert::Infallible;
 
@@ -135,25 +135,5 @@ impl Sim {
                 self.log(|| format!("n{i} reconfiguration ended, session {session}"))
             }
         }
-    }
-}
-
-/// The transactions of block `sn` of `node`: one tagged transaction of `bytes` bytes.
-pub(super) fn block_payload(
-    node: usize,
-    sn: pala_types::BlockSn,
-    bytes: usize,
-    now: Tick,
-) -> Payload {
-    let tx = format!("tx:{node}:{sn:?}")
-        .into_bytes()
-        .into_iter()
-        .chain(std::iter::repeat(0u8))
-        .take(bytes.max(1))
-        .collect();
-    Payload {
-        txs: vec![tx],
-        // Virtual time stands in for the wall clock.
-        timestamp_ms: now,
     }
 }

@@ -3,7 +3,6 @@
 //! what the gate releases is executed by the simulator once the node's call returns,
 //! where the persist-before-send checker looks at the disk on its own.
 
-use super::drive::block_payload;
 use pala_core::driver::{Durability, Event, Host, Payload, PersistSeq, Released};
 use pala_core::{MessageVerifier, StateChange, Tick, Verified};
 use pala_types::{BlockSn, Message, NodeId};
@@ -73,5 +72,25 @@ impl Host for SimHost<'_> {
                 None
             }
         }
+    }
+}
+
+/// The transactions of block `sn` of `node`: one tagged transaction of `bytes` bytes.
+pub(super) fn block_payload(
+    node: usize,
+    sn: pala_types::BlockSn,
+    bytes: usize,
+    now: Tick,
+) -> Payload {
+    let tx = format!("tx:{node}:{sn:?}")
+        .into_bytes()
+        .into_iter()
+        .chain(std::iter::repeat(0u8))
+        .take(bytes.max(1))
+        .collect();
+    Payload {
+        txs: vec![tx],
+        // Virtual time stands in for the wall clock.
+        timestamp_ms: now,
     }
 }
