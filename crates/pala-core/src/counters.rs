@@ -2,175 +2,117 @@
 
 use std::fmt;
 
-/// One counted event of the core. The variants follow the rule groups of the crate docs;
-/// [`CoreEvent::as_str`] is the stable name used as a metric label.
-///
-/// Most events are drops (an input that passed the verifier but could not be used, with
-/// why); the others count work done (votes sent, epochs entered, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CoreEvent {
+/// Declares [`CoreEvent`] from one list: each variant with its docs and its stable name,
+/// so the enum, [`CoreEvent::ALL`] and [`CoreEvent::as_str`] cannot drift apart.
+macro_rules! core_events {
+    ($($(#[$doc:meta])* $event:ident => $name:literal,)*) => {
+        /// One counted event of the core. The variants follow the rule groups of the crate docs;
+        /// [`CoreEvent::as_str`] is the stable name used as a metric label.
+        ///
+        /// Most events are drops (an input that passed the verifier but could not be used, with
+        /// why); the others count work done (votes sent, epochs entered, ...).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum CoreEvent {
+            $($(#[$doc])* $event,)*
+        }
+
+        impl CoreEvent {
+            /// Every event, in declaration order (the order of [`Counters::iter`]).
+            pub const ALL: [CoreEvent; [$(CoreEvent::$event),*].len()] = [$(CoreEvent::$event),*];
+
+            /// The stable name, used as a metric label (`pala_core_events_total{event=...}`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(CoreEvent::$event => $name,)*
+                }
+            }
+        }
+    };
+}
+
+core_events! {
     // Production (N-1..N-4).
     /// The readiness gate opened and production began in an epoch (N-1, N-2).
-    ProductionStarted,
+    ProductionStarted => "production_started",
     /// A block was sealed and proposed (N-4).
-    BlocksProposed,
+    BlocksProposed => "blocks_proposed",
     /// A restarted proposer proposed one of its stored blocks again.
-    BlocksReproposed,
+    BlocksReproposed => "blocks_reproposed",
 
     // Voting (V-0..V-7).
     /// A vote was signed and sent (V-6).
-    VotesSent,
+    VotesSent => "votes_sent",
     /// A proposal for an epoch other than `L` (V-0).
-    ProposalWrongEpoch,
+    ProposalWrongEpoch => "proposal_wrong_epoch",
     /// A proposal at an sn already voted (V-1).
-    ProposalAlreadyVoted,
+    ProposalAlreadyVoted => "proposal_already_voted",
     /// A proposal whose parent is not stored; kept pending by a voter (V-4).
-    ProposalMissingParent,
+    ProposalMissingParent => "proposal_missing_parent",
     /// A proposal for an sn that holds another block (V-4).
-    ProposalConflict,
+    ProposalConflict => "proposal_conflict",
     /// A proposal whose block breaks an insertion rule (N-9, I-2).
-    ProposalInvalid,
+    ProposalInvalid => "proposal_invalid",
     /// A proposal below the finalized head or off the finalized chain (N-9.5).
-    ProposalStale,
+    ProposalStale => "proposal_stale",
     /// A proposal of an epoch behind the head's (V-5b).
-    ProposalBehindHead,
+    ProposalBehindHead => "proposal_behind_head",
     /// A first-of-epoch proposal built on a head older than ours (V-5c).
-    ProposalStaleParent,
+    ProposalStaleParent => "proposal_stale_parent",
 
     // Votes and notarizations (PV-1..PV-5, NA-1..NA-6).
     /// A vote was added to a collector (PV-4).
-    VotesReceived,
+    VotesReceived => "votes_received",
     /// A vote for another epoch, or while not the primary proposer (PV-1).
-    VoteNotForMe,
+    VoteNotForMe => "vote_not_for_me",
     /// A vote from a node outside the session's voters (PV-3).
-    VoteNotAVoter,
+    VoteNotAVoter => "vote_not_a_voter",
     /// A vote for a block this proposer is not collecting votes for (PV-3).
-    VoteUnknownBlock,
+    VoteUnknownBlock => "vote_unknown_block",
     /// A vote for another block at the sn (PV-3).
-    VoteHashMismatch,
+    VoteHashMismatch => "vote_hash_mismatch",
     /// A second vote of one voter for one block (PV-2).
-    VoteDuplicate,
+    VoteDuplicate => "vote_duplicate",
     /// A notarization of a block that is not stored (NA-1).
-    NotarizationUnknownBlock,
+    NotarizationUnknownBlock => "notarization_unknown_block",
     /// A notarization of another block than the one stored at its sn (NA-1).
-    NotarizationHashMismatch,
+    NotarizationHashMismatch => "notarization_hash_mismatch",
 
     // Epochs (E-1..E-9).
     /// A clock message was sent on a timeout (E-3).
-    ClockMessagesSent,
+    ClockMessagesSent => "clock_messages_sent",
     /// A clock message for an older epoch or another session (E-4).
-    ClockStale,
+    ClockStale => "clock_stale",
     /// A clock message reached a node that is no proposer of the session (E-4).
-    ClockNotAProposer,
+    ClockNotAProposer => "clock_not_a_proposer",
     /// The local epoch advanced (E-7).
-    EpochChanges,
+    EpochChanges => "epoch_changes",
 
     // Status and chain sync (W-6..W-8).
     /// A sync response moved the head (W-7.3).
-    SyncProgress,
+    SyncProgress => "sync_progress",
     /// A sync response without blocks (W-7.3).
-    SyncEmptyResponse,
+    SyncEmptyResponse => "sync_empty_response",
     /// A peer whose finalized chain is not ours (W-7.3).
-    SyncPeerInconsistent,
+    SyncPeerInconsistent => "sync_peer_inconsistent",
     /// A synced block whose parent is not stored (N-10).
-    SyncMissingParent,
+    SyncMissingParent => "sync_missing_parent",
     /// A synced block that breaks an insertion rule (N-10).
-    SyncBlockRejected,
+    SyncBlockRejected => "sync_block_rejected",
     /// A synced notarized block replaced another block at its sn (N-10).
-    SyncReplacedBlock,
+    SyncReplacedBlock => "sync_replaced_block",
     /// A sync request went unanswered in time (W-7.1).
-    SyncTimeouts,
+    SyncTimeouts => "sync_timeouts",
 
     // Reconfiguration (C-1..C-8).
     /// A reconfiguration began (C-3).
-    Reconfigurations,
+    Reconfigurations => "reconfigurations",
     /// A committee-change transaction that names an invalid committee (C-1).
-    CommitteeChangeInvalid,
+    CommitteeChangeInvalid => "committee_change_invalid",
 }
 
 impl CoreEvent {
-    /// Every event, in declaration order (the order of [`Counters::iter`]).
-    pub const ALL: [CoreEvent; 33] = {
-        use CoreEvent::*;
-        [
-            ProductionStarted,
-            BlocksProposed,
-            BlocksReproposed,
-            VotesSent,
-            ProposalWrongEpoch,
-            ProposalAlreadyVoted,
-            ProposalMissingParent,
-            ProposalConflict,
-            ProposalInvalid,
-            ProposalStale,
-            ProposalBehindHead,
-            ProposalStaleParent,
-            VotesReceived,
-            VoteNotForMe,
-            VoteNotAVoter,
-            VoteUnknownBlock,
-            VoteHashMismatch,
-            VoteDuplicate,
-            NotarizationUnknownBlock,
-            NotarizationHashMismatch,
-            ClockMessagesSent,
-            ClockStale,
-            ClockNotAProposer,
-            EpochChanges,
-            SyncProgress,
-            SyncEmptyResponse,
-            SyncPeerInconsistent,
-            SyncMissingParent,
-            SyncBlockRejected,
-            SyncReplacedBlock,
-            SyncTimeouts,
-            Reconfigurations,
-            CommitteeChangeInvalid,
-        ]
-    };
-
     /// The number of distinct events.
     pub const COUNT: usize = Self::ALL.len();
-
-    /// The stable name, used as a metric label (`pala_core_events_total{event=...}`).
-    pub fn as_str(self) -> &'static str {
-        use CoreEvent::*;
-        match self {
-            ProductionStarted => "production_started",
-            BlocksProposed => "blocks_proposed",
-            BlocksReproposed => "blocks_reproposed",
-            VotesSent => "votes_sent",
-            ProposalWrongEpoch => "proposal_wrong_epoch",
-            ProposalAlreadyVoted => "proposal_already_voted",
-            ProposalMissingParent => "proposal_missing_parent",
-            ProposalConflict => "proposal_conflict",
-            ProposalInvalid => "proposal_invalid",
-            ProposalStale => "proposal_stale",
-            ProposalBehindHead => "proposal_behind_head",
-            ProposalStaleParent => "proposal_stale_parent",
-            VotesReceived => "votes_received",
-            VoteNotForMe => "vote_not_for_me",
-            VoteNotAVoter => "vote_not_a_voter",
-            VoteUnknownBlock => "vote_unknown_block",
-            VoteHashMismatch => "vote_hash_mismatch",
-            VoteDuplicate => "vote_duplicate",
-            NotarizationUnknownBlock => "notarization_unknown_block",
-            NotarizationHashMismatch => "notarization_hash_mismatch",
-            ClockMessagesSent => "clock_messages_sent",
-            ClockStale => "clock_stale",
-            ClockNotAProposer => "clock_not_a_proposer",
-            EpochChanges => "epoch_changes",
-            SyncProgress => "sync_progress",
-            SyncEmptyResponse => "sync_empty_response",
-            SyncPeerInconsistent => "sync_peer_inconsistent",
-            SyncMissingParent => "sync_missing_parent",
-            SyncBlockRejected => "sync_block_rejected",
-            SyncReplacedBlock => "sync_replaced_block",
-            SyncTimeouts => "sync_timeouts",
-            Reconfigurations => "reconfigurations",
-            CommitteeChangeInvalid => "committee_change_invalid",
-        }
-    }
 
     /// Whether this is a consensus message (proposal, vote, notarization or clock
     /// message) the core dropped, as opposed to work done or a sync outcome: what the
