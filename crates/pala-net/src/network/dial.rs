@@ -1,0 +1,158 @@
+//! Accepting and dialing: the listener, the dial loop with back-off, and the TLS and
+//! role handshake of both sides before a connection is handed to the coordinator.
+
+use super::*;
+
+pub(super) async fn accept_loop(
+    shared: Arc<Layer>,
+    listener: TcpListener,
+    executors: Vec<flume::Sender<Job>>,
+    off: flume::Receiver<()>,
+) {
+    let mut next = 0usize;
+    loop {
+        let accepted = async { Some(listener.shared_accept().await) }
+            .or(async {
+                let _ = off.recv_async().await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else {
+            return;
+        };
+        match accepted {
+            Ok(s) => {
+                shared.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+                let _ = executors[next % executors.len()].send(Job::Accepted(s));
+                next = next.wrapping_add(1);
+            }
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                warn!("accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn tune_socket(shared: &Layer, s: &TcpStream) {
+    let _ = s.set_nodelay(true);
+    if let Some(idle) = shared.cfg.tcp_keepalive {
+        // SAFETY: the descriptor is owned by `s`, which outlives the borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(s.as_raw_fd()) };
+        let sock = socket2::SockRef::from(&fd);
+        let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle));
+    }
+}
+
+pub(super) async fn inbound(shared: Arc<Layer>, stream: TcpStream) {
+    let Ok(addr) = stream.peer_addr() else {
+        return;
+    };
+    tune_socket(&shared, &stream);
+    let acceptor = futures_rustls::TlsAcceptor::from(shared.tls.server.clone());
+    let ctx = &shared.ctx;
+    let z = &shared.tls.spki;
+    let result = with_deadline(shared.cfg.handshake_timeout, async {
+        let mut tls = acceptor.accept(stream).await.map_err(|e| {
+            debug!(%addr, "tls accept: {e}");
+            HandshakeFailure::Tls
+        })?;
+        let v = server_handshake(&mut tls, ctx, z).await?;
+        Ok::<_, HandshakeFailure>((tls, v))
+    })
+    .await
+    .unwrap_or(Err(HandshakeFailure::Timeout));
+    match result {
+        Ok((tls, v)) => {
+            shared.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+            run_established(&shared, tls, v.peer, addr, Direction::Inbound, v.hello).await;
+        }
+        Err(r) => shared.handshake_failed(addr, Direction::Inbound, r),
+    }
+}
+
+enum DialOutcome {
+    ConnectFailed,
+    HandshakeFailed,
+    Ran,
+}
+
+async fn dial_once(shared: &Arc<Layer>, addr: SocketAddr, expected: Option<NodeId>) -> DialOutcome {
+    let stream = match with_deadline(shared.cfg.dial_timeout, TcpStream::connect(addr)).await {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            debug!(%addr, "connect failed: {e}");
+            shared.metrics.dial_failures.fetch_add(1, Ordering::Relaxed);
+            return DialOutcome::ConnectFailed;
+        }
+        None => {
+            shared.metrics.dial_failures.fetch_add(1, Ordering::Relaxed);
+            return DialOutcome::ConnectFailed;
+        }
+    };
+    tune_socket(shared, &stream);
+    let connector = futures_rustls::TlsConnector::from(shared.tls.client.clone());
+    let ctx = &shared.ctx;
+    let result = with_deadline(shared.cfg.handshake_timeout, async {
+        let mut tls = connector
+            .connect(server_name(), stream)
+            .await
+            .map_err(|e| {
+                debug!(%addr, "tls connect: {e}");
+                HandshakeFailure::Tls
+            })?;
+        let v = client_handshake(&mut tls, ctx, expected).await?;
+        Ok::<_, HandshakeFailure>((tls, v))
+    })
+    .await
+    .unwrap_or(Err(HandshakeFailure::Timeout));
+    match result {
+        Ok((tls, v)) => {
+            shared.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+            run_established(shared, tls, v.peer, addr, Direction::Outbound, v.hello).await;
+            DialOutcome::Ran
+        }
+        Err(r) => {
+            shared.handshake_failed(addr, Direction::Outbound, r);
+            DialOutcome::HandshakeFailed
+        }
+    }
+}
+
+pub(super) async fn dial_loop(shared: Arc<Layer>, t: DialTarget) {
+    let cfg = &shared.cfg;
+    let step = cfg.dial_backoff_step.max(Duration::from_millis(1));
+    let mut backoff = step;
+    let mut burst_start = Instant::now();
+    loop {
+        if t.cancel.load(Ordering::Relaxed) || shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        // Already connected to the expected peer (it dialed us): nothing to do until it drops.
+        if let Some(id) = t.expected {
+            if shared.is_connected(&id) {
+                glommio::timer::sleep(cfg.reconnect_period.min(Duration::from_secs(1))).await;
+                continue;
+            }
+        }
+        debug!(addr = %t.addr, expected = ?t.expected, "dialing");
+        match dial_once(&shared, t.addr, t.expected).await {
+            DialOutcome::Ran => {
+                backoff = step;
+                burst_start = Instant::now();
+                glommio::timer::sleep(step).await;
+            }
+            DialOutcome::ConnectFailed => {
+                if burst_start.elapsed() < cfg.dial_burst {
+                    glommio::timer::sleep(backoff).await;
+                    backoff = (backoff + step).min(cfg.dial_backoff_max);
+                } else {
+                    glommio::timer::sleep(cfg.reconnect_period).await;
+                }
+            }
+            // No immediate retry after a failed handshake (S-5).
+            DialOutcome::HandshakeFailed => glommio::timer::sleep(cfg.reconnect_period).await,
+        }
+    }
+}
