@@ -328,7 +328,7 @@ fn chain_fork_switch(c: &mut Criterion) {
                     || (base.clone(), fork_nota.clone()),
                     |(mut chain, nt)| {
                         let r = chain.attach(nt);
-                        debug_assert!(matches!(r, Attach::HeadExtended(_)));
+                        debug_assert!(matches!(r, Attach::Connected(_)));
                         (r, chain)
                     },
                     criterion::BatchSize::LargeInput,

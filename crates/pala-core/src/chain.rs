@@ -37,14 +37,15 @@ pub struct Entry {
 }
 
 /// Result of attaching a notarization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attach {
     /// The stored one has at least as many votes (NA-2).
     Ignored,
     /// Stored (a replacement, or an orphan waiting for its parent).
     Stored,
-    /// Stored and `head` moved forward from the given old head.
-    HeadExtended(BlockSn),
+    /// Stored, and the block with the notarized descendants that waited for it now
+    /// count (NA-4); `head` moved forward if one of them is fresher than it was.
+    Connected(Vec<BlockSn>),
 }
 
 /// The block tree.
@@ -227,11 +228,11 @@ impl Chain {
             return Attach::Stored;
         }
         let mut stack = vec![sn];
-        let mut max = sn;
+        let mut connected = Vec::with_capacity(1);
         while let Some(s) = stack.pop() {
             let e = self.entries.get_mut(&s).expect("child entries exist");
             e.connected = true;
-            max = max.max(s);
+            connected.push(s);
             for c in e.children.clone() {
                 if self
                     .entries
@@ -242,13 +243,9 @@ impl Chain {
                 }
             }
         }
-        if max > self.head {
-            let old = self.head;
-            self.head = max;
-            Attach::HeadExtended(old)
-        } else {
-            Attach::Stored
-        }
+        let max = connected.iter().copied().max().unwrap_or(sn);
+        self.head = self.head.max(max);
+        Attach::Connected(connected)
     }
 
     /// Walks `n` parents up from `sn` (None if the walk leaves the tree).
@@ -456,10 +453,7 @@ mod tests {
         let b31 = child(&b21, BlockSn::new(1, 3, 1));
         c.insert(b21.clone());
         c.insert(b31.clone());
-        assert_eq!(
-            c.attach(nota(&b11, 3)),
-            Attach::HeadExtended(BlockSn::GENESIS)
-        );
+        assert_eq!(c.attach(nota(&b11, 3)), Attach::Connected(vec![b11.sn()]));
         for b in &long {
             c.attach(nota(b, 3));
         }
@@ -469,7 +463,7 @@ mod tests {
         assert_eq!(c.head(), BlockSn::new(1, 1, 4));
         assert_eq!(
             c.attach(nota(&b21, 3)),
-            Attach::HeadExtended(BlockSn::new(1, 1, 4))
+            Attach::Connected(vec![b21.sn(), b31.sn()])
         );
         assert_eq!(c.head(), BlockSn::new(1, 3, 1), "freshest is not longest");
         let b15 = child(&long[2], BlockSn::new(1, 1, 5));

@@ -76,6 +76,9 @@ core_events! {
     NotarizationUnknownBlock => "notarization_unknown_block",
     /// A notarization of another block than the one stored at its sn (NA-1).
     NotarizationHashMismatch => "notarization_hash_mismatch",
+    /// A notarized block would finalize a block that the head's chain does not contain
+    /// (F-C); only possible beyond the fault assumption, so nothing is finalized.
+    FinalityOffHeadChain => "finality_off_head_chain",
 
     // Epochs (E-1..E-9).
     /// A clock message was sent on a timeout (E-3).
@@ -94,6 +97,8 @@ core_events! {
     SyncEmptyResponse => "sync_empty_response",
     /// A peer whose finalized chain is not ours (W-7.3).
     SyncPeerInconsistent => "sync_peer_inconsistent",
+    /// A stop block proof from a peer that left the session finalized its stop block (C-9).
+    StopProofApplied => "stop_proof_applied",
     /// A synced block whose parent is not stored (N-10).
     SyncMissingParent => "sync_missing_parent",
     /// A synced block that breaks an insertion rule (N-10).

@@ -30,9 +30,9 @@ pub use committee::{validate_committee, CommitteeError};
 
 use crate::fasthash::FastMap;
 use pala_types::{
-    Block, ClockMessage, ClockNotarization, Committee, Domain, Message, NodeId, Notarization,
-    NotarizedBlock, PreparedKeys, Proposal, PublicKey, Session, Signature, SignatureScheme,
-    SignerBitmap, Vote,
+    Block, ClockMessage, ClockNotarization, Committee, Domain, EpochResponse, Message, NodeId,
+    Notarization, NotarizedBlock, PreparedKeys, Proposal, PublicKey, Session, Signature,
+    SignatureScheme, SignerBitmap, Vote,
 };
 use recent::RecentQuorumSigs;
 use std::collections::BTreeMap;
@@ -122,6 +122,9 @@ pub enum VerifyError {
     /// A notarized block whose notarization is for another block.
     #[error("notarization does not match its block")]
     Mismatch,
+    /// A stop block proof that is not a notarized chain of the session asked about (C-9).
+    #[error("stop block proof: {0}")]
+    StopProof(&'static str),
 }
 
 /// One session's committee with its prepared voter keys.
@@ -255,6 +258,7 @@ impl MessageVerifier {
                 if let Some(c) = &r.clock {
                     self.check_clock_notarization(c)?;
                 }
+                self.check_stop_proof(r)?;
             }
             Message::FresherHead(r) => {
                 // C-8: verify the longest prefix whose sessions are installed; keep the
@@ -321,6 +325,35 @@ impl MessageVerifier {
             return Err(VerifyError::BadSignature("proposal"));
         }
         self.check_block_contents(&p.block)
+    }
+
+    /// C-9: a chain of notarized blocks of the session the answer is about, each the
+    /// parent of the next; the core decides what it proves.
+    fn check_stop_proof(&self, r: &EpochResponse) -> Result<(), VerifyError> {
+        if !r.stop_proof.is_empty() && !r.is_last {
+            return Err(VerifyError::StopProof(
+                "sent by a node still in the session",
+            ));
+        }
+        let mut prev: Option<&NotarizedBlock> = None;
+        for nb in &r.stop_proof {
+            if nb.block.sn().epoch.session != r.session {
+                return Err(VerifyError::StopProof("block of another session"));
+            }
+            if nb.notarization.is_none() {
+                return Err(VerifyError::StopProof("block without notarization"));
+            }
+            if let Some(p) = prev {
+                if nb.block.parent_sn() != p.block.sn()
+                    || nb.block.header.parent_hash != p.block.hash()
+                {
+                    return Err(VerifyError::StopProof("not a chain"));
+                }
+            }
+            self.check_notarized_block(nb)?;
+            prev = Some(nb);
+        }
+        Ok(())
     }
 
     fn check_notarized_block(&self, nb: &NotarizedBlock) -> Result<(), VerifyError> {

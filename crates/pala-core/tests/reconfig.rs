@@ -231,3 +231,93 @@ fn r1_role_changes_with_the_committee_installed_at_reconfiguration() {
         ]
     );
 }
+
+/// C-9: a node left in session 1 finalizes the stop block from the proof that a node of
+/// session 2 sends with its epoch answer, although its own head is on a fresher branch
+/// that lacks the blocks that finalized the stop block (the situation of seed 3934 of the
+/// reconfiguration sweep, where C-7c had dropped those blocks from the finalized chain).
+#[test]
+fn c9_stop_block_proof_from_a_node_that_left_the_session() {
+    let f = fixture(true);
+    // A saw (1,1,7) notarized: the stop block (1,1,5) is final and A is in session 2.
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let mut a = f.node(1);
+    let refs: Vec<&Arc<Block>> = c1.iter().collect();
+    f.deliver(&mut a, 0, 0, fresher(&refs, &f));
+    assert_eq!(a.epoch(), Epoch::new(2, 1));
+    // B missed (1,1,7) and timed out into epoch (1,2), whose blocks hang off (1,1,6).
+    let mut b = f.node(2);
+    let refs: Vec<&Arc<Block>> = c1[..6].iter().collect();
+    f.deliver(&mut b, 0, 0, fresher(&refs, &f));
+    let br = f.chain(&c1[..6], Epoch::new(1, 2), 2);
+    f.deliver(&mut b, 0, 0, fresher(&[&br[0], &br[1]], &f));
+    assert_eq!(b.head(), BlockSn::new(1, 2, 2));
+    assert_eq!(b.finalized(), BlockSn::new(1, 1, 4));
+    let outs = f.deliver(&mut a, 0, 2, Message::GetEpoch(Epoch::new(1, 2)));
+    let answer = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                msg: m @ Message::Epoch(_),
+                ..
+            } => Some(m.clone()),
+            _ => None,
+        })
+        .expect("A answers");
+    let Message::Epoch(r) = &answer else {
+        unreachable!("matched above")
+    };
+    assert!(r.is_last);
+    assert_eq!(
+        r.stop_proof
+            .iter()
+            .map(|nb| nb.block.sn())
+            .collect::<Vec<_>>(),
+        vec![BlockSn::new(1, 1, 6), BlockSn::new(1, 1, 7)],
+        "the blocks after the stop block up to the one that finalized it"
+    );
+    let outs = f.deliver(&mut b, 0, 1, answer);
+    assert_eq!(b.finalized(), BlockSn::new(1, 1, 5));
+    assert_eq!(b.head(), BlockSn::new(1, 2, 2), "the head stays");
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::CommitteeInstalled(c) if c.session == 2)));
+    assert_eq!(b.epoch(), Epoch::new(2, 1), "reconfiguration began");
+    assert_eq!(b.counters().get(CoreEvent::StopProofApplied), 1);
+}
+
+/// C-9: a proof that is not a chain of the session asked about is refused by the verifier.
+#[test]
+fn c9_a_stop_block_proof_that_is_no_chain_is_refused() {
+    let f = fixture(true);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let proof = |blocks: &[&Arc<Block>]| {
+        Message::Epoch(EpochResponse {
+            session: 1,
+            clock: None,
+            is_last: true,
+            stop_proof: blocks
+                .iter()
+                .map(|b| NotarizedBlock {
+                    block: (*b).clone(),
+                    notarization: Some(f.nota(b)),
+                })
+                .collect(),
+        })
+    };
+    assert!(f.verifier.verify(proof(&[&c1[5], &c1[6]])).is_ok());
+    for bad in [proof(&[&c1[4], &c1[6]]), proof(&[&c1[6], &c1[5]])] {
+        assert!(matches!(
+            f.verifier.verify(bad),
+            Err(VerifyError::StopProof(_))
+        ));
+    }
+    let Message::Epoch(mut r) = proof(&[&c1[5]]) else {
+        unreachable!("built above")
+    };
+    r.session = 2;
+    assert!(matches!(
+        f.verifier.verify(Message::Epoch(r)),
+        Err(VerifyError::StopProof(_))
+    ));
+}

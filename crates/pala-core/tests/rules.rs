@@ -84,6 +84,30 @@ fn t2_t3_finality_f_b_and_insertion_must_extend_final() {
     );
 }
 
+/// F-C (F-1): a notarization that arrives after the head moved to a fresher epoch still
+/// finalizes its K-th ancestor, which the head's chain contains (found by the
+/// reconfiguration sweep, seed 3934: the stop block's proof arrived after a timeout).
+#[test]
+fn f_c_a_late_notarization_below_a_fresher_head_finalizes() {
+    let f = Fixture::new(3, 3, 2);
+    let mut n = f.node(2);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 5);
+    for b in &c1[..4] {
+        f.deliver(&mut n, 0, 0, fresher(&[b], &f));
+    }
+    assert_eq!(n.finalized(), sn(1, 1, 2));
+    // Epoch (1,2) on (1,1,4): its head (1,2,2) has s <= K and finalizes nothing.
+    let br = f.chain(&c1[..4], Epoch::new(1, 2), 2);
+    f.deliver(&mut n, 0, 0, fresher(&[&br[0], &br[1]], &f));
+    assert_eq!(n.head(), sn(1, 2, 2));
+    assert_eq!(n.finalized(), sn(1, 1, 2));
+    // (1,1,5) notarized late finalizes (1,1,3); the head stays.
+    let outs = f.deliver(&mut n, 0, 0, fresher(&[&c1[4]], &f));
+    assert_eq!(n.head(), sn(1, 2, 2));
+    assert_eq!(n.finalized(), sn(1, 1, 3));
+    assert_eq!(finalized(&outs), vec![sn(1, 1, 3)]);
+}
+
 #[test]
 fn t5_embedded_notarization_placement() {
     let f = Fixture::new(3, 3, 2);
@@ -526,6 +550,7 @@ fn t31_epoch_sync_takes_the_highest_peer() {
         session: 1,
         clock: Some(f.cnota(Epoch::new(1, 3))),
         is_last: false,
+        stop_proof: Vec::new(),
     };
     f.deliver(&mut v, 1, 1, Message::Epoch(resp));
     assert_eq!(v.epoch(), Epoch::new(1, 3));

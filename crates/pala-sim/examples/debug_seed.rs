@@ -1,4 +1,5 @@
-//! Prints a reconfiguration seed's plan summary and each node's counters (debugging aid).
+//! Prints a reconfiguration seed's plan summary and each node's counters, and with
+//! `--trace` every simulated event (debugging aid).
 use pala_sim::sweep::{plan_with, run_plan};
 fn main() {
     let seed: u64 = std::env::args()
@@ -11,7 +12,11 @@ fn main() {
         "stop_offset {} k {} byz {:?}",
         p.cfg.core.stop_offset, p.cfg.core.k, p.cfg.byzantine
     );
-    let (r, sim) = run_plan(p, false);
+    let trace = std::env::args().nth(2).as_deref() == Some("--trace");
+    let (r, sim) = run_plan(p, trace);
+    for line in &sim.trace {
+        println!("{line}");
+    }
     println!("{:?}", r.failure);
     for (n, b, _) in sim
         .finalized_log

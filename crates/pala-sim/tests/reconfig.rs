@@ -251,16 +251,18 @@ fn reconfiguration_sweep_100_seeds() {
     );
 }
 
-/// Known liveness bug across a session boundary (docs/protocol.md section 13, "C-8 /
-/// W-11b"), found by the reconfiguration sweep once durability is delayed: a proposer
-/// left in epoch (S, e+1) after the others finalized S's stop block through a branch that
-/// C-7c later drops can only finalize the stop block through session-(S+1) blocks, which
-/// W-11b refuses (their epoch is ahead and their clock proof is of the next session), so
-/// it syncs forever at the stop block's parent. Ignored until the rule is fixed; run it
-/// with `cargo test -p pala-sim --test reconfig -- --ignored`.
+/// Regressions of the reconfiguration sweep at a session boundary (docs/protocol.md
+/// section 6, C-9 and F-1). Seed 3934: a proposer left in epoch (S, e+1) after the others
+/// finalized S's stop block through a branch that C-7c later dropped could only finalize
+/// the stop block through session-(S+1) blocks, which it cannot verify, so it synced
+/// forever at the stop block's parent; fixed by F-C on late notarizations and the stop
+/// block proof of C-9. Seed 7879: with F-C alone, a stop block finalized off the head's
+/// branch left most nodes in the old session; fixed by C-9.
 #[test]
-#[ignore = "known C-8/W-11b liveness bug; see docs/protocol.md section 13"]
-fn seed_3934_node_left_behind_at_a_session_boundary_catches_up() {
-    let r = pala_sim::sweep::run_seed_mode(3934, true);
-    assert!(r.failure.is_none(), "seed 3934: {:?}", r.failure);
+fn seeds_3934_and_7879_nodes_left_behind_at_a_session_boundary_catch_up() {
+    for seed in [3934, 7879] {
+        let r = pala_sim::sweep::run_seed_mode(seed, true);
+        assert!(r.failure.is_none(), "seed {seed}: {:?}", r.failure);
+        assert!(r.sessions_changed >= 5, "seed {seed}: {r:?}");
+    }
 }

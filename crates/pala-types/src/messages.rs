@@ -74,6 +74,11 @@ pub struct EpochResponse {
     pub clock: Option<ClockNotarization>,
     /// True if the responder has left that session (the answer is its last epoch).
     pub is_last: bool,
+    /// When `is_last`: the notarized chain from that session's stop block to the block
+    /// whose notarization finalized it, if the responder still has it (C-9). It lets a
+    /// node left in the session finalize the stop block when that chain is not part of
+    /// the finalized chain (C-7c dropped it), without trusting the next committee.
+    pub stop_proof: Vec<NotarizedBlock>,
 }
 
 /// `get-fresher-head` (W-7.3): the requester's head and the `(height, hash)` of the blocks
@@ -320,6 +325,7 @@ impl Encode for EpochResponse {
         if let Some(c) = &self.clock {
             c.encode(out);
         }
+        put_seq(out, &self.stop_proof);
     }
 }
 impl Decode for EpochResponse {
@@ -332,10 +338,12 @@ impl Decode for EpochResponse {
         } else {
             None
         };
+        let stop_proof = r.seq(60, "stop block proof")?;
         Ok(EpochResponse {
             session,
             clock,
             is_last,
+            stop_proof,
         })
     }
 }

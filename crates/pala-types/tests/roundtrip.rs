@@ -129,15 +129,26 @@ fn message() -> impl Strategy<Value = Message> {
             })
         }),
         epoch().prop_map(Message::GetEpoch),
-        (any::<u32>(), proptest::option::of(cnota()), any::<bool>()).prop_map(
-            |(session, clock, is_last)| {
+        (
+            any::<u32>(),
+            proptest::option::of(cnota()),
+            any::<bool>(),
+            proptest::collection::vec((block(), proptest::option::of(nota())), 0..3)
+        )
+            .prop_map(|(session, clock, is_last, proof)| {
                 Message::Epoch(EpochResponse {
                     session,
                     clock,
                     is_last,
+                    stop_proof: proof
+                        .into_iter()
+                        .map(|(block, notarization)| NotarizedBlock {
+                            block,
+                            notarization,
+                        })
+                        .collect(),
                 })
-            }
-        ),
+            }),
         (
             sn(),
             proptest::collection::vec((any::<u64>(), hash()), 0..5)

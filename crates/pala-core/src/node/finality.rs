@@ -2,20 +2,25 @@
 //!
 //! - **FC-3** When `head` extends: reset the voter timer if `head.epoch == L` (E-2b),
 //!   retry `pending` (V-7), announce the status (W-6) and poke the chain syncer.
-//! - **F-B** (the rule of F-1): when `head` moves to `(e,t)` with `t > K`, block
-//!   `(e, t-K)` and all its ancestors are final; the finalized head only moves forward.
+//! - **F-B / F-C** (the rule of F-1): a notarized block `(e,t)` with `t > K` that starts
+//!   to count (it and its ancestors are notarized) finalizes `(e, t-K)` and all its
+//!   ancestors; the finalized head only moves forward. F-B is this rule for the head
+//!   only; pala applies it to every block that connects, because a notarization that
+//!   arrives after the head moved to a fresher epoch (the stop block's proof, section
+//!   6 C-9) would otherwise never finalize anything.
 //! - **F-2** Finality drops the votes, voted sns, pending and unnotarized proposals at or
 //!   below the new finalized head and the clock messages of its epoch or older, and checks
 //!   whether a stop block just became final (C-3) or a new session has its first final
 //!   block (C-5).
 
 use super::Node;
+use crate::counters::CoreEvent;
 use crate::io::{Output, StateChange};
 use pala_types::BlockSn;
 use std::collections::BTreeMap;
 
 impl Node {
-    /// FC-3 and F-B.
+    /// FC-3.
     pub(super) fn on_head_extended(&mut self) {
         let head = self.chain.head();
         if head.epoch == self.epoch {
@@ -24,22 +29,45 @@ impl Node {
         self.status_dirty = true;
         self.retry_pending = true;
         self.sync_dirty = true;
-        // F-B: head (e,t) with t > K finalizes (e, t-K) and its ancestors.
+    }
+
+    /// F-B / F-C for blocks that just started to count.
+    pub(super) fn finalize_connected(&mut self, connected: &[BlockSn]) {
         let k = if mutated!(self, FinalizeOneEarly) {
             self.k() - 1
         } else {
             self.k()
         };
-        if head.s > k {
-            if let Some(target) = self.chain.ancestor(head, k) {
-                if target > self.chain.finalized() {
-                    self.finalize(target);
-                }
+        let head = self.chain.head();
+        let mut best = self.chain.finalized();
+        let mut trigger = best;
+        for &sn in connected {
+            if sn.s <= k {
+                continue;
             }
+            let Some(target) = self.chain.ancestor(sn, k) else {
+                continue;
+            };
+            if target <= best {
+                continue;
+            }
+            // F-C's safety argument: every notarized chain of a later epoch contains
+            // `target`, so the freshest one (the head's) does. A target off it means
+            // more than f faulty voters; finalizing it would abandon the head.
+            if !self.chain.descends_from(head, target) {
+                self.count(CoreEvent::FinalityOffHeadChain);
+                continue;
+            }
+            best = target;
+            trigger = sn;
+        }
+        if best > self.chain.finalized() {
+            self.finalize(best, trigger);
         }
     }
 
-    fn finalize(&mut self, target: BlockSn) {
+    /// Finalizes `target`, whose finality the notarization of `trigger` proves.
+    fn finalize(&mut self, target: BlockSn, trigger: BlockSn) {
         // Does this step finalize the stop block of the current session (C-1, C-3)?
         let stop_block = self.stop_block_on_path(target);
         let stop = stop_block.as_ref().map(|b| b.sn());
@@ -81,6 +109,7 @@ impl Node {
             }
         }
         if let Some(st) = stop_block {
+            self.keep_stop_proof(&st, trigger);
             self.begin_reconfiguration(&st);
         }
     }

@@ -212,6 +212,7 @@ impl Node {
                 root: reconfig_root,
                 next_committee: None,
                 deferred_blocks: None,
+                stop_proofs: BTreeMap::new(),
             },
             timers: BTreeMap::new(),
             out: Vec::new(),

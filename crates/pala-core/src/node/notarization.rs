@@ -9,7 +9,7 @@
 //!   stored notarization, folded in lazily when it is embedded (**PV-5**).
 //! - **NA-1..NA-6** Every node accepts a verified notarization for a stored block whose
 //!   hash matches (NA-1); the chain keeps the one with most votes (NA-2), only on a
-//!   notarized parent (NA-4), moves `head` (NA-5, then finality F-B) and wakes the block
+//!   notarized parent (NA-4), moves `head` (NA-5) and finalizes (F-B, F-C) and wakes the block
 //!   maker (NA-6).
 
 use super::Node;
@@ -53,15 +53,19 @@ impl Node {
             self.count(CoreEvent::NotarizationHashMismatch);
             return false;
         }
+        let head_before = self.chain.head();
         match self.chain.attach(n.clone()) {
             Attach::Ignored => false,
             Attach::Stored => {
                 self.persist(StateChange::Notarization(n));
                 true
             }
-            Attach::HeadExtended(_) => {
+            Attach::Connected(connected) => {
                 self.persist(StateChange::Notarization(n));
-                self.on_head_extended();
+                if self.chain.head() != head_before {
+                    self.on_head_extended();
+                }
+                self.finalize_connected(&connected);
                 true
             }
         }

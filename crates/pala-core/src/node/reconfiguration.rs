@@ -11,7 +11,12 @@
 //!   keep only the committees of the last two sessions.
 //! - **C-7a/b** Between C-3 and C-5 the stop block stays the root of the block tree, so
 //!   branches off it (the new session's) can be inserted and synced.
+//! - **C-9** The notarized blocks after the stop block up to the one whose notarization
+//!   finalized it are kept (for the last few sessions) and sent with the epoch answer to
+//!   nodes still in that session: C-7c may drop them from the finalized chain, and then
+//!   nothing else proves the stop block final to a node that missed them.
 
+use super::insertion::InsertError;
 use super::Node;
 use crate::counters::CoreEvent;
 use crate::io::{Output, StateChange};
@@ -29,7 +34,13 @@ pub(super) struct Reconfiguration {
     pub(super) next_committee: Option<Committee>,
     /// Synced blocks of a session whose committee is not installed yet (C-8).
     pub(super) deferred_blocks: Option<(NodeId, Vec<NotarizedBlock>)>,
+    /// Per session: the notarized chain after its stop block that finalized it (C-9).
+    pub(super) stop_proofs: BTreeMap<Session, Vec<NotarizedBlock>>,
 }
+
+/// Sessions whose stop block proofs are kept (C-9); a node further behind than this
+/// catches up from a node that crossed those boundaries more recently.
+const STOP_PROOFS_KEPT: usize = 4;
 
 impl Node {
     /// The stop block of the current session on the path from `target` down to the
@@ -89,6 +100,48 @@ impl Node {
         // The verifier's admission rules (D-7, D-8, D-16), the same the application applies
         // to committee-change transactions: one home for them.
         crate::verify::validate_committee(self.scheme.as_ref(), c, self.cfg.network_id).is_ok()
+    }
+
+    /// C-9: keeps the blocks after `stop` up to `trigger`, whose notarization finalized
+    /// it. They carry no transactions (C-2), so the proof stays small; the stop block
+    /// itself is on every finalized chain (C-7d) and is synced as usual.
+    pub(super) fn keep_stop_proof(&mut self, stop: &Block, trigger: BlockSn) {
+        let mut proof = Vec::new();
+        let mut sn = trigger;
+        while sn != stop.sn() {
+            let Some(e) = self.chain.get(sn) else {
+                return; // not a descendant of the stop block: nothing to prove with
+            };
+            proof.push(NotarizedBlock {
+                block: e.block.clone(),
+                notarization: e.nota.clone(),
+            });
+            sn = e.block.parent_sn();
+        }
+        proof.reverse();
+        let proofs = &mut self.reconfig.stop_proofs;
+        proofs.insert(stop.sn().epoch.session, proof);
+        while proofs.len() > STOP_PROOFS_KEPT {
+            proofs.pop_first();
+        }
+    }
+
+    /// C-9 (receiving): a peer that left our session sent the chain that finalized its
+    /// stop block; inserting it finalizes the stop block here (F-C) if it connects.
+    pub(super) fn apply_stop_proof(&mut self, proof: &[NotarizedBlock]) {
+        let before = self.chain.finalized();
+        for nb in proof {
+            if let Err(e) = self.insert_notarized(&nb.block, nb.notarization.as_ref()) {
+                self.count(match e {
+                    InsertError::MissingParent(_) => CoreEvent::SyncMissingParent,
+                    _ => CoreEvent::SyncBlockRejected,
+                });
+                return;
+            }
+        }
+        if self.chain.finalized() > before {
+            self.count(CoreEvent::StopProofApplied);
+        }
     }
 
     /// C-3: the stop block of session S is final.

@@ -119,18 +119,27 @@ impl Node {
                 session: e.session,
                 clock: self.epoch_proof.clone(),
                 is_last: false,
+                stop_proof: Vec::new(),
             }
         } else if e.session < self.epoch.session {
             EpochResponse {
                 session: e.session,
                 clock: self.last_clock_of_session.get(&e.session).cloned(),
                 is_last: true,
+                // C-9
+                stop_proof: self
+                    .reconfig
+                    .stop_proofs
+                    .get(&e.session)
+                    .cloned()
+                    .unwrap_or_default(),
             }
         } else {
             EpochResponse {
                 session: e.session,
                 clock: None,
                 is_last: false,
+                stop_proof: Vec::new(),
             }
         };
         self.out.push(Output::Send {
@@ -142,6 +151,9 @@ impl Node {
     pub(super) fn on_epoch_response(&mut self, from: NodeId, r: EpochResponse) {
         if self.sync.epoch_slot.is_some_and(|s| s.peer == from) {
             self.sync.epoch_slot = None;
+        }
+        if r.is_last && r.session == self.epoch.session && !r.stop_proof.is_empty() {
+            self.apply_stop_proof(&r.stop_proof);
         }
         if let Some(c) = r.clock {
             if c.epoch > self.epoch && c.epoch.session == self.epoch.session {
