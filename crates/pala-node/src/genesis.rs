@@ -130,11 +130,8 @@ impl GenesisFile {
             .map(|(i, m)| member("proposers", i, m))
             .collect::<Result<Vec<_>>>()?;
         for (i, p) in proposers.iter().enumerate() {
-            if p.address.parse::<std::net::SocketAddr>().is_err() {
-                bail!(
-                    "genesis {prefix}proposers[{i}].address `{}`: expected \"ip:port\"",
-                    p.address
-                );
+            if let Err(e) = p.address.parse::<pala_net::PeerAddr>() {
+                bail!("genesis {prefix}proposers[{i}].address: {e}");
             }
         }
         let voters = voters
