@@ -20,7 +20,8 @@
 #                       PALA_NODE_KEY_FILE (default /run/pala/node.key), since the node
 #                       refuses a key that others can read
 #   PALA_INIT           what to create on the first start: `keygen` (a key at
-#                       PALA_NODE_KEY_FILE when there is none; its identity line is
+#                       PALA_NODE_KEY_FILE when there is none, for network
+#                       PALA_KEYGEN_NETWORK_ID (default 1); its identity line is
 #                       printed for the genesis file) or `testnet` (a one-machine testnet
 #                       in PALA_TESTNET_DIR, whose node PALA_TESTNET_NODE then runs)
 #   PALA_TESTNET_DIR    where init-testnet and PALA_INIT=testnet write (default
@@ -88,7 +89,7 @@ install_key() {
         if [[ ! -f "$dest" ]]; then
             mkdir -p "$(dirname "$dest")"
             log "no key at $dest: generating one; put this identity line into the genesis file:"
-            "$PALA_BIN" keygen --out "$dest" --network-id "${PALA_NETWORK_ID:-1}"
+            "$PALA_BIN" keygen --out "$dest" --network-id "${PALA_KEYGEN_NETWORK_ID:-1}"
         fi
         export PALA_NODE_KEY_FILE=$dest
     fi
