@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod addr;
 pub mod admission;
 pub mod config;
 pub mod frame;
@@ -43,6 +44,7 @@ mod network;
 mod ratelimit;
 pub mod tls;
 
+pub use addr::{AddrParseError, PeerAddr};
 pub use admission::{Admission, AdmitAll, CommitteeAdmission};
 pub use config::{CorePlacement, NetConfig, RateLimits, PROTOCOL_VERSION};
 pub use handshake::{HandshakeFailure, Hello, Side};

@@ -11,6 +11,7 @@
 //! delivers its `PeerUp` (W-2). The coordinator never waits on the user: only connection
 //! tasks block on a full event channel, which throttles the peer that floods.
 
+use crate::addr::{PeerAddr, Resolver};
 use crate::admission::Admission;
 use crate::config::{CorePlacement, NetConfig};
 use crate::frame::{encode_frame, read_frame, FrameError, Incoming};
@@ -69,6 +70,9 @@ pub enum NetEvent {
         addr: SocketAddr,
         /// Who dialed.
         direction: Direction,
+        /// The address given to [`NetCommand::Dial`] for an outbound connection (a name
+        /// stays a name, so the user can tell which configured entry this peer is).
+        dialed: Option<PeerAddr>,
         /// The peer's hello (version, capabilities).
         hello: Hello,
     },
@@ -113,9 +117,10 @@ pub enum NetCommand {
         message: Message,
     },
     /// Keep a connection to `addr`, redialing with back-off; a no-op if already dialing it.
+    /// A host name is resolved again on every attempt.
     Dial {
         /// Address to dial.
-        addr: SocketAddr,
+        addr: PeerAddr,
         /// The id the server must prove (a proposer dialed by id); `None` for a trusted
         /// bootnode address (S-3).
         expected: Option<NodeId>,
@@ -123,7 +128,7 @@ pub enum NetCommand {
     /// Stop redialing `addr` (an established connection stays until it closes).
     Undial {
         /// The address given to [`NetCommand::Dial`].
-        addr: SocketAddr,
+        addr: PeerAddr,
     },
     /// Close the connection to `peer`.
     Disconnect {
@@ -198,7 +203,7 @@ enum Job {
 }
 
 struct DialTarget {
-    addr: SocketAddr,
+    addr: PeerAddr,
     expected: Option<NodeId>,
     cancel: Arc<AtomicBool>,
 }
@@ -410,8 +415,15 @@ impl Network {
     }
 
     /// Keeps a connection to `addr` (see [`NetCommand::Dial`]).
-    pub fn dial(&self, addr: SocketAddr, expected: Option<NodeId>) -> Result<(), NetError> {
-        self.command(NetCommand::Dial { addr, expected })
+    pub fn dial(
+        &self,
+        addr: impl Into<PeerAddr>,
+        expected: Option<NodeId>,
+    ) -> Result<(), NetError> {
+        self.command(NetCommand::Dial {
+            addr: addr.into(),
+            expected,
+        })
     }
 
     /// Starts listening on `addr` and waits for the outcome (see [`NetCommand::Listen`]).

@@ -2,7 +2,8 @@
 //! binary: `keygen`, `testnet`, `node`, `demo`.
 
 use crate::config::Config;
-use crate::genesis::{keygen, testnet, testnet_spares, TestnetParams};
+use crate::genesis::{keygen, testnet_on, testnet_spares_on, TestnetParams};
+use crate::layout::HostLayout;
 use crate::runtime::RunningNode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -23,7 +24,8 @@ pub enum OperatorCmd {
         #[arg(long, default_value_t = 1)]
         network_id: u64,
     },
-    /// Writes keys, a genesis file and one config per node for a cluster on 127.0.0.1.
+    /// Writes keys, a genesis file and one config per node for a cluster on 127.0.0.1, or
+    /// with --hosts / --host-template for nodes on hosts of their own, reached by name.
     Testnet(TestnetArgs),
     /// Runs a validator node.
     Node {
@@ -51,12 +53,23 @@ pub struct TestnetArgs {
     /// Network id.
     #[arg(long, default_value_t = 1)]
     pub network_id: u64,
-    /// First peer-to-peer port (proposer i listens on PORT+i).
+    /// First peer-to-peer port (proposer i listens on PORT+i); with host names, the port
+    /// of every proposer.
     #[arg(long, default_value_t = 7100)]
     pub p2p_port: u16,
-    /// First HTTP port (node i serves on PORT+i).
+    /// First HTTP port (node i serves on PORT+i); with host names, the port of every node.
     #[arg(long, default_value_t = 8100)]
     pub http_port: u16,
+    /// Nodes on hosts of their own, named for a deployment in deploy/: `compose`
+    /// (services proposer0, voter0, ...) or `k8s` (pods pala-proposer-0.pala, ...). Every
+    /// node listens on 0.0.0.0 with the same ports, and its data directory is
+    /// /var/lib/pala.
+    #[arg(long, value_name = "LAYOUT", conflicts_with = "host_template")]
+    pub hosts: Option<String>,
+    /// As --hosts, with host names from a template with {role} (proposer, voter, spare)
+    /// and {i}, e.g. 'pala-{role}-{i}.pala.validators.svc.cluster.local'.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub host_template: Option<String>,
     /// Short timers for a local cluster (voter timeout 2 s, first proposal 200 ms,
     /// heartbeat 1 s) instead of the production defaults.
     #[arg(long)]
@@ -145,8 +158,13 @@ pub fn run(cmd: OperatorCmd) -> Result<()> {
                 http_base_port: a.http_port,
                 template: a.fast.then(fast_template),
             };
-            let t = testnet(&params)?;
-            let spares = testnet_spares(&params, a.spare)?;
+            let hosts = match (&a.hosts, &a.host_template) {
+                (Some(p), _) => Some(HostLayout::preset(p)?),
+                (None, Some(t)) => Some(HostLayout::from_template(t)?),
+                (None, None) => None,
+            };
+            let t = testnet_on(&params, hosts.as_ref())?;
+            let spares = testnet_spares_on(&params, hosts.as_ref(), a.spare)?;
             println!(
                 "testnet of {} proposers and {} voters written to {}",
                 a.proposers,

@@ -3,6 +3,7 @@
 //! `PALA_CONSENSUS_K=4` or `PALA_HTTP_LISTEN=0.0.0.0:8080`). A bad value is reported with
 //! the key that holds it and the form that was expected.
 
+use pala_net::PeerAddr;
 use pala_types::NodeId;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -90,7 +91,9 @@ pub struct NodeSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkSection {
-    /// Listen address "ip:port" (proposers must listen; voters leave it empty).
+    /// Listen address "ip:port" or "host:port" (proposers must listen; voters leave it
+    /// empty). A name is resolved once at start: it names this host, whose address does
+    /// not change while the process runs.
     pub listen: String,
     /// A listening node also admits clients that are in no committee it knows (S-3: it
     /// acts as a bootnode as well), so followers can sync from it: nodes whose key enters
@@ -99,7 +102,8 @@ pub struct NetworkSection {
     pub serve_followers: bool,
     /// Bootnodes (W-2): nodes with `serve_followers` dialed in addition to the proposers,
     /// so a node can sync when it knows no proposer that is still in office. Each entry is
-    /// "ip:port", or "id@ip:port" with the 40-hex-digit id the bootnode must prove (S-3).
+    /// "host:port" (an IP or a name, resolved again on every dial), or "id@host:port" with
+    /// the 40-hex-digit id the bootnode must prove (S-3).
     pub bootnodes: Vec<String>,
     /// Number of network executor threads.
     pub executors: usize,
@@ -293,19 +297,24 @@ fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+fn parse_peer_addr(key: &str, v: &str) -> Result<PeerAddr, ConfigError> {
+    v.parse()
+        .map_err(|e: pala_net::AddrParseError| bad(key, e.to_string()))
+}
+
 /// One `network.bootnodes` entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bootnode {
     /// Where to dial.
-    pub addr: SocketAddr,
+    pub addr: PeerAddr,
     /// The id the bootnode must prove, when the entry names one; otherwise it is trusted
     /// by its configured address (S-3).
     pub id: Option<NodeId>,
 }
 
 fn parse_bootnode(key: &str, v: &str) -> Result<Bootnode, ConfigError> {
-    let form = "expected \"ip:port\" or \"id@ip:port\" with a 40-hex-digit node id, such as \
-                \"10.0.0.5:7100\"";
+    let form = "expected \"host:port\" or \"id@host:port\" with a 40-hex-digit node id, \
+                such as \"10.0.0.5:7100\" or \"pala-proposer-0.pala:7100\"";
     let (id, addr) = match v.split_once('@') {
         Some((id, addr)) => {
             let id = NodeId::from_hex(id).ok_or_else(|| {
@@ -380,7 +389,7 @@ impl Config {
     /// Checks values serde cannot check, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.network.listen.is_empty() {
-            parse_addr("network.listen", &self.network.listen)?;
+            parse_peer_addr("network.listen", &self.network.listen)?;
         }
         if !self.http.listen.is_empty() {
             parse_addr("http.listen", &self.http.listen)?;
@@ -466,9 +475,18 @@ impl Config {
         )
     }
 
-    /// The network listen address, if any.
-    pub fn listen_addr(&self) -> Option<SocketAddr> {
-        self.network.listen.parse().ok()
+    /// The network listen address, if any, with a host name resolved (blocking: call it
+    /// at start-up, not from an executor). Fails naming the key when a name does not
+    /// resolve.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.network.listen.is_empty() {
+            return Ok(None);
+        }
+        let addr = parse_peer_addr("network.listen", &self.network.listen)?;
+        let found = addr
+            .resolve_blocking()
+            .map_err(|e| bad("network.listen", e))?;
+        Ok(found.first().copied())
     }
 
     /// The `network.bootnodes` entries (valid after [`Config::validate`]).
@@ -601,8 +619,10 @@ genesis_file = "g"
     #[test]
     fn bootnodes_by_address_or_with_id() {
         let id = "00112233445566778899aabbccddeeff00112233";
-        let text =
-            format!("{MIN}\n[network]\nbootnodes = [\"10.0.0.5:7100\", \"{id}@[::1]:7101\"]\n");
+        let text = format!(
+            "{MIN}\n[network]\nbootnodes = [\"10.0.0.5:7100\", \"{id}@[::1]:7101\", \
+             \"pala-proposer-0.pala:7100\"]\n"
+        );
         let c = Config::from_toml(&text, Path::new("x.toml"), &[]).unwrap();
         assert_eq!(
             c.bootnodes(),
@@ -614,6 +634,13 @@ genesis_file = "g"
                 Bootnode {
                     addr: "[::1]:7101".parse().unwrap(),
                     id: NodeId::from_hex(id)
+                },
+                Bootnode {
+                    addr: PeerAddr::Name {
+                        host: "pala-proposer-0.pala".into(),
+                        port: 7100
+                    },
+                    id: None
                 },
             ]
         );
@@ -629,8 +656,10 @@ genesis_file = "g"
         let c = Config::from_toml(MIN, Path::new("x.toml"), &env).unwrap();
         assert_eq!(c.bootnodes()[0].addr, "127.0.0.1:9".parse().unwrap());
         for (entry, what) in [
-            ("boot.example.org:7100", "not an address"),
+            ("boot.example.org", "not an address"),
             ("10.0.0.5", "not an address"),
+            ("10.0.0.256:7100", "not an address"),
+            ("boot_node!:7100", "not an address"),
             ("abc@10.0.0.5:7100", "not a node id"),
             ("@10.0.0.5:7100", "not a node id"),
         ] {
@@ -641,7 +670,7 @@ genesis_file = "g"
             assert!(
                 e.contains("network.bootnodes[1]")
                     && e.contains(what)
-                    && e.contains("\"id@ip:port\""),
+                    && e.contains("\"id@host:port\""),
                 "{entry}: {e}"
             );
         }
@@ -650,5 +679,36 @@ genesis_file = "g"
             .unwrap_err()
             .to_string();
         assert!(e.contains("network.bootnodes"), "{e}");
+    }
+
+    /// `network.listen` takes a name (resolved at start), and a malformed one is refused
+    /// naming the key.
+    #[test]
+    fn listen_by_host_name() {
+        let with = |listen: &str| {
+            let env = vec![("PALA_NETWORK_LISTEN".to_string(), listen.to_string())];
+            Config::from_toml(MIN, Path::new("x.toml"), &env)
+        };
+        let c = with("localhost:7100").unwrap();
+        let a = c.listen_addr().unwrap().unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 7100, "{a}");
+        assert_eq!(
+            with("0.0.0.0:7100").unwrap().listen_addr().unwrap(),
+            Some("0.0.0.0:7100".parse().unwrap())
+        );
+        assert_eq!(with("").unwrap().listen_addr().unwrap(), None);
+        for bad in ["localhost", "pala proposer:7100", "host:70000"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("network.listen") && e.contains("host:port"),
+                "{bad}: {e}"
+            );
+        }
+        let e = with("no-such-host.invalid:7100")
+            .unwrap()
+            .listen_addr()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network.listen") && e.contains("resolve"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! operator set-up commands built on it: `keygen` and `testnet`.
 
 use crate::config::{Config, HttpSection, NetworkSection, NodeSection};
+use crate::layout::{HostLayout, DATA_DIR};
 use anyhow::{bail, Context, Result};
 use pala_core::verify::validate_committee;
 use pala_crypto::{BlsScheme, BlsSigner, PublicIdentity};
@@ -130,11 +131,8 @@ impl GenesisFile {
             .map(|(i, m)| member("proposers", i, m))
             .collect::<Result<Vec<_>>>()?;
         for (i, p) in proposers.iter().enumerate() {
-            if p.address.parse::<std::net::SocketAddr>().is_err() {
-                bail!(
-                    "genesis {prefix}proposers[{i}].address `{}`: expected \"ip:port\"",
-                    p.address
-                );
+            if let Err(e) = p.address.parse::<pala_net::PeerAddr>() {
+                bail!("genesis {prefix}proposers[{i}].address: {e}");
             }
         }
         let voters = voters
@@ -200,6 +198,80 @@ pub struct Testnet {
 
 /// `pala testnet`: keys, genesis and one config per node on loopback.
 pub fn testnet(p: &TestnetParams) -> Result<Testnet> {
+    testnet_on(p, None)
+}
+
+/// Where node `i` (proposers first) lives: its name, peer-to-peer and HTTP addresses.
+struct Places<'a> {
+    p: &'a TestnetParams,
+    hosts: Option<&'a HostLayout>,
+}
+
+impl Places<'_> {
+    fn role(&self, i: usize) -> (&'static str, usize) {
+        if i < self.p.proposers {
+            ("proposer", i)
+        } else if i < self.p.proposers + self.p.voters {
+            ("voter", i - self.p.proposers)
+        } else {
+            ("spare", i - self.p.proposers - self.p.voters)
+        }
+    }
+
+    fn name(&self, i: usize) -> String {
+        let (role, k) = self.role(i);
+        match self.hosts {
+            Some(h) => h.node_name(role, k),
+            None => format!("{role}{k}"),
+        }
+    }
+
+    /// The proposer's address in the genesis file.
+    fn p2p(&self, i: usize) -> String {
+        let (role, k) = self.role(i);
+        match self.hosts {
+            Some(h) => format!("{}:{}", h.host(role, k), self.p.p2p_base_port),
+            None => format!("127.0.0.1:{}", self.p.p2p_base_port as usize + i),
+        }
+    }
+
+    /// `network.listen` of a proposer: every interface of its own host, under a layout.
+    fn listen(&self, i: usize) -> String {
+        match self.hosts {
+            Some(_) => format!("0.0.0.0:{}", self.p.p2p_base_port),
+            None => self.p2p(i),
+        }
+    }
+
+    fn http(&self, i: usize) -> String {
+        match self.hosts {
+            Some(_) => format!("0.0.0.0:{}", self.p.http_base_port),
+            None => format!("127.0.0.1:{}", self.p.http_base_port as usize + i),
+        }
+    }
+
+    /// Where to reach node `i`'s API from another host (what `testnet` prints).
+    fn http_url(&self, i: usize) -> String {
+        let (role, k) = self.role(i);
+        match self.hosts {
+            Some(h) => format!("{}:{}", h.host(role, k), self.p.http_base_port),
+            None => self.http(i),
+        }
+    }
+
+    /// `http.forward_to`: the proposers' APIs. The forwarder takes IP addresses only, so a
+    /// host layout forwards nothing and clients send transactions to the proposers.
+    fn forward_to(&self) -> Vec<String> {
+        match self.hosts {
+            Some(_) => Vec::new(),
+            None => (0..self.p.proposers).map(|i| self.http(i)).collect(),
+        }
+    }
+}
+
+/// `pala testnet --hosts …`: as [`testnet`], but node `i` is named by `hosts` and every
+/// node uses the same ports on its own host (`None`: the loopback layout).
+pub fn testnet_on(p: &TestnetParams, hosts: Option<&HostLayout>) -> Result<Testnet> {
     if p.voters == 0 || p.proposers == 0 {
         bail!("a testnet needs at least one proposer and one voter");
     }
@@ -209,20 +281,15 @@ pub fn testnet(p: &TestnetParams) -> Result<Testnet> {
     }
     std::fs::create_dir_all(p.out.join("keys"))
         .with_context(|| format!("cannot create {}", p.out.display()))?;
+    let at = Places { p, hosts };
     let mut names = Vec::new();
     let mut lines = Vec::new();
     for i in 0..n {
-        let name = if i < p.proposers {
-            format!("proposer{i}")
-        } else {
-            format!("voter{}", i - p.proposers)
-        };
+        let name = at.name(i);
         let key = p.out.join("keys").join(format!("{name}.key"));
         lines.push(keygen(&key, p.network_id)?);
         names.push(name);
     }
-    let p2p = |i: usize| format!("127.0.0.1:{}", p.p2p_base_port as usize + i);
-    let http = |i: usize| format!("127.0.0.1:{}", p.http_base_port as usize + i);
     let genesis = GenesisFile {
         network_id: p.network_id,
         payload: format!("pala-testnet-{}", p.network_id),
@@ -231,7 +298,7 @@ pub fn testnet(p: &TestnetParams) -> Result<Testnet> {
         proposers: (0..p.proposers)
             .map(|i| GenesisMember {
                 identity: lines[i].clone(),
-                address: p2p(i),
+                address: at.p2p(i),
             })
             .collect(),
         voters: (p.proposers..n)
@@ -246,23 +313,17 @@ pub fn testnet(p: &TestnetParams) -> Result<Testnet> {
     let mut configs = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let listen = if i < p.proposers {
-            p2p(i)
+            at.listen(i)
         } else {
             String::new()
         };
         // Proposers serve followers so that keys entering through a committee-change
         // transaction, and members retired by a reconfiguration, can keep syncing.
-        configs.push(write_node_config(
-            p,
-            name,
-            listen,
-            i < p.proposers,
-            http(i),
-        )?);
+        configs.push(write_node_config(&at, i, name, listen, i < p.proposers)?);
     }
     Ok(Testnet {
         configs,
-        http: (0..n).map(http).collect(),
+        http: (0..n).map(|i| at.http_url(i)).collect(),
         proposers: p.proposers,
     })
 }
@@ -284,38 +345,45 @@ pub struct Spares {
 /// followers and take a role once a committee naming them is installed. They do not
 /// listen (voters-to-be); HTTP ports follow those of the committee's nodes.
 pub fn testnet_spares(p: &TestnetParams, spares: usize) -> Result<Spares> {
+    testnet_spares_on(p, None, spares)
+}
+
+/// [`testnet_spares`] for the layout [`testnet_on`] wrote.
+pub fn testnet_spares_on(
+    p: &TestnetParams,
+    hosts: Option<&HostLayout>,
+    spares: usize,
+) -> Result<Spares> {
     let n = p.proposers + p.voters;
     if p.http_base_port as usize + n + spares > 65535 {
         bail!("ports out of range: lower --http-port or --spare");
     }
-    let http = |i: usize| format!("127.0.0.1:{}", p.http_base_port as usize + n + i);
+    let at = Places { p, hosts };
     let mut out = Spares {
         configs: Vec::new(),
         http: Vec::new(),
         identities: Vec::new(),
     };
-    for i in 0..spares {
-        let name = format!("spare{i}");
+    for i in n..n + spares {
+        let name = at.name(i);
         let key = p.out.join("keys").join(format!("{name}.key"));
         out.identities.push(keygen(&key, p.network_id)?);
         out.configs
-            .push(write_node_config(p, &name, String::new(), false, http(i))?);
-        out.http.push(http(i));
+            .push(write_node_config(&at, i, &name, String::new(), false)?);
+        out.http.push(at.http_url(i));
     }
     Ok(out)
 }
 
-/// Writes `<out>/<name>.toml` for a testnet node.
+/// Writes `<out>/<name>.toml` for testnet node `i`.
 fn write_node_config(
-    p: &TestnetParams,
+    at: &Places,
+    i: usize,
     name: &str,
     listen: String,
     serve_followers: bool,
-    http: String,
 ) -> Result<PathBuf> {
-    let forward: Vec<String> = (0..p.proposers)
-        .map(|i| format!("127.0.0.1:{}", p.http_base_port as usize + i))
-        .collect();
+    let p = at.p;
     let mut cfg = p.template.clone().unwrap_or_else(|| Config {
         node: NodeSection {
             key_file: PathBuf::new(),
@@ -330,9 +398,14 @@ fn write_node_config(
         http: Default::default(),
         log: Default::default(),
     });
+    // On a host of its own a node keeps its data where the image and the unit expect it.
+    let data_dir = match at.hosts {
+        Some(_) => PathBuf::from(DATA_DIR),
+        None => PathBuf::from(format!("data/{name}")),
+    };
     cfg.node = NodeSection {
         key_file: PathBuf::from(format!("keys/{name}.key")),
-        data_dir: PathBuf::from(format!("data/{name}")),
+        data_dir,
         genesis_file: PathBuf::from("genesis.toml"),
     };
     cfg.network = NetworkSection {
@@ -341,13 +414,17 @@ fn write_node_config(
         ..cfg.network
     };
     cfg.http = HttpSection {
-        listen: http,
-        forward_to: forward,
+        listen: at.http(i),
+        forward_to: at.forward_to(),
         ..cfg.http
     };
     let path = p.out.join(format!("{name}.toml"));
+    let kind = match at.hosts {
+        Some(_) => "host-name",
+        None => "loopback",
+    };
     let body = format!(
-        "# pala node `{name}` of a loopback testnet (keys: keys/, genesis: genesis.toml).\n\
+        "# pala node `{name}` of a {kind} testnet (keys: keys/, genesis: genesis.toml).\n\
          # Every key is documented in docs/operators.md; PALA_<SECTION>_<KEY> overrides.\n{}",
         cfg.to_toml()
     );

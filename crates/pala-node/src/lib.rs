@@ -23,6 +23,7 @@ pub mod demo;
 pub mod fatal;
 pub mod genesis;
 pub mod http;
+pub mod layout;
 pub mod membership;
 pub mod mempool;
 pub mod metrics;

@@ -25,9 +25,9 @@
 use crate::config::Config;
 use anyhow::{bail, Result};
 use pala_core::{Committees, Role};
+use pala_net::PeerAddr;
 use pala_types::{Committee, NodeId};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 /// A view of the committees known here, and what follows from them for this node.
 pub struct Membership<'a> {
@@ -87,7 +87,7 @@ impl<'a> Membership<'a> {
     }
 
     /// The proposers to keep connections to (W-2), by address.
-    pub fn dial_targets(&self) -> BTreeMap<SocketAddr, NodeId> {
+    pub fn dial_targets(&self) -> BTreeMap<PeerAddr, NodeId> {
         let me = self.me;
         let mine = self
             .upcoming()
@@ -127,14 +127,15 @@ impl<'a> Membership<'a> {
     /// (in force or scheduled) nor a bootnode keeps its `network.listen` for the
     /// reconfiguration that makes it a proposer (C-3 step 3).
     pub fn listens_at_start(&self, cfg: &Config) -> bool {
-        cfg.listen_addr().is_some() && (cfg.network.serve_followers || self.proposer_of().is_some())
+        !cfg.network.listen.is_empty()
+            && (cfg.network.serve_followers || self.proposer_of().is_some())
     }
 
     /// Start-time check: any key is accepted (a key in no committee follows the chain),
     /// but a proposer of a session in force or of a scheduled one must listen, since
     /// voters and followers dial the proposers (W-1).
     pub fn check_listen(&self, cfg: &Config) -> Result<()> {
-        if cfg.listen_addr().is_some() {
+        if !cfg.network.listen.is_empty() {
             return Ok(());
         }
         if let Some((c, address)) = self.proposer_of() {
@@ -147,7 +148,7 @@ impl<'a> Membership<'a> {
             };
             bail!(
                 "network.listen is empty, but the key in {} (id {}) is a proposer of session {} \
-                 ({origin}) and a proposer must listen: set network.listen to \"ip:port\" \
+                 ({origin}) and a proposer must listen: set network.listen to \"host:port\" \
                  (the committee gives its address as `{}`)",
                 cfg.node.key_file.display(),
                 self.me.to_hex(),

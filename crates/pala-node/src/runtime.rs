@@ -39,7 +39,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use pala_core::{Committees, MessageVerifier, Node, NodeParams, Role};
 use pala_crypto::{BlsScheme, BlsSigner};
 use pala_net::{
-    Admission, AdmitAll, CommitteeAdmission, CorePlacement, NetConfig, Network, RateLimits,
+    Admission, AdmitAll, CommitteeAdmission, CorePlacement, NetConfig, Network, PeerAddr,
+    RateLimits,
 };
 use pala_storage::{Options, Storage};
 use pala_types::{SignatureScheme, Signer};
@@ -104,6 +105,8 @@ impl RunningNode {
         membership.check_listen(&cfg)?;
         let listening = membership.listens_at_start(&cfg);
         drop(membership);
+        // Resolved once: a listen name stands for this host, and failing here names the key.
+        let listen_addr = cfg.listen_addr()?;
 
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (net_cpus, consensus_cpu, storage_cpu, verify_threads) = cfg.placement(ncpu);
@@ -142,7 +145,7 @@ impl RunningNode {
         };
         let signer: Arc<dyn Signer> = Arc::new(signer);
         let net = Network::start(
-            net_config(&cfg, genesis.network_id, listening, net_cpus),
+            net_config(&cfg, listen_addr, genesis.network_id, listening, net_cpus),
             signer.clone(),
             scheme.clone(),
             admission,
@@ -254,15 +257,18 @@ impl RunningNode {
             pool,
             consensus: cons_mailbox.clone(),
             batch: cfg.runtime.verify_batch,
-            bootnodes: cfg.bootnodes().iter().map(|b| b.addr).collect(),
+            bootnodes: cfg.bootnodes().into_iter().map(|b| b.addr).collect(),
             metrics: metrics.clone(),
         })?;
 
-        let bootnodes: BTreeMap<SocketAddr, Option<_>> = cfg
+        // A configuration shared by all nodes may list this node too: by id, or by the very
+        // entry it listens on (a name and the IP it resolves to are not compared, so give
+        // shared bootnode lists the id@ form).
+        let own_listen = cfg.network.listen.parse::<PeerAddr>().ok();
+        let bootnodes: BTreeMap<PeerAddr, Option<_>> = cfg
             .bootnodes()
             .into_iter()
-            // A configuration shared by all nodes may list this node too.
-            .filter(|b| b.id != Some(id) && Some(b.addr) != cfg.listen_addr())
+            .filter(|b| b.id != Some(id) && Some(&b.addr) != own_listen.as_ref())
             .map(|b| (b.addr, b.id))
             .collect();
         let consensus_stage = ConsensusStage::spawn(
@@ -295,7 +301,7 @@ impl RunningNode {
                     admission: committee_admission,
                     serve_followers: cfg.network.serve_followers,
                     listening,
-                    listen_addr: cfg.listen_addr(),
+                    listen_addr,
                     bootnodes,
                 }),
                 schedule: genesis.schedule.clone(),
@@ -371,10 +377,16 @@ impl RunningNode {
 }
 
 /// The network layer's configuration.
-fn net_config(cfg: &Config, network_id: u64, listening: bool, cpus: Vec<usize>) -> NetConfig {
+fn net_config(
+    cfg: &Config,
+    listen_addr: Option<SocketAddr>,
+    network_id: u64,
+    listening: bool,
+    cpus: Vec<usize>,
+) -> NetConfig {
     NetConfig {
         network_id,
-        listen: cfg.listen_addr().filter(|_| listening),
+        listen: listen_addr.filter(|_| listening),
         executors: cfg.network.executors,
         placement: if cpus.is_empty() {
             CorePlacement::Unbound
@@ -391,7 +403,7 @@ fn net_config(cfg: &Config, network_id: u64, listening: bool, cpus: Vec<usize>) 
             }
         },
         // The hello is fixed at start: announce what this node may become.
-        is_hub: cfg.listen_addr().is_some(),
+        is_hub: listen_addr.is_some(),
         ..NetConfig::default()
     }
 }

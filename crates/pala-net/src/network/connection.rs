@@ -10,6 +10,7 @@ pub(super) async fn run_established<S>(
     peer: NodeId,
     addr: SocketAddr,
     direction: Direction,
+    dialed: Option<PeerAddr>,
     hello: Hello,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
@@ -49,6 +50,7 @@ pub(super) async fn run_established<S>(
         peer,
         addr,
         direction,
+        dialed,
         hello,
     };
     let reason = if shared.events.send_async(up).await.is_err() {

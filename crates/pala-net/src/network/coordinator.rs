@@ -59,7 +59,7 @@ pub(super) async fn coordinator(
     let m = shared.metrics.clone();
     let max = shared.cfg.max_payload;
     let mut peers: HashMap<NodeId, Entry> = HashMap::new();
-    let mut dials: HashMap<SocketAddr, Arc<AtomicBool>> = HashMap::new();
+    let mut dials: HashMap<PeerAddr, Arc<AtomicBool>> = HashMap::new();
     let mut next_exec = 0usize;
     let set_connected = |peers: &HashMap<NodeId, Entry>| {
         let mut c = shared.connected.write().unwrap_or_else(|e| e.into_inner());
@@ -106,7 +106,7 @@ pub(super) async fn coordinator(
                     continue;
                 }
                 let cancel = Arc::new(AtomicBool::new(false));
-                dials.insert(addr, cancel.clone());
+                dials.insert(addr.clone(), cancel.clone());
                 let target = DialTarget {
                     addr,
                     expected,

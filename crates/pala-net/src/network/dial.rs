@@ -66,7 +66,16 @@ pub(super) async fn inbound(shared: Arc<Layer>, stream: TcpStream) {
     match result {
         Ok((tls, v)) => {
             shared.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
-            run_established(&shared, tls, v.peer, addr, Direction::Inbound, v.hello).await;
+            run_established(
+                &shared,
+                tls,
+                v.peer,
+                addr,
+                Direction::Inbound,
+                None,
+                v.hello,
+            )
+            .await;
         }
         Err(r) => shared.handshake_failed(addr, Direction::Inbound, r),
     }
@@ -78,19 +87,38 @@ enum DialOutcome {
     Ran,
 }
 
-async fn dial_once(shared: &Arc<Layer>, addr: SocketAddr, expected: Option<NodeId>) -> DialOutcome {
-    let stream = match with_deadline(shared.cfg.dial_timeout, TcpStream::connect(addr)).await {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            debug!(%addr, "connect failed: {e}");
-            shared.metrics.dial_failures.fetch_add(1, Ordering::Relaxed);
-            return DialOutcome::ConnectFailed;
+/// Connects to the first of `addrs` that answers within the dial timeout.
+async fn connect_any(shared: &Layer, target: &PeerAddr, addrs: &[SocketAddr]) -> Option<TcpStream> {
+    for &addr in addrs {
+        match with_deadline(shared.cfg.dial_timeout, TcpStream::connect(addr)).await {
+            Some(Ok(s)) => return Some(s),
+            Some(Err(e)) => debug!(%target, %addr, "connect failed: {e}"),
+            None => debug!(%target, %addr, "connect timed out"),
         }
-        None => {
+    }
+    None
+}
+
+async fn dial_once(
+    shared: &Arc<Layer>,
+    target: &PeerAddr,
+    resolver: &mut Resolver,
+    expected: Option<NodeId>,
+) -> DialOutcome {
+    // Resolved on every attempt: the name may point to a new IP since the last one.
+    let addrs = match resolver.resolve(target, shared.cfg.dial_timeout).await {
+        Ok(a) => a,
+        Err(e) => {
+            debug!(%target, "{e}");
             shared.metrics.dial_failures.fetch_add(1, Ordering::Relaxed);
             return DialOutcome::ConnectFailed;
         }
     };
+    let Some(stream) = connect_any(shared, target, &addrs).await else {
+        shared.metrics.dial_failures.fetch_add(1, Ordering::Relaxed);
+        return DialOutcome::ConnectFailed;
+    };
+    let addr = stream.peer_addr().unwrap_or(addrs[0]);
     tune_socket(shared, &stream);
     let connector = futures_rustls::TlsConnector::from(shared.tls.client.clone());
     let ctx = &shared.ctx;
@@ -110,7 +138,16 @@ async fn dial_once(shared: &Arc<Layer>, addr: SocketAddr, expected: Option<NodeI
     match result {
         Ok((tls, v)) => {
             shared.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
-            run_established(shared, tls, v.peer, addr, Direction::Outbound, v.hello).await;
+            run_established(
+                shared,
+                tls,
+                v.peer,
+                addr,
+                Direction::Outbound,
+                Some(target.clone()),
+                v.hello,
+            )
+            .await;
             DialOutcome::Ran
         }
         Err(r) => {
@@ -125,6 +162,7 @@ pub(super) async fn dial_loop(shared: Arc<Layer>, t: DialTarget) {
     let step = cfg.dial_backoff_step.max(Duration::from_millis(1));
     let mut backoff = step;
     let mut burst_start = Instant::now();
+    let mut resolver = Resolver::default();
     loop {
         if t.cancel.load(Ordering::Relaxed) || shared.stopping.load(Ordering::Relaxed) {
             return;
@@ -137,7 +175,7 @@ pub(super) async fn dial_loop(shared: Arc<Layer>, t: DialTarget) {
             }
         }
         debug!(addr = %t.addr, expected = ?t.expected, "dialing");
-        match dial_once(&shared, t.addr, t.expected).await {
+        match dial_once(&shared, &t.addr, &mut resolver, t.expected).await {
             DialOutcome::Ran => {
                 backoff = step;
                 burst_start = Instant::now();

@@ -4,7 +4,7 @@
 //! core's committees turns into the few commands that differ.
 
 use crate::membership::Membership;
-use pala_net::{CommitteeAdmission, NetCommand};
+use pala_net::{CommitteeAdmission, NetCommand, PeerAddr};
 use pala_types::{Committee, NodeId};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
@@ -23,11 +23,11 @@ pub struct Links {
     /// `network.listen`, where to listen once this node becomes a proposer.
     listen_addr: Option<SocketAddr>,
     /// `network.bootnodes` (without this node itself), dialed for the whole run.
-    bootnodes: BTreeMap<SocketAddr, Option<NodeId>>,
+    bootnodes: BTreeMap<PeerAddr, Option<NodeId>>,
     /// Peers reached by dialing a bootnode address: kept when a reconfiguration ends.
     bootnode_peers: HashSet<NodeId>,
     /// Proposer addresses the network layer keeps connected.
-    dialed: BTreeMap<SocketAddr, NodeId>,
+    dialed: BTreeMap<PeerAddr, NodeId>,
     /// Peers connected now.
     peers: BTreeSet<NodeId>,
 }
@@ -45,7 +45,7 @@ pub struct LinksAtStart {
     /// `network.listen`.
     pub listen_addr: Option<SocketAddr>,
     /// `network.bootnodes`, without this node.
-    pub bootnodes: BTreeMap<SocketAddr, Option<NodeId>>,
+    pub bootnodes: BTreeMap<PeerAddr, Option<NodeId>>,
 }
 
 impl Links {
@@ -69,7 +69,7 @@ impl Links {
         self.bootnodes
             .iter()
             .map(|(addr, expected)| NetCommand::Dial {
-                addr: *addr,
+                addr: addr.clone(),
                 expected: *expected,
             })
             .collect()
@@ -83,18 +83,18 @@ impl Links {
         // One dial per address: a bootnode that is also a proposer stays dialed as one.
         targets.retain(|addr, _| !self.bootnodes.contains_key(addr));
         let mut out = Vec::new();
-        let gone: Vec<SocketAddr> = self
+        let gone: Vec<PeerAddr> = self
             .dialed
             .keys()
             .filter(|a| !targets.contains_key(a))
-            .copied()
+            .cloned()
             .collect();
         for addr in gone {
             self.dialed.remove(&addr);
             out.push(NetCommand::Undial { addr });
         }
         for (addr, id) in targets {
-            if self.dialed.insert(addr, id) != Some(id) {
+            if self.dialed.insert(addr.clone(), id) != Some(id) {
                 out.push(NetCommand::Dial {
                     addr,
                     expected: Some(id),
@@ -116,7 +116,7 @@ impl Links {
                 session = c.session,
                 "network.listen is empty, but this node's key is a proposer of session {}: \
                  voters cannot connect to it, so it cannot propose. Set network.listen to \
-                 \"ip:port\" (the committee gives `{}`) and restart",
+                 \"host:port\" (the committee gives `{}`) and restart",
                 c.session,
                 self.address_in(c),
             );

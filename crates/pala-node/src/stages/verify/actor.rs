@@ -5,11 +5,10 @@ use crate::metrics::Metrics;
 use crate::stages::consensus::{ConsensusMailbox, ConsensusMessage};
 use anyhow::{Context, Result};
 use pala_core::{Committees, Input, MessageVerifier};
-use pala_net::{Direction, NetCommand, NetEvent};
+use pala_net::{Direction, NetCommand, NetEvent, PeerAddr};
 use pala_types::{Message, NodeId, SignatureScheme};
 use rayon::prelude::*;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::{debug, info, trace, warn};
@@ -36,7 +35,7 @@ pub struct VerifyDeps {
     /// Largest batch of events verified together.
     pub batch: usize,
     /// `network.bootnodes`: an outbound connection to one of these is a bootnode peer.
-    pub bootnodes: Vec<SocketAddr>,
+    pub bootnodes: Vec<PeerAddr>,
     /// Metrics handle.
     pub metrics: Arc<Metrics>,
 }
@@ -150,10 +149,14 @@ impl Loop {
                     peer,
                     addr,
                     direction,
+                    dialed,
                     ..
                 } => {
                     info!(peer = %peer.to_hex(), %addr, "peer connected");
-                    if direction == Direction::Outbound && self.deps.bootnodes.contains(&addr) {
+                    // By the configured entry, since a bootnode named by host may have
+                    // any IP.
+                    let bootnode = dialed.is_some_and(|d| self.deps.bootnodes.contains(&d));
+                    if direction == Direction::Outbound && bootnode {
                         slots.push(Some(ConsensusMessage::BootnodePeer(peer)));
                     }
                     slots.push(Some(ConsensusMessage::Input(Input::PeerConnected(peer))));
