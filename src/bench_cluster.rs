@@ -1,13 +1,18 @@
 //! `pala bench cluster`: the node as operators run it — separate processes on loopback
 //! with TLS, storage and the HTTP API — under a transaction load. The cluster machinery
-//! is the one of `pala demo` (`pala_node::demo`); this adds the result file.
+//! is the one of `pala demo` (`pala_node::demo`); this adds the result file and, with
+//! `--link-delay-ms` and friends, emulated wide-area links between the processes.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use pala_bench::link::{LinkProfile, Relay, RelayStats};
 use pala_bench::result::BenchResult;
-use pala_node::demo::{self, ClusterReport, DemoArgs, NodeFigures};
+use pala_node::demo::{self, ClusterLayout, ClusterReport, DemoArgs, NodeFigures};
 use serde_json::json;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Settings of `pala bench cluster`.
 #[derive(Args, Clone)]
@@ -21,15 +26,79 @@ pub struct ClusterArgs {
     /// Do not write a result file.
     #[arg(long)]
     pub no_save: bool,
+    /// Emulated one-way delay of every link to and from a proposer, in milliseconds
+    /// (a user-space relay in front of each proposer; `pala_bench::link`).
+    #[arg(long)]
+    pub link_delay_ms: Option<u64>,
+    /// Extra delay per chunk drawn from 0..=jitter, in milliseconds (never reordering).
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Bandwidth of each link direction in Mbit/s (unlimited if absent).
+    #[arg(long)]
+    pub bandwidth_mbps: Option<u64>,
+    /// Probability per chunk of a loss, emulated as a 200 ms retransmission delay.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+}
+
+impl ClusterArgs {
+    fn link(&self) -> Option<LinkProfile> {
+        let emulated = self.link_delay_ms.is_some()
+            || self.jitter_ms > 0
+            || self.bandwidth_mbps.is_some()
+            || self.loss > 0.0;
+        emulated.then(|| LinkProfile {
+            delay: Duration::from_millis(self.link_delay_ms.unwrap_or(0)),
+            jitter: Duration::from_millis(self.jitter_ms),
+            bandwidth_bps: self.bandwidth_mbps.map(|m| m * 1_000_000),
+            loss: self.loss,
+            loss_spike: Duration::from_millis(200),
+        })
+    }
+}
+
+/// Puts a relay in front of every proposer and points the genesis at the relays, so
+/// every connection (voter to proposer, proposer to proposer) crosses one emulated link.
+fn start_relays(
+    layout: &ClusterLayout<'_>,
+    profile: LinkProfile,
+    stats: &mut Vec<Arc<RelayStats>>,
+) -> Result<Vec<Relay>> {
+    let mut genesis = std::fs::read_to_string(&layout.genesis)
+        .with_context(|| format!("reading {}", layout.genesis.display()))?;
+    let mut relays = Vec::new();
+    for real in &layout.proposer_listen {
+        let relay = Relay::start("127.0.0.1:0".parse()?, *real, profile)
+            .context("starting a link relay")?;
+        let (from, to) = (format!("\"{real}\""), format!("\"{}\"", relay.addr()));
+        if !genesis.contains(&from) {
+            bail!("the genesis does not name the proposer address {real}");
+        }
+        genesis = genesis.replace(&from, &to);
+        stats.push(relay.stats_handle());
+        relays.push(relay);
+    }
+    std::fs::write(&layout.genesis, genesis)
+        .with_context(|| format!("writing {}", layout.genesis.display()))?;
+    Ok(relays)
 }
 
 /// Runs the cluster benchmark, prints the summary and writes `cluster_*.json`.
 pub fn run(a: &ClusterArgs) -> Result<()> {
     let mut res = BenchResult::new("cluster");
-    let r = demo::run_cluster(&a.cluster)?;
+    let link = a.link();
+    let mut relay_stats = Vec::new();
+    let cpu_before = process_cpu_s();
+    let r = demo::run_cluster_with(&a.cluster, |layout| match link {
+        Some(p) => start_relays(layout, p, &mut relay_stats),
+        None => Ok(Vec::new()),
+    })?;
     res.machine.load_after = pala_bench::stats::load_average();
     demo::print_summary(&r);
     fill(&mut res, &a.cluster, &r);
+    if let Some(p) = link {
+        report_link(&mut res, &p, &r, &relay_stats, process_cpu_s() - cpu_before);
+    }
     for role in ["primary", "proposer", "voter"] {
         if let Some(ms) = res.figure(&format!("cpu_ms_per_block_{role}")) {
             println!("  mean CPU per finalized block, {role:<8}: {ms:.2} ms");
@@ -41,6 +110,76 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
         pala_bench::result::print_change_against_previous(&a.out, &path);
     }
     Ok(())
+}
+
+/// CPU seconds of this process so far: the load generator, the metrics scraping and the
+/// relays (whose own share their threads count).
+fn process_cpu_s() -> f64 {
+    pala_bench::stats::process_cpu().as_secs_f64()
+}
+
+/// The emulated links: what theory says for them and what the relays cost.
+fn report_link(
+    res: &mut BenchResult,
+    p: &LinkProfile,
+    r: &ClusterReport,
+    stats: &[Arc<RelayStats>],
+    bench_cpu_s: f64,
+) {
+    let d = p.delay.as_secs_f64() * 1000.0;
+    let sum = |f: fn(&RelayStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
+    let chunks = sum(|s| s.chunks.load(Ordering::Relaxed));
+    let bytes = sum(|s| s.bytes.load(Ordering::Relaxed));
+    let relay_cpu_s = sum(|s| s.cpu_ns.load(Ordering::Relaxed)) as f64 / 1e9;
+    let lateness_us =
+        sum(|s| s.lateness_ns.load(Ordering::Relaxed)) as f64 / 1e3 / chunks.max(1) as f64;
+    println!(
+        "  emulated links           : one-way {d:.0} ms, jitter {} ms, bandwidth {}, loss {}",
+        p.jitter.as_millis(),
+        p.bandwidth_bps.map_or("unlimited".to_string(), |b| format!(
+            "{} Mbit/s",
+            b / 1_000_000
+        )),
+        p.loss
+    );
+    println!(
+        "  theory (F-B, hub and spoke): block final at the primary after 4 delays = {:.0} ms, at voters after 5 = {:.0} ms; tx final after 6 = {:.0} ms",
+        4.0 * d,
+        5.0 * d,
+        6.0 * d
+    );
+    let bound = r.k as f64 / (2.0 * d / 1000.0);
+    if d > 0.0 {
+        println!(
+            "  K / (2 x delay) bound    : {bound:.1} blocks/s; measured {:.1} ({:.0} %)",
+            r.blocks_per_s,
+            100.0 * r.blocks_per_s / bound
+        );
+    }
+    println!(
+        "  relays                   : {} MB in {chunks} chunks, {relay_cpu_s:.2} CPU s ({:.1} us per chunk), release {lateness_us:.0} us late on average; bench process total {bench_cpu_s:.2} CPU s",
+        bytes / 1_000_000,
+        relay_cpu_s * 1e6 / chunks.max(1) as f64
+    );
+    res.params.insert("link_delay_ms".into(), json!(d));
+    res.params
+        .insert("jitter_ms".into(), json!(p.jitter.as_millis() as u64));
+    res.params.insert(
+        "bandwidth_mbps".into(),
+        json!(p.bandwidth_bps.map(|b| b / 1_000_000)),
+    );
+    res.params.insert("loss".into(), json!(p.loss));
+    let f = &mut res.figures;
+    f.insert("theory_block_final_primary_ms".into(), json!(4.0 * d));
+    f.insert("theory_block_final_voter_ms".into(), json!(5.0 * d));
+    f.insert("theory_tx_final_ms".into(), json!(6.0 * d));
+    if d > 0.0 {
+        f.insert("k_over_2d_blocks_per_sec".into(), json!(bound));
+    }
+    f.insert("relay_cpu_s".into(), json!(relay_cpu_s));
+    f.insert("relay_chunks".into(), json!(chunks));
+    f.insert("relay_bytes".into(), json!(bytes));
+    f.insert("relay_lateness_us".into(), json!(lateness_us));
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
@@ -83,6 +222,20 @@ fn fill(res: &mut BenchResult, a: &DemoArgs, r: &ClusterReport) {
         "block_latency_p99_ms".into(),
         json!(ms(r.block_latency_p99_s)),
     );
+    for (key, v) in [
+        (
+            "block_latency_primary_p50_ms",
+            r.block_latency_primary_p50_s,
+        ),
+        (
+            "block_latency_primary_p99_ms",
+            r.block_latency_primary_p99_s,
+        ),
+        ("block_latency_voters_p50_ms", r.block_latency_voters_p50_s),
+        ("block_latency_voters_p99_ms", r.block_latency_voters_p99_s),
+    ] {
+        f.insert(key.into(), json!(ms(v)));
+    }
     for role in ["primary", "proposer", "voter"] {
         if let Some(v) = mean(r.role(role).map(|n| n.cpu_ms_per_block)) {
             f.insert(format!("cpu_ms_per_block_{role}"), json!(v));

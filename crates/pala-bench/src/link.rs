@@ -157,6 +157,12 @@ impl Relay {
     pub fn stats(&self) -> &RelayStats {
         &self.stats
     }
+
+    /// The counters, to read after the relay is gone (its connection threads add their
+    /// CPU time as they end).
+    pub fn stats_handle(&self) -> Arc<RelayStats> {
+        self.stats.clone()
+    }
 }
 
 impl Drop for Relay {
@@ -303,16 +309,7 @@ fn release(
 
 /// CPU time of the calling thread in nanoseconds.
 fn thread_cpu() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_THREAD_CPUTIME_ID needs no other state.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    crate::stats::thread_cpu().as_nanos() as u64
 }
 
 #[cfg(test)]

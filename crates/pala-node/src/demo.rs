@@ -100,6 +100,14 @@ pub struct ClusterReport {
     pub block_latency_p50_s: Option<f64>,
     /// See `block_latency_p50_s`.
     pub block_latency_p99_s: Option<f64>,
+    /// Block timestamp to finalized at the primary proposer (the node that made them).
+    pub block_latency_primary_p50_s: Option<f64>,
+    /// See `block_latency_primary_p50_s`.
+    pub block_latency_primary_p99_s: Option<f64>,
+    /// Block timestamp to finalized at the voters.
+    pub block_latency_voters_p50_s: Option<f64>,
+    /// See `block_latency_voters_p50_s`.
+    pub block_latency_voters_p99_s: Option<f64>,
     /// One entry per node still running at the end.
     pub nodes: Vec<NodeFigures>,
 }
@@ -207,6 +215,13 @@ pub fn print_summary(r: &ClusterReport) {
         ms(r.block_latency_p50_s),
         ms(r.block_latency_p99_s)
     );
+    println!(
+        "    at the primary         : p50 {}, p99 {};  at voters: p50 {}, p99 {}",
+        ms(r.block_latency_primary_p50_s),
+        ms(r.block_latency_primary_p99_s),
+        ms(r.block_latency_voters_p50_s),
+        ms(r.block_latency_voters_p99_s)
+    );
     println!("  per node                 : CPU during the load, per finalized block; peak RSS");
     for n in &r.nodes {
         println!(
@@ -224,6 +239,26 @@ pub fn print_summary(r: &ClusterReport) {
 /// drives the transaction load of `a` at it with live progress lines, stops every node
 /// with SIGTERM and returns the figures. Ctrl-C ends the load early.
 pub fn run_cluster(a: &DemoArgs) -> Result<ClusterReport> {
+    run_cluster_with(a, |_| Ok(()))
+}
+
+/// The cluster as written, before any node starts: what a caller may rearrange (for
+/// example put a link emulator in front of each proposer and point the genesis at it).
+pub struct ClusterLayout<'a> {
+    /// The genesis file every node reads.
+    pub genesis: PathBuf,
+    /// The address each proposer listens on, in genesis order.
+    pub proposer_listen: Vec<SocketAddr>,
+    /// The configs, proposers first.
+    pub configs: &'a [PathBuf],
+}
+
+/// [`run_cluster`] with `prepare` run after the files are written and before the nodes
+/// start; what it returns lives until the nodes are stopped.
+pub fn run_cluster_with<G>(
+    a: &DemoArgs,
+    prepare: impl FnOnce(&ClusterLayout<'_>) -> Result<G>,
+) -> Result<ClusterReport> {
     if a.voters == 0 || a.proposers == 0 {
         bail!("--voters and --proposers must be at least 1");
     }
@@ -258,6 +293,14 @@ pub fn run_cluster(a: &DemoArgs) -> Result<ClusterReport> {
         a.voters,
         root.display()
     );
+    let layout = ClusterLayout {
+        genesis: root.join("genesis.toml"),
+        proposer_listen: (0..a.proposers)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], p2p + i as u16)))
+            .collect(),
+        configs: &t.configs,
+    };
+    let _prepared = prepare(&layout)?;
     let exe = std::env::current_exe().context("locating the pala executable")?;
     let mut procs = Vec::new();
     for (i, cfg) in t.configs.iter().enumerate() {
@@ -515,6 +558,15 @@ fn drive(
         .fold(0.0, f64::max);
     let tx_lat = merged(&texts, "pala_tx_finality_latency_seconds");
     let blk_lat = merged(&texts, "pala_block_finality_latency_seconds");
+    let of_role = |role: &str| -> Vec<String> {
+        live.iter()
+            .zip(&texts)
+            .filter(|(i, _)| procs[**i].role == role)
+            .map(|(_, t)| t.clone())
+            .collect()
+    };
+    let blk_primary = merged(&of_role("primary"), "pala_block_finality_latency_seconds");
+    let blk_voters = merged(&of_role("voter"), "pala_block_finality_latency_seconds");
     let txs = (txs_end - txs0).max(0.0);
     if blocks == 0 {
         bail!(
@@ -539,6 +591,10 @@ fn drive(
         tx_latency_p99_s: quantile(&tx_lat, 0.99),
         block_latency_p50_s: quantile(&blk_lat, 0.5),
         block_latency_p99_s: quantile(&blk_lat, 0.99),
+        block_latency_primary_p50_s: quantile(&blk_primary, 0.5),
+        block_latency_primary_p99_s: quantile(&blk_primary, 0.99),
+        block_latency_voters_p50_s: quantile(&blk_voters, 0.5),
+        block_latency_voters_p99_s: quantile(&blk_voters, 0.99),
         nodes,
     })
 }
