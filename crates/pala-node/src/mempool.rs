@@ -3,7 +3,7 @@
 use crate::config::MempoolSection;
 use pala_types::Hash;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use thiserror::Error;
 
 /// Why a transaction was refused.
@@ -124,9 +124,19 @@ impl Mempool {
 /// The pool as the stages use it: the HTTP API inserts, the consensus stage takes a
 /// block's worth, the application stage removes what was finalized. Each call holds the
 /// pool's lock for its own work only, so no stage waits on another's processing.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MempoolHandle {
     pool: Arc<Mutex<Mempool>>,
+    /// Called when a transaction lands in an empty pool (the block cadence wakes on it).
+    on_first: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for MempoolHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MempoolHandle")
+            .field("size", &self.size())
+            .finish()
+    }
 }
 
 impl MempoolHandle {
@@ -134,6 +144,7 @@ impl MempoolHandle {
     pub fn new(limits: MempoolSection) -> Self {
         MempoolHandle {
             pool: Arc::new(Mutex::new(Mempool::new(limits))),
+            on_first: Arc::new(OnceLock::new()),
         }
     }
 
@@ -143,7 +154,28 @@ impl MempoolHandle {
 
     /// Adds a transaction.
     pub fn insert(&self, tx: Vec<u8>) -> Result<Hash, MempoolError> {
-        self.lock().insert(tx)
+        let (res, was_empty) = {
+            let mut pool = self.lock();
+            let was_empty = pool.txs.is_empty();
+            (pool.insert(tx), was_empty)
+        };
+        if was_empty && res.is_ok() {
+            if let Some(wake) = self.on_first.get() {
+                wake();
+            }
+        }
+        res
+    }
+
+    /// Sets what to call when a transaction lands in an empty pool (once; later calls
+    /// are ignored).
+    pub fn on_first_transaction(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_first.set(Box::new(wake));
+    }
+
+    /// No transaction waits.
+    pub fn is_empty(&self) -> bool {
+        self.lock().txs.is_empty()
     }
 
     /// A block's worth of transactions if the pool can fill a block or `anyway` is set

@@ -243,6 +243,8 @@ impl RunningNode {
         };
 
         let (cons_mailbox, cons_inbox) = consensus::inbox(cap);
+        let nudge = cons_mailbox.clone();
+        mempool.on_first_transaction(move || nudge.nudge(ConsensusMessage::TransactionsWaiting));
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(verify_threads)
             .thread_name(|i| format!("pala-verify-{i}"))

@@ -54,6 +54,26 @@ pub(super) struct Production {
 }
 
 impl Node {
+    /// Whether a block with transactions is not final yet: its finality needs the K
+    /// blocks after it, so a driver should not hold back the next block (the block
+    /// cadence of N-3). Looks at the head's chain above the finalized head and at this
+    /// proposer's unnotarized blocks.
+    pub fn carries_unfinalized_transactions(&self) -> bool {
+        let fin = self.chain.finalized();
+        let on_chain = self
+            .chain
+            .head_path()
+            .into_iter()
+            .take_while(|e| e.block.sn() > fin)
+            .any(|e| !e.block.txs.is_empty());
+        on_chain
+            || self
+                .proposer
+                .unnotarized
+                .values()
+                .any(|p| !p.block.txs.is_empty())
+    }
+
     /// N-1, N-2, N-3: decides whether and what to produce.
     pub(super) fn drive_production(&mut self) {
         let epoch = self.epoch;

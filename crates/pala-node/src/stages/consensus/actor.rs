@@ -262,6 +262,8 @@ impl Loop {
                 self.host.payload = None;
                 self.publish();
             }
+            // The round ends with `maybe_payload`, which is all this asks for.
+            ConsensusMessage::TransactionsWaiting => {}
             ConsensusMessage::Shutdown => self.shutdown = true,
         }
     }
@@ -273,7 +275,12 @@ impl Loop {
         self.after_events();
     }
 
-    /// Answers the core's payload request when the block is full or its wait is over.
+    /// Answers the core's payload request (the block cadence, N-3): at once while there
+    /// is something to carry or to finalize, that is transactions in the pool or blocks
+    /// with transactions that are not final yet (their finality needs the K blocks after
+    /// them, which should follow without waiting); otherwise when the block is full or
+    /// the keep-alive wait (`block.max_wait_ms`) is over. The K window still bounds
+    /// production, so the cadence follows the round trip to the voters by itself.
     fn maybe_payload(&mut self, now: Tick) {
         let Some(PendingPayload { sn, deadline }) = self.host.payload else {
             return;
@@ -283,11 +290,10 @@ impl Loop {
             return;
         }
         let (max_txs, max_bytes) = self.d.block_limits;
-        let Some(txs) = self
-            .d
-            .mempool
-            .take_block(max_txs, max_bytes, now >= deadline)
-        else {
+        let now_or_never = now >= deadline
+            || !self.d.mempool.is_empty()
+            || self.core.carries_unfinalized_transactions();
+        let Some(txs) = self.d.mempool.take_block(max_txs, max_bytes, now_or_never) else {
             return;
         };
         self.host.payload = None;

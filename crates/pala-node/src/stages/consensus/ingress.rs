@@ -25,6 +25,8 @@ pub enum ConsensusMessage {
     },
     /// Stop proposing (payload requests are no longer answered) and show it in the status.
     StopProposing,
+    /// Transactions arrived in an empty pool: a block in wait may be cut now.
+    TransactionsWaiting,
     /// Persist what is pending, release what it allows, and stop.
     Shutdown,
 }
@@ -45,6 +47,12 @@ impl ConsensusMailbox {
     /// behind, which is how the network's queue fills up and the peers slow down.
     pub fn send(&self, msg: ConsensusMessage) -> Result<(), ConsensusStopped> {
         self.tx.send(msg).map_err(|_| ConsensusStopped)
+    }
+
+    /// Never waits: a full inbox means the stage is busy and will look at the pool
+    /// anyway when it gets through it.
+    pub fn nudge(&self, msg: ConsensusMessage) {
+        let _ = self.tx.try_send(msg);
     }
 
     /// Messages queued.
