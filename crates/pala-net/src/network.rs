@@ -13,10 +13,12 @@
 
 use crate::admission::Admission;
 use crate::config::{CorePlacement, NetConfig};
-use crate::frame::{encode_frame, read_frame, FrameError, Incoming};
+use crate::frame::{encode_frame, read_frame_within, FrameError, Incoming};
 use crate::handshake::{
     caps, client_handshake, server_handshake, HandshakeContext, HandshakeFailure, Hello,
 };
+use crate::limits::{FrameBudget, InboundGate, InboundPermit, Refused};
+use crate::logthrottle::LogThrottle;
 use crate::metrics::{CloseReason, NetMetrics};
 use crate::ratelimit::{GlobalMeter, TokenBucket};
 use crate::tls::{server_name, TlsError, TlsIdentity};
@@ -186,7 +188,7 @@ enum Internal {
 }
 
 enum Job {
-    Accepted(AcceptedTcpStream),
+    Accepted(AcceptedTcpStream, InboundPermit),
     Dial(DialTarget),
     /// Only sent to executor 0, which owns the listener.
     Listen {
@@ -214,6 +216,9 @@ struct Layer {
     connected: Arc<RwLock<HashSet<NodeId>>>,
     serial: AtomicU64,
     meter: GlobalMeter,
+    gate: Arc<InboundGate>,
+    frames: FrameBudget,
+    handshake_log: LogThrottle<IpAddr>,
     stopping: AtomicBool,
     /// The bound listen address, if listening.
     local_addr: Arc<RwLock<Option<SocketAddr>>>,
@@ -240,7 +245,24 @@ impl Layer {
 
     fn handshake_failed(&self, addr: SocketAddr, direction: Direction, reason: HandshakeFailure) {
         self.metrics.handshake_failed(reason);
-        warn!(%addr, ?direction, reason = reason.as_str(), "handshake failed: {reason}");
+        match self.handshake_log.admit(&addr.ip(), Instant::now()) {
+            Some(0) => {
+                warn!(%addr, ?direction, reason = reason.as_str(), "handshake failed: {reason}")
+            }
+            Some(suppressed) => warn!(
+                %addr,
+                ?direction,
+                reason = reason.as_str(),
+                suppressed,
+                "handshake failed: {reason} (and {suppressed} more from this address since its \
+                 last line; see the handshake_failures metric)"
+            ),
+            None => {
+                self.metrics
+                    .handshake_logs_suppressed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
         // Non-blocking (S-5): the event is informational.
         let _ = self.events.try_send(NetEvent::HandshakeFailed {
             addr,
@@ -291,6 +313,14 @@ impl Network {
         };
         let n = cfg.executors.max(1);
         let placement = cfg.placement.clone();
+        let gate = Arc::new(InboundGate::new(
+            cfg.max_handshakes,
+            cfg.max_handshakes_per_source,
+            cfg.max_inbound,
+        ));
+        // Never below one frame of the largest size, or such a frame could never arrive.
+        let frames = FrameBudget::new(cfg.max_inflight_frame_bytes.max(cfg.max_payload));
+        let handshake_log = LogThrottle::new(cfg.handshake_log_period);
         let shared = Arc::new(Layer {
             ctx: HandshakeContext {
                 signer,
@@ -307,6 +337,9 @@ impl Network {
             connected: connected.clone(),
             serial: AtomicU64::new(1),
             meter: GlobalMeter::new(),
+            gate,
+            frames,
+            handshake_log,
             stopping: AtomicBool::new(false),
             local_addr: local_addr.clone(),
             stop: stop_rx,
@@ -546,7 +579,11 @@ async fn executor_main(
     }
     while let Ok(job) = jobs.recv_async().await {
         match job {
-            Job::Accepted(a) => spawn(Box::pin(inbound(shared.clone(), a.bind_to_executor()))),
+            Job::Accepted(a, permit) => spawn(Box::pin(inbound(
+                shared.clone(),
+                a.bind_to_executor(),
+                permit,
+            ))),
             Job::Dial(t) => spawn(Box::pin(dial_loop(shared.clone(), t))),
             Job::Listen { addr, reply } => {
                 let r = listen(&mut listener, addr);
