@@ -88,6 +88,13 @@ pub enum NetEvent {
         /// The decoded message.
         message: Message,
     },
+    /// A client at `addr` proved this node's own consensus key, and it is not one of this
+    /// node's own dials: another instance runs with the same key (a doppelganger). The
+    /// connection was closed; what to do about it is the user's decision.
+    OwnKeyElsewhere {
+        /// The other instance's address.
+        addr: SocketAddr,
+    },
     /// A handshake failed (the connection was closed; dial loops retry on their period).
     HandshakeFailed {
         /// Remote address.
@@ -219,6 +226,10 @@ struct Layer {
     gate: Arc<InboundGate>,
     frames: FrameBudget,
     handshake_log: LogThrottle<IpAddr>,
+    /// Local addresses of our dials still in the handshake: an inbound client proving our
+    /// own key from one of them is this node dialing itself, from anywhere else it is
+    /// another instance with our key.
+    own_dials: std::sync::Mutex<HashSet<SocketAddr>>,
     stopping: AtomicBool,
     /// The bound listen address, if listening.
     local_addr: Arc<RwLock<Option<SocketAddr>>>,
@@ -243,8 +254,23 @@ impl Layer {
         .await
     }
 
+    fn is_own_dial(&self, addr: &SocketAddr) -> bool {
+        self.own_dials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(addr)
+    }
+
     fn handshake_failed(&self, addr: SocketAddr, direction: Direction, reason: HandshakeFailure) {
         self.metrics.handshake_failed(reason);
+        if reason == HandshakeFailure::SelfConnection
+            && direction == Direction::Inbound
+            && !self.is_own_dial(&addr)
+        {
+            warn!(%addr, "a client proved this node's own key: another instance runs with it");
+            // Blocking: this event must not be lost to a full queue.
+            let _ = self.events.send(NetEvent::OwnKeyElsewhere { addr });
+        }
         match self.handshake_log.admit(&addr.ip(), Instant::now()) {
             Some(0) => {
                 warn!(%addr, ?direction, reason = reason.as_str(), "handshake failed: {reason}")
@@ -340,6 +366,7 @@ impl Network {
             gate,
             frames,
             handshake_log,
+            own_dials: Default::default(),
             stopping: AtomicBool::new(false),
             local_addr: local_addr.clone(),
             stop: stop_rx,

@@ -132,6 +132,11 @@ async fn dial_once(shared: &Arc<Layer>, addr: SocketAddr, expected: Option<NodeI
         }
     };
     tune_socket(shared, &stream);
+    let local = stream.local_addr().ok();
+    let own_dials = || shared.own_dials.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = local {
+        own_dials().insert(l);
+    }
     let connector = futures_rustls::TlsConnector::from(shared.tls.client.clone());
     let ctx = &shared.ctx;
     let result = with_deadline(shared.cfg.handshake_timeout, async {
@@ -147,6 +152,14 @@ async fn dial_once(shared: &Arc<Layer>, addr: SocketAddr, expected: Option<NodeI
     })
     .await
     .unwrap_or(Err(HandshakeFailure::Timeout));
+    if result.is_err() {
+        // Our own server side may close the socket before it reports why: give it time to
+        // find this address in the set.
+        glommio::timer::sleep(Duration::from_millis(500)).await;
+    }
+    if let Some(l) = local {
+        own_dials().remove(&l);
+    }
     match result {
         Ok((tls, v)) => {
             shared.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
