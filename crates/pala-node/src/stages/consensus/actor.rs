@@ -197,6 +197,7 @@ impl Loop {
             }
             self.driver.durable(self.d.durable.upto(), &mut self.host);
             let now = self.d.ticks.now();
+            self.host.now = now;
             self.driver.fire_due(&mut self.core, now, &mut self.host);
             self.after_events();
             self.maybe_payload(now);
@@ -219,7 +220,7 @@ impl Loop {
             deadline = deadline.min(t);
         }
         if let Some(p) = self.host.payload {
-            deadline = deadline.min(p.deadline);
+            deadline = deadline.min(p.deadline.max(self.host.doppelganger.quiet_until()));
         }
         let sleep = Duration::from_millis(deadline.saturating_sub(now));
         let inbox = &self.d.inbox;
@@ -256,6 +257,9 @@ impl Loop {
                 addr,
                 result,
             } => self.d.links.listened(session, addr, result),
+            ConsensusMessage::OwnKeyElsewhere(addr) => {
+                self.host.doppelganger.own_key_elsewhere(addr)
+            }
             ConsensusMessage::StopProposing => {
                 // Stop proposing: a pending request is dropped, never answered.
                 self.stopping = true;
@@ -268,6 +272,10 @@ impl Loop {
 
     fn handle(&mut self, input: Input) {
         let now = self.d.ticks.now();
+        self.host.now = now;
+        if let Input::Message { from, msg } = &input {
+            self.host.doppelganger.inspect(from, msg);
+        }
         self.driver
             .handle(&mut self.core, now, input, &mut self.host);
         self.after_events();
@@ -278,8 +286,11 @@ impl Loop {
         let Some(PendingPayload { sn, deadline }) = self.host.payload else {
             return;
         };
-        if self.stopping {
+        if self.stopping || self.host.doppelganger.tripped() {
             self.host.payload = None;
+            return;
+        }
+        if !self.host.doppelganger.may_sign(now) {
             return;
         }
         let (max_txs, max_bytes) = self.d.block_limits;
