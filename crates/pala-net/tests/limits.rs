@@ -123,3 +123,49 @@ fn failed_handshakes_are_all_counted_but_logged_once_per_source_and_period() {
         &m.handshake_logs_suppressed
     ) >= 29));
 }
+
+/// Issue 13 row 7: peers that announce large frames and stall held max_payload each.
+/// Now the bytes of partly received frames share one budget: the peer whose frame does not
+/// fit is dropped and counted, the others keep theirs.
+#[test]
+fn stalled_large_frames_share_one_budget_and_the_peer_beyond_it_is_dropped() {
+    use futures_lite::io::AsyncWriteExt;
+    use pala_net::frame::encode_raw_frame;
+    use pala_net::handshake::client_handshake;
+    use pala_net::CloseReason;
+    init_tracing();
+    let k = Keys::new();
+    let mut pc = cfg(true);
+    pc.max_payload = 4 << 20;
+    pc.max_inflight_frame_bytes = 4 << 20;
+    let p = k.start(1, pc, Arc::new(AdmitAll));
+    let addr = p.local_addr().unwrap();
+    let ctxs: Vec<_> = (10..13)
+        .map(|s| k.ctx(s, pala_net::PROTOCOL_VERSION, NET))
+        .collect();
+    let m = p.metrics().clone();
+    let closed = on_glommio(move || async move {
+        let mut streams = Vec::new();
+        let mut closed = Vec::new();
+        for ctx in &ctxs {
+            let mut s = tls_connect(addr).await;
+            client_handshake(&mut s, ctx, None).await.unwrap();
+            // A 4 MiB frame stalled after 3 MiB: 2 MiB of it count against the budget.
+            let frame = encode_raw_frame(0x7f, 0, &vec![0u8; 4 << 20]);
+            // The server may reset the connection while the write is still going.
+            let written = async {
+                s.write_all(&frame[..3 << 20]).await?;
+                s.flush().await
+            }
+            .await;
+            glommio::timer::sleep(Duration::from_millis(300)).await;
+            streams.push((s, written.is_err()));
+        }
+        for (s, failed) in streams.iter_mut() {
+            closed.push(*failed || closed_within(s, Duration::from_millis(500)).await);
+        }
+        closed
+    });
+    assert_eq!(closed, vec![false, false, true], "the third does not fit");
+    assert_eq!(m.closes(CloseReason::FrameBudget), 1);
+}
