@@ -514,6 +514,19 @@ mod tests {
     }
 
     #[test]
+    fn failed_checkpoint_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app-kv.bin");
+        let mut s = KvStore::open(Some(&p)).unwrap();
+        // A non-empty directory where the snapshot goes: the rename fails.
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("x"), b"x").unwrap();
+        s.apply(&block(1, vec![kv("x", 1)]));
+        assert!(s.checkpoint().is_err());
+        assert!(!p.with_extension("tmp").exists());
+    }
+
+    #[test]
     fn checkpoint_round_trip_and_damage_detection() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("kv.bin");

@@ -297,3 +297,31 @@ fn proposer_that_sees_its_key_live_elsewhere_stops_and_says_what_to_do() {
     assert!(net.finalized(0) <= h + 1, "still finalizing after the trip");
     assert!(net.running(0), "it stays up, serving reads");
 }
+
+/// Issue 13 row 14: a damaged `app-kv.bin` stops the start with what to do (delete it, the
+/// state is rebuilt by replay), and nothing claims a clean stop.
+#[test]
+fn damaged_snapshot_is_refused_with_the_way_out_and_no_clean_stop_claim() {
+    let _g = serial();
+    let net = Net::new(1, 1);
+    let dir = pala_node::config::Config::load(&net.configs[1])
+        .unwrap()
+        .node
+        .data_dir;
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app-kv.bin"), b"not a snapshot").unwrap();
+    let out = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(&net.configs[1])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("app-kv.bin is damaged"), "{err}");
+    assert!(
+        err.contains("delete that file") && err.contains("replaying"),
+        "{err}"
+    );
+    assert!(!err.contains("stopped cleanly"), "{err}");
+    assert!(!dir.join("app-kv.tmp").exists());
+}
