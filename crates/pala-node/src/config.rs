@@ -115,9 +115,10 @@ pub struct NetworkSection {
     /// Accepted p2p connections, in the handshake or established (512). Lowered at start
     /// when the open-file limit cannot hold it next to storage, snapshots and HTTP.
     pub max_inbound: usize,
-    /// Accepted sockets still in the TLS and role handshake, over all sources (64).
+    /// Accepted sockets still in the TLS and role handshake, over all sources (128).
     pub max_handshakes: usize,
-    /// Accepted sockets still in the handshake from one source address (8; an IPv6 /64
+    /// Accepted sockets still in the handshake from one source address (32, so a local
+    /// testnet whose nodes all start at once from 127.0.0.1 is not refused; an IPv6 /64
     /// counts as one address).
     pub max_handshakes_per_source: usize,
     /// MiB of partly received frames held over all peers (128); beyond it the connection
@@ -137,8 +138,8 @@ impl Default for NetworkSection {
             peer_messages_per_sec: 0,
             read_timeout_ms: 30_000,
             max_inbound: 512,
-            max_handshakes: 64,
-            max_handshakes_per_source: 8,
+            max_handshakes: 128,
+            max_handshakes_per_source: 32,
             max_inflight_frame_mib: 128,
         }
     }
