@@ -325,3 +325,34 @@ fn damaged_snapshot_is_refused_with_the_way_out_and_no_clean_stop_claim() {
     assert!(!err.contains("stopped cleanly"), "{err}");
     assert!(!dir.join("app-kv.tmp").exists());
 }
+
+/// Issue 13 row 10, start-up: with `consensus.doppelganger_wait_ms` the nodes sign nothing
+/// for that long after start (no block is finalized), then make progress as usual.
+#[test]
+fn nodes_sign_nothing_during_the_doppelganger_wait_then_finalize() {
+    let _g = serial();
+    let mut net = Net::new(1, 3);
+    for i in 0..4 {
+        let path = variant(&net, i, &format!("wait{i}"), |t| {
+            set(
+                t,
+                "consensus",
+                "doppelganger_wait_ms",
+                toml::Value::Integer(4000),
+            )
+        });
+        net.configs[i] = path;
+    }
+    let t0 = Instant::now();
+    for i in 0..4 {
+        net.start(i, None);
+    }
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(net.finalized(0), 0, "a block was finalized during the wait");
+    net.wait("finalize 5 blocks after the wait", 60, |n| {
+        n.finalized(0) >= 5
+    });
+    assert!(t0.elapsed() >= Duration::from_secs(4));
+    // A voter's clock messages (T_VOTER is 1.5 s here) fell into the wait and were held.
+    assert!(metric(net.http[1], "pala_doppelganger_held_total") > 0.0);
+}
