@@ -103,6 +103,23 @@ pub struct NetConfig {
     pub rate_limits: RateLimits,
     /// Announce the hub capability bit (set for proposers and bootnodes).
     pub is_hub: bool,
+    /// Accepted sockets still in the TLS or role handshake, over all sources (128); beyond
+    /// it an accepted socket is closed at once and counted.
+    pub max_handshakes: usize,
+    /// Accepted sockets still in the handshake from one source address, an IPv6 /64
+    /// counting as one (32: a
+    /// local testnet starts all its nodes at once from one address).
+    pub max_handshakes_per_source: usize,
+    /// Inbound connections, in the handshake or established (512). The node sets it from
+    /// its file-descriptor budget so that storage and checkpoints never run out of fds.
+    pub max_inbound: usize,
+    /// Bytes of partly received frames held over all connections (128 MiB, two frames of
+    /// the largest size). The first MiB of each frame is not counted; a frame that would
+    /// take the total beyond it closes its connection.
+    pub max_inflight_frame_bytes: usize,
+    /// Least time between two log lines about failed handshakes from one source (10 s);
+    /// every failure is still counted.
+    pub handshake_log_period: Duration,
 }
 
 impl Default for NetConfig {
@@ -128,6 +145,11 @@ impl Default for NetConfig {
             command_queue: 8192,
             rate_limits: RateLimits::default(),
             is_hub: false,
+            max_handshakes: 128,
+            max_handshakes_per_source: 32,
+            max_inbound: 512,
+            max_inflight_frame_bytes: 2 * DEFAULT_MAX_PAYLOAD,
+            handshake_log_period: Duration::from_secs(10),
         }
     }
 }

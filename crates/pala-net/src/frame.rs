@@ -1,6 +1,7 @@
 //! Framing (W-4): `u32 size ‖ u8 type ‖ u16 attributes ‖ payload`, little-endian, where
 //! `size` counts the whole packet including the size field itself.
 
+use crate::limits::{FrameBudget, Reservation};
 use futures_lite::io::{AsyncRead, AsyncReadExt};
 use pala_types::{DecodeError, Message};
 use thiserror::Error;
@@ -15,7 +16,7 @@ pub const HEADER_LEN: usize = 7;
 pub const ATTR_COMPRESSED: u16 = 1 << 4;
 
 /// Largest step by which the payload buffer grows while a frame arrives.
-const READ_CHUNK: usize = 1 << 20;
+pub const READ_CHUNK: usize = 1 << 20;
 
 /// The fixed header, read without copying field by field.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -46,6 +47,12 @@ pub enum FrameError {
     /// An attribute this build does not support (compression was not negotiated).
     #[error("unsupported attributes 0x{0:04x}")]
     Attributes(u16),
+    /// The frame would take the shared budget of partly received frames past its cap.
+    #[error("frame of {size} bytes exceeds the shared in-flight frame budget")]
+    Budget {
+        /// Announced payload size.
+        size: usize,
+    },
     /// The payload of a known type did not decode.
     #[error("undecodable {kind:#04x} payload: {error}")]
     Decode {
@@ -134,13 +141,31 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     max_payload: usize,
     buf: &mut Vec<u8>,
 ) -> Result<Incoming, FrameError> {
+    read_frame_within(r, max_payload, buf, None).await
+}
+
+/// [`read_frame`] where every byte of a payload beyond its first [`READ_CHUNK`] is reserved
+/// from `budget` before it is buffered, and returned once the frame is decoded. Small
+/// frames never touch the budget (their memory is bounded by the number of connections),
+/// so a stalled large frame cannot delay votes and statuses.
+pub async fn read_frame_within<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_payload: usize,
+    buf: &mut Vec<u8>,
+    budget: Option<&FrameBudget>,
+) -> Result<Incoming, FrameError> {
     let (kind, attributes, len) = read_header(r, max_payload).await?;
     buf.clear();
+    let mut held = Reservation::new(budget);
     // Grow with the data actually received: a peer that announces a huge frame and then
     // trickles bytes does not get the whole allocation up front.
     while buf.len() < len {
         let start = buf.len();
-        buf.resize(start + (len - start).min(READ_CHUNK), 0);
+        let end = start + (len - start).min(READ_CHUNK);
+        if !held.grow_to(end.saturating_sub(READ_CHUNK)) {
+            return Err(FrameError::Budget { size: len });
+        }
+        buf.resize(end, 0);
         r.read_exact(&mut buf[start..]).await?;
     }
     let wire_len = len + HEADER_LEN;
@@ -187,6 +212,38 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn large_frames_beyond_the_shared_budget_are_refused_small_ones_pass() {
+        let payload = vec![0u8; 3 * READ_CHUNK];
+        let big = encode_raw_frame(0x7f, 0, &payload);
+        let small = encode_raw_frame(0x7f, 0, &payload[..READ_CHUNK]);
+        let read_with = |bytes: &[u8], b: &FrameBudget| {
+            let mut cursor = futures_lite::io::Cursor::new(bytes.to_vec());
+            futures_lite::future::block_on(read_frame_within(
+                &mut cursor,
+                1 << 26,
+                &mut Vec::new(),
+                Some(b),
+            ))
+        };
+        // Another peer holds most of the budget with a frame it has not finished.
+        let budget = FrameBudget::new(2 * READ_CHUNK + 10);
+        assert!(budget.try_reserve(READ_CHUNK));
+        assert!(matches!(
+            read_with(&big, &budget),
+            Err(FrameError::Budget { .. })
+        ));
+        assert_eq!(
+            budget.used(),
+            READ_CHUNK,
+            "a refused frame returns what it took"
+        );
+        assert!(read_with(&small, &budget).is_ok());
+        budget.release(READ_CHUNK);
+        assert!(read_with(&big, &budget).is_ok());
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

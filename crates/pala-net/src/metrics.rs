@@ -25,11 +25,13 @@ pub enum CloseReason {
     Requested,
     /// The layer is shutting down.
     Shutdown,
+    /// A frame would have taken the shared budget of partly received frames past its cap.
+    FrameBudget,
 }
 
 impl CloseReason {
     /// Every reason, in counter order.
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 10] = [
         CloseReason::Io,
         CloseReason::ReadTimeout,
         CloseReason::WriteTimeout,
@@ -39,6 +41,7 @@ impl CloseReason {
         CloseReason::Duplicate,
         CloseReason::Requested,
         CloseReason::Shutdown,
+        CloseReason::FrameBudget,
     ];
 
     /// Index into [`CloseReason::ALL`].
@@ -61,6 +64,7 @@ impl CloseReason {
             CloseReason::Duplicate => "duplicate",
             CloseReason::Requested => "requested",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::FrameBudget => "frame_budget",
         }
     }
 }
@@ -98,6 +102,18 @@ pub struct NetMetrics {
     pub oversize_outbound: AtomicU64,
     /// Outbound messages for a peer that is not connected.
     pub unroutable: AtomicU64,
+    /// Accepted sockets closed at once: too many handshakes in progress in total.
+    pub refused_handshakes: AtomicU64,
+    /// Accepted sockets closed at once: too many handshakes in progress from their source.
+    pub refused_per_source: AtomicU64,
+    /// Accepted sockets closed at once: too many inbound connections.
+    pub refused_connections: AtomicU64,
+    /// Handshake failures not logged because their source logged one recently.
+    pub handshake_logs_suppressed: AtomicU64,
+    /// Inbound sockets in the handshake right now.
+    pub handshakes_in_progress: AtomicI64,
+    /// Inbound connections (handshaking or established) right now.
+    pub inbound: AtomicI64,
 }
 
 impl NetMetrics {
@@ -161,11 +177,20 @@ impl NetMetrics {
             ("rate_limited_delays", &self.rate_limited_delays),
             ("oversize_outbound", &self.oversize_outbound),
             ("unroutable", &self.unroutable),
+            ("refused_handshakes", &self.refused_handshakes),
+            ("refused_per_source", &self.refused_per_source),
+            ("refused_connections", &self.refused_connections),
+            ("handshake_logs_suppressed", &self.handshake_logs_suppressed),
         ];
         for (name, c) in plain {
             v.push((name.to_string(), c.load(Ordering::Relaxed) as i64));
         }
         v.push(("peers".to_string(), self.peers.load(Ordering::Relaxed)));
+        v.push((
+            "handshakes_in_progress".to_string(),
+            self.handshakes_in_progress.load(Ordering::Relaxed),
+        ));
+        v.push(("inbound".to_string(), self.inbound.load(Ordering::Relaxed)));
         v
     }
 }

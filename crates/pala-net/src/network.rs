@@ -14,13 +14,15 @@
 use crate::addr::{PeerAddr, Resolver};
 use crate::admission::Admission;
 use crate::config::{CorePlacement, NetConfig};
-use crate::frame::{encode_frame, read_frame, FrameError, Incoming};
+use crate::frame::{encode_frame, read_frame_within, FrameError, Incoming};
 use crate::handshake::{
     caps, client_handshake, server_handshake, HandshakeContext, HandshakeFailure, Hello,
 };
+use crate::limits::{FrameBudget, InboundGate, InboundPermit, Refused};
+use crate::logthrottle::LogThrottle;
 use crate::metrics::{CloseReason, NetMetrics};
 use crate::ratelimit::{GlobalMeter, TokenBucket};
-use crate::tls::{server_name, TlsError, TlsIdentity};
+use crate::tls::{server_name, TlsIdentity};
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use futures_lite::FutureExt;
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
@@ -36,142 +38,23 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use thiserror::Error;
 use tracing::{debug, info, warn};
 
 /// An encoded frame, shared by every queue a broadcast reaches.
 type Frame = Arc<Vec<u8>>;
 
+mod api;
 mod connection;
 mod coordinator;
 mod dial;
+mod executor;
+
+pub use api::{Direction, NetCommand, NetError, NetEvent};
+use executor::*;
 
 use connection::*;
 use coordinator::*;
 use dial::*;
-
-/// Which side dialed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// The peer dialed us.
-    Inbound,
-    /// We dialed the peer.
-    Outbound,
-}
-
-/// What the layer tells its user.
-#[derive(Debug, Clone)]
-pub enum NetEvent {
-    /// A verified connection to `peer` is ready; send it our status now (W-6).
-    PeerUp {
-        /// The peer's consensus id.
-        peer: NodeId,
-        /// Its socket address.
-        addr: SocketAddr,
-        /// Who dialed.
-        direction: Direction,
-        /// The address given to [`NetCommand::Dial`] for an outbound connection (a name
-        /// stays a name, so the user can tell which configured entry this peer is).
-        dialed: Option<PeerAddr>,
-        /// The peer's hello (version, capabilities).
-        hello: Hello,
-    },
-    /// The connection to `peer` is gone.
-    PeerDown {
-        /// The peer.
-        peer: NodeId,
-        /// Why it closed.
-        reason: CloseReason,
-    },
-    /// A message from a verified peer.
-    Message {
-        /// Sender.
-        peer: NodeId,
-        /// The decoded message.
-        message: Message,
-    },
-    /// A handshake failed (the connection was closed; dial loops retry on their period).
-    HandshakeFailed {
-        /// Remote address.
-        addr: SocketAddr,
-        /// Who dialed.
-        direction: Direction,
-        /// Why.
-        reason: HandshakeFailure,
-    },
-}
-
-/// What the user asks of the layer.
-#[derive(Debug, Clone)]
-pub enum NetCommand {
-    /// Send to one connected peer (dropped and counted if it is not connected).
-    Send {
-        /// Destination.
-        to: NodeId,
-        /// The message.
-        message: Message,
-    },
-    /// Send to every connected peer (W-3: a broadcast goes to our own connections only).
-    Broadcast {
-        /// The message.
-        message: Message,
-    },
-    /// Keep a connection to `addr`, redialing with back-off; a no-op if already dialing it.
-    /// A host name is resolved again on every attempt.
-    Dial {
-        /// Address to dial.
-        addr: PeerAddr,
-        /// The id the server must prove (a proposer dialed by id); `None` for a trusted
-        /// bootnode address (S-3).
-        expected: Option<NodeId>,
-    },
-    /// Stop redialing `addr` (an established connection stays until it closes).
-    Undial {
-        /// The address given to [`NetCommand::Dial`].
-        addr: PeerAddr,
-    },
-    /// Close the connection to `peer`.
-    Disconnect {
-        /// The peer.
-        peer: NodeId,
-    },
-    /// Start accepting connections on `addr` (C-3: a node that becomes a proposer at a
-    /// reconfiguration must become a hub). When already listening, the listener stays as
-    /// it is and its address is the answer.
-    Listen {
-        /// Address to bind.
-        addr: SocketAddr,
-        /// Receives the bound address (the real port when 0 was asked) or why binding
-        /// failed; `None` when nobody waits for the outcome (a failure is still logged).
-        reply: Option<flume::Sender<Result<SocketAddr, NetError>>>,
-    },
-    /// Stop accepting connections; established connections stay until they close.
-    Unlisten,
-    /// Close everything and stop the executors.
-    Shutdown,
-}
-
-/// Why the layer could not start or accept a command.
-#[derive(Debug, Error)]
-pub enum NetError {
-    /// TLS identity generation failed.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// An executor could not be started.
-    #[error("executor: {0}")]
-    Executor(String),
-    /// The listen address could not be bound.
-    #[error("bind {addr}: {error}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        error: String,
-    },
-    /// The layer has stopped.
-    #[error("network stopped")]
-    Stopped,
-}
 
 enum Internal {
     Register {
@@ -191,7 +74,7 @@ enum Internal {
 }
 
 enum Job {
-    Accepted(AcceptedTcpStream),
+    Accepted(AcceptedTcpStream, InboundPermit),
     Dial(DialTarget),
     /// Only sent to executor 0, which owns the listener.
     Listen {
@@ -219,6 +102,13 @@ struct Layer {
     connected: Arc<RwLock<HashSet<NodeId>>>,
     serial: AtomicU64,
     meter: GlobalMeter,
+    gate: Arc<InboundGate>,
+    frames: FrameBudget,
+    handshake_log: LogThrottle<IpAddr>,
+    /// Local addresses of our dials still in the handshake: an inbound client proving our
+    /// own key from one of them is this node dialing itself, from anywhere else it is
+    /// another instance with our key.
+    own_dials: std::sync::Mutex<HashSet<SocketAddr>>,
     stopping: AtomicBool,
     /// The bound listen address, if listening.
     local_addr: Arc<RwLock<Option<SocketAddr>>>,
@@ -243,9 +133,41 @@ impl Layer {
         .await
     }
 
+    fn is_own_dial(&self, addr: &SocketAddr) -> bool {
+        self.own_dials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(addr)
+    }
+
     fn handshake_failed(&self, addr: SocketAddr, direction: Direction, reason: HandshakeFailure) {
         self.metrics.handshake_failed(reason);
-        warn!(%addr, ?direction, reason = reason.as_str(), "handshake failed: {reason}");
+        if reason == HandshakeFailure::SelfConnection
+            && direction == Direction::Inbound
+            && !self.is_own_dial(&addr)
+        {
+            warn!(%addr, "a client proved this node's own key: another instance runs with it");
+            // Blocking: this event must not be lost to a full queue.
+            let _ = self.events.send(NetEvent::OwnKeyElsewhere { addr });
+        }
+        match self.handshake_log.admit(&addr.ip(), Instant::now()) {
+            Some(0) => {
+                warn!(%addr, ?direction, reason = reason.as_str(), "handshake failed: {reason}")
+            }
+            Some(suppressed) => warn!(
+                %addr,
+                ?direction,
+                reason = reason.as_str(),
+                suppressed,
+                "handshake failed: {reason} (and {suppressed} more from this address since its \
+                 last line; see the handshake_failures metric)"
+            ),
+            None => {
+                self.metrics
+                    .handshake_logs_suppressed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
         // Non-blocking (S-5): the event is informational.
         let _ = self.events.try_send(NetEvent::HandshakeFailed {
             addr,
@@ -296,6 +218,14 @@ impl Network {
         };
         let n = cfg.executors.max(1);
         let placement = cfg.placement.clone();
+        let gate = Arc::new(InboundGate::new(
+            cfg.max_handshakes,
+            cfg.max_handshakes_per_source,
+            cfg.max_inbound,
+        ));
+        // Never below one frame of the largest size, or such a frame could never arrive.
+        let frames = FrameBudget::new(cfg.max_inflight_frame_bytes.max(cfg.max_payload));
+        let handshake_log = LogThrottle::new(cfg.handshake_log_period);
         let shared = Arc::new(Layer {
             ctx: HandshakeContext {
                 signer,
@@ -312,6 +242,10 @@ impl Network {
             connected: connected.clone(),
             serial: AtomicU64::new(1),
             meter: GlobalMeter::new(),
+            gate,
+            frames,
+            handshake_log,
+            own_dials: Default::default(),
             stopping: AtomicBool::new(false),
             local_addr: local_addr.clone(),
             stop: stop_rx,
@@ -480,107 +414,6 @@ impl Network {
 impl Drop for Network {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-type Control = (
-    flume::Receiver<NetCommand>,
-    flume::Receiver<Internal>,
-    flume::Sender<Result<Option<SocketAddr>, NetError>>,
-    flume::Sender<()>,
-);
-
-async fn executor_main(
-    shared: Arc<Layer>,
-    jobs: flume::Receiver<Job>,
-    senders: Vec<flume::Sender<Job>>,
-    control: Option<Control>,
-) {
-    // Tasks still running on this executor. glommio does not drop detached tasks when an
-    // executor exits, so the executor waits for them: a leaked task would keep its socket
-    // (and a SO_REUSEPORT listener) open after shutdown.
-    let live = Rc::new(Cell::new(0usize));
-    let spawn = |f: Pin<Box<dyn Future<Output = ()>>>| {
-        live.set(live.get() + 1);
-        let live = live.clone();
-        let shared = shared.clone();
-        glommio::spawn_local(async move {
-            shared.until_stopped(f).await;
-            live.set(live.get() - 1);
-        })
-        .detach();
-    };
-    // Dropping the sender ends the accept loop, which closes the listening socket.
-    let mut listener: Option<flume::Sender<()>> = None;
-    let listen = |listener: &mut Option<flume::Sender<()>>, addr: SocketAddr| {
-        if let Some(bound) = *shared.local_addr.read().unwrap_or_else(|e| e.into_inner()) {
-            if listener.is_some() {
-                return Ok(bound);
-            }
-        }
-        let l = TcpListener::bind(addr).map_err(|e| NetError::Bind {
-            addr,
-            error: e.to_string(),
-        })?;
-        let bound = l.local_addr().unwrap_or(addr);
-        let (off_tx, off_rx) = flume::bounded::<()>(1);
-        spawn(Box::pin(accept_loop(
-            shared.clone(),
-            l,
-            senders.clone(),
-            off_rx,
-        )));
-        *listener = Some(off_tx);
-        *shared.local_addr.write().unwrap_or_else(|e| e.into_inner()) = Some(bound);
-        info!(%bound, "listening");
-        Ok(bound)
-    };
-    if let Some((cmd_rx, int_rx, started, stop_tx)) = control {
-        let mut listen_result = Ok(None);
-        if let Some(addr) = shared.cfg.listen {
-            match listen(&mut listener, addr) {
-                Ok(bound) => listen_result = Ok(Some(bound)),
-                Err(e) => {
-                    let _ = started.send(Err(e));
-                    return;
-                }
-            }
-        }
-        glommio::spawn_local(coordinator(
-            shared.clone(),
-            cmd_rx,
-            int_rx,
-            senders.clone(),
-            stop_tx,
-        ))
-        .detach();
-        let _ = started.send(listen_result);
-    }
-    while let Ok(job) = jobs.recv_async().await {
-        match job {
-            Job::Accepted(a) => spawn(Box::pin(inbound(shared.clone(), a.bind_to_executor()))),
-            Job::Dial(t) => spawn(Box::pin(dial_loop(shared.clone(), t))),
-            Job::Listen { addr, reply } => {
-                let r = listen(&mut listener, addr);
-                if let Err(e) = &r {
-                    warn!(%addr, "cannot listen: {e}");
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.try_send(r);
-                }
-            }
-            Job::Unlisten => {
-                if listener.take().is_some() {
-                    *shared.local_addr.write().unwrap_or_else(|e| e.into_inner()) = None;
-                    info!("stopped listening");
-                }
-            }
-            Job::Stop => break,
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while live.get() > 0 && Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(2)).await;
     }
 }
 

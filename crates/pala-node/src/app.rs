@@ -113,7 +113,12 @@ pub struct KvStore {
 fn invalid(path: &Path, what: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,
-        format!("application snapshot {} is damaged: {what}", path.display()),
+        format!(
+            "application snapshot {} is damaged: {what}. What to do: delete that file and \
+             restart; the node rebuilds the application state by replaying the finalized \
+             blocks from storage (nothing is lost)",
+            path.display()
+        ),
     )
 }
 
@@ -279,12 +284,17 @@ impl KvStore {
         let t0 = Instant::now();
         // Write-then-rename so a crash leaves either the old or the new snapshot.
         let tmp = path.with_extension("tmp");
-        {
+        let written = (|| {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&self.st.encode())?;
             f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if let Err(e) = written {
+            // A half-written temp file is of no use and takes the space a retry needs.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent() {
             std::fs::File::open(dir)?.sync_all()?;
         }
@@ -501,6 +511,19 @@ mod tests {
         }
         // 1000 ms of 50 ms blocks of 10 transactions.
         assert!(s.remembered_txs() <= 210, "{}", s.remembered_txs());
+    }
+
+    #[test]
+    fn failed_checkpoint_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app-kv.bin");
+        let mut s = KvStore::open(Some(&p)).unwrap();
+        // A non-empty directory where the snapshot goes: the rename fails.
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("x"), b"x").unwrap();
+        s.apply(&block(1, vec![kv("x", 1)]));
+        assert!(s.checkpoint().is_err());
+        assert!(!p.with_extension("tmp").exists());
     }
 
     #[test]

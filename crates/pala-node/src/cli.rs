@@ -128,10 +128,12 @@ pub fn run_node(config: &std::path::Path) -> Result<()> {
         }
         recv(fatal) -> m => Some(m.unwrap_or_default()),
     };
-    node.shutdown()?;
     match failure {
-        None => Ok(()),
-        Some(m) => bail!("node stopped after a fatal error: {m}"),
+        None => node.shutdown(),
+        Some(m) => {
+            let _ = node.shutdown_after_fatal(&m);
+            bail!("node stopped after a fatal error: {m}")
+        }
     }
 }
 

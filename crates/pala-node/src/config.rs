@@ -3,6 +3,8 @@
 //! `PALA_CONSENSUS_K=4` or `PALA_HTTP_LISTEN=0.0.0.0:8080`). A bad value is reported with
 //! the key that holds it and the form that was expected.
 
+mod checks;
+
 use pala_net::PeerAddr;
 use pala_types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -111,8 +113,22 @@ pub struct NetworkSection {
     pub cpus: Vec<usize>,
     /// Per-peer incoming message limit per second (0 = unlimited).
     pub peer_messages_per_sec: u32,
-    /// Read deadline in milliseconds (a silent peer is dropped).
+    /// Read deadline in milliseconds (a silent peer is dropped); must exceed
+    /// `consensus.heartbeat_ms`, since a heartbeat is all an idle peer sends.
     pub read_timeout_ms: u64,
+    /// Accepted p2p connections, in the handshake or established (512). Lowered at start
+    /// when the open-file limit cannot hold it next to storage, snapshots and HTTP.
+    pub max_inbound: usize,
+    /// Accepted sockets still in the TLS and role handshake, over all sources (128).
+    pub max_handshakes: usize,
+    /// Accepted sockets still in the handshake from one source address (32, so a local
+    /// testnet whose nodes all start at once from 127.0.0.1 is not refused; an IPv6 /64
+    /// counts as one address).
+    pub max_handshakes_per_source: usize,
+    /// MiB of partly received frames held over all peers (128); beyond it the connection
+    /// whose frame does not fit is closed. At least the 64 MiB of one frame of the largest
+    /// size.
+    pub max_inflight_frame_mib: usize,
 }
 
 impl Default for NetworkSection {
@@ -125,6 +141,10 @@ impl Default for NetworkSection {
             cpus: Vec::new(),
             peer_messages_per_sec: 0,
             read_timeout_ms: 30_000,
+            max_inbound: 512,
+            max_handshakes: 128,
+            max_handshakes_per_source: 32,
+            max_inflight_frame_mib: 128,
         }
     }
 }
@@ -143,6 +163,10 @@ pub struct ConsensusSection {
     pub heartbeat_ms: u64,
     /// Chain-sync poll period in milliseconds.
     pub sync_period_ms: u64,
+    /// After start, the node signs nothing for this long while it listens for its own key
+    /// elsewhere (doppelganger protection); 0 disables the wait. Default 3 × the default
+    /// voter timeout.
+    pub doppelganger_wait_ms: u64,
 }
 
 impl Default for ConsensusSection {
@@ -154,6 +178,7 @@ impl Default for ConsensusSection {
             first_proposal_delay_ms: d.first_proposal_delay_ms,
             heartbeat_ms: d.heartbeat_ms,
             sync_period_ms: d.sync_period_ms,
+            doppelganger_wait_ms: 3 * d.voter_timeout_ms,
         }
     }
 }
@@ -410,6 +435,12 @@ impl Config {
             ("consensus.sync_period_ms", self.consensus.sync_period_ms),
             ("network.executors", self.network.executors as u64),
             ("network.read_timeout_ms", self.network.read_timeout_ms),
+            ("network.max_inbound", self.network.max_inbound as u64),
+            ("network.max_handshakes", self.network.max_handshakes as u64),
+            (
+                "network.max_handshakes_per_source",
+                self.network.max_handshakes_per_source as u64,
+            ),
             ("runtime.verify_threads", self.runtime.verify_threads as u64),
             ("runtime.verify_batch", self.runtime.verify_batch as u64),
             (
@@ -454,7 +485,7 @@ impl Config {
                 "expected a filter such as \"info\" or \"pala_node=debug,info\"",
             ));
         }
-        Ok(())
+        checks::cross_check(self)
     }
 
     /// Where the stages run: `(network cpus, consensus cpu, storage cpu, verify threads)`
@@ -562,6 +593,8 @@ pub fn fast_template() -> Config {
     c.consensus.heartbeat_ms = 1000;
     c.consensus.sync_period_ms = 200;
     c.consensus.k = 4;
+    // Local clusters start every node at once: a wait would only delay the first blocks.
+    c.consensus.doppelganger_wait_ms = 0;
     c.block.max_wait_ms = 50;
     c.runtime.verify_threads = 1;
     c.http.threads = 2;

@@ -154,16 +154,41 @@ impl GenesisFile {
 
 /// `pala keygen`: writes a new secret key (mode 0600) and returns the public identity line.
 pub fn keygen(out: &Path, network_id: u64) -> Result<String> {
+    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
+    // Both are checked before anything is written: a lone `.pub` may be the only record
+    // of an identity already in a genesis file.
+    for p in [out, pub_path.as_path()] {
+        if p.symlink_metadata().is_ok() {
+            bail!(
+                "{} exists; keygen never overwrites a file: choose another name or move it away",
+                p.display()
+            );
+        }
+    }
     let signer = BlsSigner::generate();
     signer
         .secret_key()
         .save(out)
         .with_context(|| format!("cannot write key file {}", out.display()))?;
     let line = signer.identity(network_id).to_line();
-    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
-    std::fs::write(&pub_path, format!("{line}\n"))
+    write_public(&pub_path, &line)
         .with_context(|| format!("cannot write {}", pub_path.display()))?;
     Ok(line)
+}
+
+/// Creates the `.pub` file (never over an existing one) readable by all: 0644 set on the
+/// descriptor, since a creation mode is filtered by the umask.
+fn write_public(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    f.write_all(format!("{line}\n").as_bytes())?;
+    f.sync_all()
 }
 
 /// Parameters of `pala testnet`.
@@ -478,4 +503,38 @@ pub fn free_port_range(n: usize) -> Result<u16> {
         }
     }
     bail!("no range of {n} free loopback ports found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn keygen_never_overwrites_a_lone_pub_and_writes_it_0644_whatever_the_umask() {
+        let d = tempfile::tempdir().unwrap();
+        let key = d.path().join("v1.key");
+        let pub_path = d.path().join("v1.key.pub");
+        std::fs::write(&pub_path, "identity in a genesis\n").unwrap();
+        let e = keygen(&key, 9).unwrap_err().to_string();
+        assert!(
+            e.contains("v1.key.pub") && e.contains("never overwrites"),
+            "{e}"
+        );
+        assert!(!key.exists(), "nothing written when either file exists");
+        assert_eq!(
+            std::fs::read_to_string(&pub_path).unwrap(),
+            "identity in a genesis\n"
+        );
+        std::fs::remove_file(&pub_path).unwrap();
+        // SAFETY: umask only changes this process's creation mask; restored below.
+        let old = unsafe { libc::umask(0o077) };
+        let r = keygen(&key, 9);
+        unsafe { libc::umask(old) };
+        r.unwrap();
+        let mode = std::fs::metadata(&pub_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let e = keygen(&key, 9).unwrap_err().to_string();
+        assert!(e.contains("v1.key exists"), "{e}");
+    }
 }

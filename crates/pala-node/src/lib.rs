@@ -16,11 +16,13 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod chain_id;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod fatal;
+pub mod fd_budget;
 pub mod genesis;
 pub mod http;
 pub mod layout;

@@ -143,7 +143,9 @@ pub struct Metrics {
     pub net_queue_full: AtomicU64,
     /// Forwarding requests to proposers that failed.
     pub forward_failures: AtomicU64,
-    /// Highest head height a peer announced.
+    /// This node's signed messages held back by doppelganger protection.
+    pub doppelganger_held: AtomicU64,
+    /// Highest head height a connected committee member announced (readiness target).
     pub peer_head_height: AtomicU64,
     /// Core event counters (snapshot).
     pub core_counters: Mutex<Vec<(String, u64)>>,
@@ -175,6 +177,7 @@ impl Default for Metrics {
             net_queue_full: AtomicU64::new(0),
             forward_failures: AtomicU64::new(0),
             peer_head_height: AtomicU64::new(0),
+            doppelganger_held: AtomicU64::new(0),
             core_counters: Mutex::new(Vec::new()),
             channel_depths: Mutex::new(Vec::new()),
             peers: AtomicI64::new(0),
@@ -307,6 +310,12 @@ impl Metrics {
             get(&self.forward_failures).to_string(),
         );
         g(
+            "pala_doppelganger_held_total",
+            "Own votes, clock messages and proposals not sent: start-up wait or key live elsewhere.",
+            "counter",
+            get(&self.doppelganger_held).to_string(),
+        );
+        g(
             "pala_mempool_txs",
             "Transactions in the mempool.",
             "gauge",
@@ -393,6 +402,8 @@ impl Metrics {
                 hs.push((r.to_string(), *v));
             } else if let Some(r) = name.strip_prefix("connections_closed") {
                 closes.push((r.to_string(), *v));
+            } else if matches!(name.as_str(), "handshakes_in_progress" | "inbound") {
+                let _ = writeln!(o, "# TYPE pala_net_{name} gauge\npala_net_{name} {v}");
             } else if name != "peers" {
                 other.push((name.clone(), *v));
             }

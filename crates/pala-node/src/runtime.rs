@@ -17,9 +17,11 @@
 //! only builds them, connects them and stops them in order.
 
 use crate::app::KvStore;
+use crate::chain_id::{self, ChainId};
 use crate::clock::{SystemClock, Ticks, WallClock};
 use crate::config::Config;
 use crate::fatal::Fatal;
+use crate::fd_budget;
 use crate::genesis::GenesisFile;
 use crate::http::{HttpContext, HttpServer};
 use crate::membership::Membership;
@@ -29,8 +31,8 @@ use crate::persistence::{recovered_from, StorageArchive};
 use crate::preflight::preflight;
 use crate::stages::application::{self, ApplicationDeps, ApplicationStage};
 use crate::stages::consensus::{
-    self, ConsensusDeps, ConsensusMailbox, ConsensusMessage, ConsensusStage, Links, LinksAtStart,
-    StageHost,
+    self, ConsensusDeps, ConsensusMailbox, ConsensusMessage, ConsensusStage, Doppelganger, Links,
+    LinksAtStart, StageHost,
 };
 use crate::stages::storage::{CommitStats, StorageEvents, StorageStage};
 use crate::stages::verify::{VerifyDeps, VerifyStage};
@@ -48,7 +50,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// A running node.
 pub struct RunningNode {
@@ -76,6 +78,15 @@ impl RunningNode {
         let signer =
             BlsSigner::load(&cfg.node.key_file).map_err(|e| anyhow!("node.key_file: {e}"))?;
         let id = signer.node_id();
+        // Before storage touches the directory: recovery would truncate a foreign tail.
+        chain_id::bind(
+            &cfg.node.data_dir,
+            &ChainId::new(
+                genesis.network_id,
+                genesis.block.hash().to_string(),
+                id.to_hex(),
+            ),
+        )?;
         let store = Storage::open(&cfg.node.data_dir, Options::default())
             .with_context(|| format!("opening data directory {}", cfg.node.data_dir.display()))?;
         let report = store.recovery_report();
@@ -143,14 +154,12 @@ impl RunningNode {
         } else {
             committee_admission.clone()
         };
+        let fds = fd_budget::apply(&fd_budget::needs_of(&cfg, &genesis.committee))?;
         let signer: Arc<dyn Signer> = Arc::new(signer);
-        let net = Network::start(
-            net_config(&cfg, listen_addr, genesis.network_id, listening, net_cpus),
-            signer.clone(),
-            scheme.clone(),
-            admission,
-        )
-        .map_err(|e| anyhow!("starting the network: {e}"))?;
+        let mut net_cfg = net_config(&cfg, listen_addr, genesis.network_id, listening, net_cpus);
+        net_cfg.max_inbound = fds.max_inbound as usize;
+        let net = Network::start(net_cfg, signer.clone(), scheme.clone(), admission)
+            .map_err(|e| anyhow!("starting the network: {e}"))?;
 
         let core = Node::recover(
             NodeParams {
@@ -204,6 +213,7 @@ impl RunningNode {
                 wall: wall.clone(),
                 max_submitted: cfg.mempool.max_txs,
                 fatal: fatal.clone(),
+                data_dir: cfg.node.data_dir.clone(),
             },
         )?;
         // Bound before the protocol stages start, so a port clash fails start-up cleanly.
@@ -292,6 +302,12 @@ impl RunningNode {
                     wall,
                     metrics: metrics.clone(),
                     fatal,
+                    doppelganger: Doppelganger::new(
+                        id,
+                        ticks.now(),
+                        cfg.consensus.doppelganger_wait_ms,
+                    ),
+                    now: ticks.now(),
                 },
                 core,
                 ticks,
@@ -343,10 +359,17 @@ impl RunningNode {
     /// Stops proposing, drains the stages, flushes storage, closes connections.
     pub fn shutdown(mut self) -> Result<()> {
         info!("shutting down: stop proposing, flush storage, close connections");
-        self.stop()
+        self.stop(None)
     }
 
-    fn stop(&mut self) -> Result<()> {
+    /// Like [`RunningNode::shutdown`] after a stage reported `why`: the last line logged
+    /// repeats the fatal error instead of claiming a clean stop.
+    pub fn shutdown_after_fatal(mut self, why: &str) -> Result<()> {
+        error!("shutting down after a fatal error: {why}");
+        self.stop(Some(why))
+    }
+
+    fn stop(&mut self, fatal: Option<&str>) -> Result<()> {
         if let Some((_, mailbox)) = &self.consensus {
             let _ = mailbox.send(ConsensusMessage::StopProposing);
         }
@@ -373,7 +396,10 @@ impl RunningNode {
         if let Some(n) = self.net.take() {
             n.shutdown();
         }
-        info!("stopped cleanly");
+        match fatal {
+            None => info!("stopped cleanly"),
+            Some(why) => error!("stopped after a fatal error: {why}"),
+        }
         result
     }
 }
@@ -406,6 +432,10 @@ fn net_config(
         },
         // The hello is fixed at start: announce what this node may become.
         is_hub: listen_addr.is_some(),
+        max_inbound: cfg.network.max_inbound,
+        max_handshakes: cfg.network.max_handshakes,
+        max_handshakes_per_source: cfg.network.max_handshakes_per_source,
+        max_inflight_frame_bytes: cfg.network.max_inflight_frame_mib << 20,
         ..NetConfig::default()
     }
 }

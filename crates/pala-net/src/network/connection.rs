@@ -111,7 +111,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     loop {
         let (message, wire_len) = match with_deadline(
             cfg.read_timeout,
-            read_frame(rd, cfg.max_payload, &mut buf),
+            read_frame_within(rd, cfg.max_payload, &mut buf, Some(&shared.frames)),
         )
         .await
         {
@@ -126,6 +126,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Some(Err(FrameError::Io(e))) => {
                 debug!(%peer, "read: {e}");
                 return CloseReason::Io;
+            }
+            Some(Err(e @ FrameError::Budget { .. })) => {
+                warn!(%peer, "closing: {e} (network.max_inflight_frame_mib)");
+                return CloseReason::FrameBudget;
             }
             Some(Err(e @ FrameError::BadSize { .. })) => {
                 warn!(%peer, "closing: {e}");

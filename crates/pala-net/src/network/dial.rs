@@ -23,7 +23,13 @@ pub(super) async fn accept_loop(
         match accepted {
             Ok(s) => {
                 shared.metrics.accepted.fetch_add(1, Ordering::Relaxed);
-                let _ = executors[next % executors.len()].send(Job::Accepted(s));
+                let Some(permit) = admit(&shared, &s) else {
+                    // An AcceptedTcpStream is a bare fd that is not closed on drop; a bound
+                    // stream is. The stranger got an accept and a close.
+                    drop(s.bind_to_executor());
+                    continue;
+                };
+                let _ = executors[next % executors.len()].send(Job::Accepted(s, permit));
                 next = next.wrapping_add(1);
             }
             Err(e) => {
@@ -33,6 +39,36 @@ pub(super) async fn accept_loop(
             }
         }
     }
+}
+
+/// A permit for an accepted socket, or `None` (counted) when a cap is reached.
+fn admit(shared: &Layer, s: &AcceptedTcpStream) -> Option<InboundPermit> {
+    let ip = s.peer_addr().ok()?.ip();
+    let refused = match shared.gate.admit(ip) {
+        Ok(p) => {
+            publish_gate(shared);
+            return Some(p);
+        }
+        Err(r) => r,
+    };
+    let m = &shared.metrics;
+    let counter = match refused {
+        Refused::Handshakes => &m.refused_handshakes,
+        Refused::Source => &m.refused_per_source,
+        Refused::Connections => &m.refused_connections,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    debug!(%ip, ?refused, "accepted socket closed: cap reached");
+    None
+}
+
+/// Mirrors the gate's occupancy into the gauges.
+fn publish_gate(shared: &Layer) {
+    let (handshakes, inbound) = shared.gate.load();
+    let m = &shared.metrics;
+    m.handshakes_in_progress
+        .store(handshakes as i64, Ordering::Relaxed);
+    m.inbound.store(inbound as i64, Ordering::Relaxed);
 }
 
 fn tune_socket(shared: &Layer, s: &TcpStream) {
@@ -45,7 +81,7 @@ fn tune_socket(shared: &Layer, s: &TcpStream) {
     }
 }
 
-pub(super) async fn inbound(shared: Arc<Layer>, stream: TcpStream) {
+pub(super) async fn inbound(shared: Arc<Layer>, stream: TcpStream, mut permit: InboundPermit) {
     let Ok(addr) = stream.peer_addr() else {
         return;
     };
@@ -63,6 +99,8 @@ pub(super) async fn inbound(shared: Arc<Layer>, stream: TcpStream) {
     })
     .await
     .unwrap_or(Err(HandshakeFailure::Timeout));
+    permit.handshake_done();
+    publish_gate(&shared);
     match result {
         Ok((tls, v)) => {
             shared.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
@@ -79,6 +117,8 @@ pub(super) async fn inbound(shared: Arc<Layer>, stream: TcpStream) {
         }
         Err(r) => shared.handshake_failed(addr, Direction::Inbound, r),
     }
+    drop(permit);
+    publish_gate(&shared);
 }
 
 enum DialOutcome {
@@ -120,6 +160,11 @@ async fn dial_once(
     };
     let addr = stream.peer_addr().unwrap_or(addrs[0]);
     tune_socket(shared, &stream);
+    let local = stream.local_addr().ok();
+    let own_dials = || shared.own_dials.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = local {
+        own_dials().insert(l);
+    }
     let connector = futures_rustls::TlsConnector::from(shared.tls.client.clone());
     let ctx = &shared.ctx;
     let result = with_deadline(shared.cfg.handshake_timeout, async {
@@ -135,6 +180,14 @@ async fn dial_once(
     })
     .await
     .unwrap_or(Err(HandshakeFailure::Timeout));
+    if result.is_err() {
+        // Our own server side may close the socket before it reports why: give it time to
+        // find this address in the set.
+        glommio::timer::sleep(Duration::from_millis(500)).await;
+    }
+    if let Some(l) = local {
+        own_dials().remove(&l);
+    }
     match result {
         Ok((tls, v)) => {
             shared.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);

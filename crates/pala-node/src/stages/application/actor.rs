@@ -1,6 +1,7 @@
 //! The application loop, on its own thread (applying a block is plain computation on the
 //! store; nothing here waits for IO but the checkpoint).
 
+use super::checkpoint::{CheckpointPolicy, Verdict};
 use super::ingress::{AppMessage, AppView, ApplicationMailbox};
 use crate::app::{Application, KvStore};
 use crate::clock::WallClock;
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// How often the store is asked to checkpoint (it spaces checkpoints by their own cost).
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
@@ -58,6 +59,8 @@ pub struct ApplicationDeps {
     pub max_submitted: usize,
     /// Where a failed checkpoint is reported.
     pub fatal: Fatal,
+    /// The data directory (named in the messages about failed checkpoints).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The running stage.
@@ -107,6 +110,7 @@ impl ApplicationStage {
 impl State {
     fn run(mut self, rx: flume::Receiver<AppMessage>) {
         let mut last_persist = Instant::now();
+        let mut policy = CheckpointPolicy::default();
         loop {
             match rx.recv_timeout(PERSIST_EVERY) {
                 Ok(AppMessage::Finalized(block)) => self.apply(&block),
@@ -119,10 +123,15 @@ impl State {
                 Err(flume::RecvTimeoutError::Disconnected) => break,
             }
             if last_persist.elapsed() >= PERSIST_EVERY {
-                if let Err(e) = self.write().persist() {
-                    self.deps
-                        .fatal
-                        .fail(format!("persisting the application state failed: {e}"));
+                let result = self.write().persist();
+                match policy.outcome(result, &self.deps.data_dir) {
+                    Verdict::Quiet => {}
+                    Verdict::Retry(m) => warn!("{m}"),
+                    Verdict::Fatal(m) => {
+                        self.deps.fatal.fail(m);
+                        // Nothing more is written: the node is stopping.
+                        return;
+                    }
                 }
                 last_persist = Instant::now();
             }

@@ -9,6 +9,7 @@
 //! the store's height (after a crash between the two writes).
 
 mod actor;
+mod checkpoint;
 mod ingress;
 
 pub use actor::{replay, ApplicationDeps, ApplicationStage};

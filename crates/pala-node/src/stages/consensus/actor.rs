@@ -8,6 +8,8 @@
 //! (listening, C-3 step 3) is a task on this executor whose answer comes back as a
 //! message into the inbox.
 
+mod publish;
+
 use super::host::{PendingPayload, StageHost};
 use super::ingress::{ConsensusMailbox, ConsensusMessage, DurableWatch};
 use super::links::Links;
@@ -17,7 +19,7 @@ use crate::mempool::MempoolHandle;
 use crate::metrics::Metrics;
 use crate::preflight::placement;
 use crate::stages::application::{AppView, ApplicationMailbox};
-use crate::status::{StatusPublisher, StatusView};
+use crate::status::StatusPublisher;
 use anyhow::{anyhow, Result};
 use futures_lite::future;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder};
@@ -26,7 +28,6 @@ use pala_core::{Committees, Input, MessageVerifier, Node, Role, Tick};
 use pala_net::NetCommand;
 use pala_types::{Committee, SignatureScheme};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -197,6 +198,7 @@ impl Loop {
             }
             self.driver.durable(self.d.durable.upto(), &mut self.host);
             let now = self.d.ticks.now();
+            self.host.now = now;
             self.driver.fire_due(&mut self.core, now, &mut self.host);
             self.after_events();
             self.maybe_payload(now);
@@ -219,7 +221,7 @@ impl Loop {
             deadline = deadline.min(t);
         }
         if let Some(p) = self.host.payload {
-            deadline = deadline.min(p.deadline);
+            deadline = deadline.min(p.deadline.max(self.host.doppelganger.quiet_until()));
         }
         let sleep = Duration::from_millis(deadline.saturating_sub(now));
         let inbox = &self.d.inbox;
@@ -256,6 +258,9 @@ impl Loop {
                 addr,
                 result,
             } => self.d.links.listened(session, addr, result),
+            ConsensusMessage::OwnKeyElsewhere(addr) => {
+                self.host.doppelganger.own_key_elsewhere(addr)
+            }
             ConsensusMessage::StopProposing => {
                 // Stop proposing: a pending request is dropped, never answered.
                 self.stopping = true;
@@ -270,6 +275,10 @@ impl Loop {
 
     fn handle(&mut self, input: Input) {
         let now = self.d.ticks.now();
+        self.host.now = now;
+        if let Input::Message { from, msg } = &input {
+            self.host.doppelganger.inspect(from, msg);
+        }
         self.driver
             .handle(&mut self.core, now, input, &mut self.host);
         self.after_events();
@@ -285,8 +294,11 @@ impl Loop {
         let Some(PendingPayload { sn, deadline }) = self.host.payload else {
             return;
         };
-        if self.stopping {
+        if self.stopping || self.host.doppelganger.tripped() {
             self.host.payload = None;
+            return;
+        }
+        if !self.host.doppelganger.may_sign(now) {
             return;
         }
         let (max_txs, max_bytes) = self.d.block_limits;
@@ -436,47 +448,6 @@ impl Loop {
             self.publish();
             self.next_publish = now + PUBLISH_EVERY_MS;
         }
-    }
-
-    fn publish(&self) {
-        let c = &self.core;
-        let m = &self.d.metrics;
-        let peers: Vec<String> = self.d.links.peers().iter().map(|p| p.to_hex()).collect();
-        m.peers.store(peers.len() as i64, Ordering::Relaxed);
-        let ready = !peers.is_empty()
-            && c.head_block().height() + 2 * c.config().k as u64 + 2
-                >= m.peer_head_height.load(Ordering::Relaxed);
-        self.d.status.publish(StatusView {
-            id: c.id().to_hex(),
-            role: self.role.as_str().into(),
-            epoch: (c.epoch().session, c.epoch().e),
-            head: c.head().to_string(),
-            head_height: c.head_block().height(),
-            finalized: c.finalized().to_string(),
-            finalized_height: c.finalized_block().height(),
-            producing: c.is_producing(),
-            peers,
-            applied_height: self.d.app_view.applied_height(),
-            mempool_txs: self.d.mempool.size().0,
-            ready,
-            stopping: self.stopping,
-        });
-        let counters: Vec<(String, u64)> = c
-            .counters()
-            .iter()
-            .map(|(event, n)| (event.to_string(), n))
-            .collect();
-        *m.core_counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
-        let depths = [
-            ("consensus_inbox", self.d.inbox.len()),
-            ("consensus_gate", self.driver.gate().held()),
-            ("storage_jobs", self.host.storage.queued()),
-            ("application", self.d.app.queued()),
-            ("net_commands", self.host.net.len()),
-        ];
-        let mut d = m.channel_depths.lock().unwrap_or_else(|e| e.into_inner());
-        d.retain(|(n, _)| !depths.iter().any(|(m, _)| m == n));
-        d.extend(depths);
     }
 
     /// Shutdown: persist what is pending, wait until durable, release the last effects.

@@ -1,6 +1,7 @@
 //! The consensus stage's side of the driver kit: where the core's outputs go once the
 //! kit has routed them (persist-before-send is the kit's gate, section 0.1 items 7-8).
 
+use super::doppelganger::Doppelganger;
 use crate::clock::WallClock;
 use crate::fatal::Fatal;
 use crate::metrics::Metrics;
@@ -49,6 +50,10 @@ pub struct StageHost {
     pub metrics: Arc<Metrics>,
     /// Where a stopped storage stage is reported.
     pub fatal: Fatal,
+    /// Holds back this node's signed messages while its key may be live elsewhere.
+    pub doppelganger: Doppelganger,
+    /// The tick of the input being handled.
+    pub now: Tick,
 }
 
 impl StageHost {
@@ -93,6 +98,14 @@ impl Host for StageHost {
     }
 
     fn release(&mut self, effect: Released<NetCommand>) {
+        if let Released::Send { msg, .. } | Released::Broadcast(msg) = &effect {
+            if self.doppelganger.holds_back(msg, self.now) {
+                self.metrics
+                    .doppelganger_held
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         match effect {
             Released::Send { to, msg } => {
                 log_sync(&to, &msg);

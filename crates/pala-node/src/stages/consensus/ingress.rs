@@ -23,6 +23,8 @@ pub enum ConsensusMessage {
         /// The bound address, or why listening failed.
         result: Result<SocketAddr, String>,
     },
+    /// A client at this address proved this node's own key (another instance runs it).
+    OwnKeyElsewhere(SocketAddr),
     /// Stop proposing (payload requests are no longer answered) and show it in the status.
     StopProposing,
     /// Transactions arrived in an empty pool: a block in wait may be cut now.

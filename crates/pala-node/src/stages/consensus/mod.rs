@@ -20,11 +20,13 @@
 //! [`PersistJob`]: crate::stages::storage::PersistJob
 
 mod actor;
+mod doppelganger;
 mod host;
 mod ingress;
 mod links;
 
 pub use actor::{ConsensusDeps, ConsensusStage};
+pub use doppelganger::Doppelganger;
 pub use host::StageHost;
 pub use ingress::{
     durable_signal, ConsensusMailbox, ConsensusMessage, ConsensusStopped, DurableNotifier,

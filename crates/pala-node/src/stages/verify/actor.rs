@@ -1,5 +1,6 @@
 //! The verify loop: batches of network events, verified on the rayon pool.
 
+use super::heads::PeerHeads;
 use super::ingress::{VerifyControl, VerifyMailbox};
 use crate::metrics::Metrics;
 use crate::stages::consensus::{ConsensusMailbox, ConsensusMessage};
@@ -81,7 +82,7 @@ struct Loop {
     deps: VerifyDeps,
     verifier: MessageVerifier,
     failures: HashMap<NodeId, u32>,
-    peer_heads: HashMap<NodeId, u64>,
+    peer_heads: PeerHeads,
 }
 
 impl Loop {
@@ -92,7 +93,7 @@ impl Loop {
             deps,
             verifier,
             failures: HashMap::new(),
-            peer_heads: HashMap::new(),
+            peer_heads: PeerHeads::default(),
         }
     }
 
@@ -136,6 +137,13 @@ impl Loop {
     fn install(&mut self, committees: Committees) {
         self.verifier =
             MessageVerifier::new(self.deps.scheme.clone(), self.deps.network_id, committees);
+        let target = self
+            .peer_heads
+            .committees_changed(self.verifier.committees());
+        self.deps
+            .metrics
+            .peer_head_height
+            .store(target, Ordering::Relaxed);
     }
 
     /// Verifies one batch; returns what goes to consensus, in arrival order.
@@ -163,8 +171,12 @@ impl Loop {
                 }
                 NetEvent::PeerDown { peer, reason } => {
                     info!(peer = %peer.to_hex(), reason = reason.as_str(), "peer disconnected");
-                    self.peer_heads.remove(&peer);
+                    let target = self.peer_heads.gone(&peer);
+                    m.peer_head_height.store(target, Ordering::Relaxed);
                     slots.push(Some(ConsensusMessage::Input(Input::PeerDisconnected(peer))));
+                }
+                NetEvent::OwnKeyElsewhere { addr } => {
+                    slots.push(Some(ConsensusMessage::OwnKeyElsewhere(addr)));
                 }
                 NetEvent::HandshakeFailed { addr, reason, .. } => {
                     debug!(%addr, reason = reason.as_str(), "handshake failed");
@@ -172,9 +184,12 @@ impl Loop {
                 NetEvent::Message { peer, message } => {
                     if let Message::Status(s) = &message {
                         trace!(peer = %peer.to_hex(), head = %s.head, epoch = ?s.epoch, "status received");
-                        self.peer_heads.insert(peer, s.head_height);
-                        let max = self.peer_heads.values().copied().max().unwrap_or(0);
-                        m.peer_head_height.store(max, Ordering::Relaxed);
+                        let target = self.peer_heads.claimed(
+                            self.verifier.committees(),
+                            peer,
+                            s.head_height,
+                        );
+                        m.peer_head_height.store(target, Ordering::Relaxed);
                     }
                     if let Message::FresherHead(r) = &message {
                         debug!(

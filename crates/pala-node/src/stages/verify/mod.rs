@@ -10,6 +10,7 @@
 //! past 100 invalid messages is disconnected.
 
 mod actor;
+mod heads;
 mod ingress;
 
 pub use actor::{VerifyDeps, VerifyStage};

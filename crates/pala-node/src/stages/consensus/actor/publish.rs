@@ -1,0 +1,50 @@
+//! The status snapshot and the gauges the consensus stage publishes.
+
+use super::Loop;
+use crate::status::StatusView;
+use std::sync::atomic::Ordering;
+
+impl Loop {
+    pub(super) fn publish(&self) {
+        let c = &self.core;
+        let m = &self.d.metrics;
+        let peers: Vec<String> = self.d.links.peers().iter().map(|p| p.to_hex()).collect();
+        m.peers.store(peers.len() as i64, Ordering::Relaxed);
+        // A node that stopped signing (its key is live elsewhere) is not fit for traffic.
+        let ready = !peers.is_empty()
+            && !self.host.doppelganger.tripped()
+            && c.head_block().height() + 2 * c.config().k as u64 + 2
+                >= m.peer_head_height.load(Ordering::Relaxed);
+        self.d.status.publish(StatusView {
+            id: c.id().to_hex(),
+            role: self.role.as_str().into(),
+            epoch: (c.epoch().session, c.epoch().e),
+            head: c.head().to_string(),
+            head_height: c.head_block().height(),
+            finalized: c.finalized().to_string(),
+            finalized_height: c.finalized_block().height(),
+            producing: c.is_producing(),
+            peers,
+            applied_height: self.d.app_view.applied_height(),
+            mempool_txs: self.d.mempool.size().0,
+            ready,
+            stopping: self.stopping,
+        });
+        let counters: Vec<(String, u64)> = c
+            .counters()
+            .iter()
+            .map(|(event, n)| (event.to_string(), n))
+            .collect();
+        *m.core_counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+        let depths = [
+            ("consensus_inbox", self.d.inbox.len()),
+            ("consensus_gate", self.driver.gate().held()),
+            ("storage_jobs", self.host.storage.queued()),
+            ("application", self.d.app.queued()),
+            ("net_commands", self.host.net.len()),
+        ];
+        let mut d = m.channel_depths.lock().unwrap_or_else(|e| e.into_inner());
+        d.retain(|(n, _)| !depths.iter().any(|(m, _)| m == n));
+        d.extend(depths);
+    }
+}
