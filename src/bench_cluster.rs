@@ -99,6 +99,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
     if let Some(p) = link {
         report_link(&mut res, &p, &r, &relay_stats, process_cpu_s() - cpu_before);
     }
+    report_crypto_floor(&mut res, &r);
     for role in ["primary", "proposer", "voter"] {
         if let Some(ms) = res.figure(&format!("cpu_ms_per_block_{role}")) {
             println!("  mean CPU per finalized block, {role:<8}: {ms:.2} ms");
@@ -180,6 +181,42 @@ fn report_link(
     f.insert("relay_chunks".into(), json!(chunks));
     f.insert("relay_bytes".into(), json!(bytes));
     f.insert("relay_lateness_us".into(), json!(lateness_us));
+}
+
+/// The BLS work a finalized block needs at each role, timed in this process right after
+/// the run (the nodes are stopped, so the machine is the one they ran on, not busier):
+/// - a voter verifies the proposal, signs its vote and checks one notarization (the
+///   broadcast one; the same notarization embedded later need not be checked again);
+/// - the primary signs the proposal and its own share of the aggregate and checks the
+///   V votes as one aggregate;
+/// - a standby proposer verifies the proposal and checks one notarization.
+fn report_crypto_floor(res: &mut BenchResult, r: &ClusterReport) {
+    let f = crate::bench_cli::measure_bls_floor(r.voters);
+    let floors = [
+        ("primary", 2.0 * f.sign_us + f.aggregate_check_us),
+        ("proposer", f.verify_us + f.notarization_check_us),
+        ("voter", f.verify_us + f.sign_us + f.notarization_check_us),
+    ];
+    println!(
+        "  crypto floor (BLS, timed after the run: sign {:.0} us, verify {:.0} us, {}-vote aggregate check {:.0} us, notarization check {:.0} us):",
+        f.sign_us, f.verify_us, r.voters, f.aggregate_check_us, f.notarization_check_us
+    );
+    for (role, floor_us) in floors {
+        let Some(cpu_ms) = mean(r.role(role).map(|n| n.cpu_ms_per_block)) else {
+            continue;
+        };
+        let ratio = cpu_ms * 1000.0 / floor_us;
+        println!(
+            "    {role:<8}: floor {:.2} ms per block, measured {cpu_ms:.2} ms: {ratio:.2} x",
+            floor_us / 1000.0
+        );
+        res.figures.insert(
+            format!("crypto_floor_ms_per_block_{role}"),
+            json!(floor_us / 1000.0),
+        );
+        res.figures
+            .insert(format!("cpu_to_crypto_floor_ratio_{role}"), json!(ratio));
+    }
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
