@@ -56,7 +56,7 @@ impl Default for HttpSection {
 }
 
 /// hyper refuses a smaller read buffer, and a head must fit in it.
-pub const MIN_HEADER_BYTES: usize = 8192;
+const MIN_HEADER_BYTES: usize = 8192;
 
 impl HttpSection {
     pub(super) fn resolve_paths(&mut self, base: &Path) {
@@ -99,5 +99,41 @@ impl HttpSection {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Value { key, .. } => key,
+            e => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn http_limits_and_credentials_are_checked() {
+        assert!(HttpSection::default().validate().is_ok());
+        let small = HttpSection {
+            max_header_bytes: 4096,
+            ..Default::default()
+        };
+        assert_eq!(
+            key_of(small.validate().unwrap_err()),
+            "http.max_header_bytes"
+        );
+        let zero = HttpSection {
+            body_timeout_ms: 0,
+            ..Default::default()
+        };
+        assert_eq!(key_of(zero.validate().unwrap_err()), "http.body_timeout_ms");
+        let both = HttpSection {
+            auth_token: "t".into(),
+            auth_token_file: "f".into(),
+            ..Default::default()
+        };
+        assert_eq!(key_of(both.validate().unwrap_err()), "http.auth_token");
     }
 }

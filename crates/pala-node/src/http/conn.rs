@@ -22,9 +22,17 @@ use tracing::debug;
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
 Content-Length: 32\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{\"error\":\"too many connections\"}";
 
-/// Answers 503 if the socket takes it at once, and closes.
+/// Answers 503 if the socket takes it at once, and closes. What the client already sent
+/// is read and dropped first: closing on unread data would send a reset, which can
+/// destroy the 503 before the client reads it.
 pub fn refuse(stream: TcpStream) {
     let _ = stream.try_write(REFUSAL);
+    let mut sink = [0u8; 2048];
+    for _ in 0..4 {
+        if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
 }
 
 /// Serves one connection until the client closes it, it breaks a limit or the server
@@ -52,6 +60,7 @@ pub async fn serve(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // hyper panics below its minimum buffer of 8192 bytes.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true)
         .serve_connection(io, svc);
