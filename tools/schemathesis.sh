@@ -51,12 +51,13 @@ curl -s -XPOST "http://127.0.0.1:$HTTP/tx" -d '{"k":"a","v":"b","n":1}' >/dev/nu
 status=0
 for port in $((HTTP + 1)) "$HTTP"; do
   echo "== schemathesis against http://127.0.0.1:$port/openapi.json"
-  schemathesis run "http://127.0.0.1:$port/openapi.json" \
+  # From $DIR: schemathesis keeps its example database in the working directory.
+  (cd "$DIR" && schemathesis run "http://127.0.0.1:$port/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method,allow_header_conformance \
     --exclude-path /stream \
     --max-examples "$MAX" \
     --request-timeout 10 \
-    --no-color >"$DIR/schemathesis-$port.out" 2>&1 || status=$?
+    --no-color) >"$DIR/schemathesis-$port.out" 2>&1 || status=$?
   # The summary: the line with the counts of passed/failed operations and the verdict.
   grep -A1 "^Test cases:" "$DIR/schemathesis-$port.out" | tail -1
   grep -E "^=+ .* in [0-9.]+s =+$" "$DIR/schemathesis-$port.out" | tail -1

@@ -363,3 +363,37 @@ fn huge_header_or_url_gets_431_quickly_is_not_echoed_and_costs_no_memory() {
         rss_kib()
     );
 }
+
+/// Sends one keep-alive request and returns how long the server keeps the connection
+/// open after answering it.
+fn kept_open_after_a_request(addr: SocketAddr) -> Duration {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("ok\n"));
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    t.elapsed()
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // By the idle watchdog...
+    let mut lim = limits();
+    lim.header_timeout = Duration::from_secs(60);
+    lim.idle_timeout = Duration::from_millis(300);
+    let f = start(lim);
+    assert!(kept_open_after_a_request(f.addr) < Duration::from_secs(9));
+    drop(f);
+    // ...and by the header timeout, which also runs between requests.
+    let mut lim = limits();
+    lim.header_timeout = Duration::from_millis(300);
+    lim.idle_timeout = Duration::from_secs(60);
+    let f = start(lim);
+    assert!(kept_open_after_a_request(f.addr) < Duration::from_secs(9));
+}
