@@ -68,6 +68,8 @@ impl Limits {
 /// The server's counters, appended to `/metrics`.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
+    /// Connections accepted (including those then refused).
+    pub accepted: AtomicU64,
     /// Failed `accept()` calls (EMFILE, ENFILE, ECONNABORTED, ...).
     pub accept_errors: AtomicU64,
     /// Connections refused because `http.max_connections` were open.
@@ -82,6 +84,12 @@ impl HttpMetrics {
     /// Appends the counters in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let rows = [
+            (
+                "pala_http_connections_total",
+                "counter",
+                "HTTP connections accepted (including those then refused)",
+                self.accepted.load(Ordering::Relaxed) as i64,
+            ),
             (
                 "pala_http_accept_errors_total",
                 "counter",
@@ -249,6 +257,7 @@ async fn accept_loop<A: Accept>(
         match next {
             Ok(stream) => {
                 backoff = MIN_BACKOFF;
+                metrics.accepted.fetch_add(1, Ordering::Relaxed);
                 match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let (limits, handler, metrics) =
