@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod http;
+pub use http::HttpSection;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -260,29 +263,6 @@ impl Default for BlockSection {
     }
 }
 
-/// `[http]`
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpSection {
-    /// Listen address "ip:port" of the API (empty: no API).
-    pub listen: String,
-    /// Worker threads of the API.
-    pub threads: usize,
-    /// HTTP addresses of the proposers: transactions submitted here are forwarded to them
-    /// so that whichever is primary can include them.
-    pub forward_to: Vec<String>,
-}
-
-impl Default for HttpSection {
-    fn default() -> Self {
-        HttpSection {
-            listen: String::new(),
-            threads: 2,
-            forward_to: Vec::new(),
-        }
-    }
-}
-
 /// `[log]`
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -409,6 +389,7 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        self.http.resolve_paths(base);
     }
 
     /// Checks values serde cannot check, naming the key.
@@ -416,14 +397,9 @@ impl Config {
         if !self.network.listen.is_empty() {
             parse_peer_addr("network.listen", &self.network.listen)?;
         }
-        if !self.http.listen.is_empty() {
-            parse_addr("http.listen", &self.http.listen)?;
-        }
+        self.http.validate()?;
         for (i, b) in self.network.bootnodes.iter().enumerate() {
             parse_bootnode(&format!("network.bootnodes[{i}]"), b)?;
-        }
-        for (i, a) in self.http.forward_to.iter().enumerate() {
-            parse_addr(&format!("http.forward_to[{i}]"), a)?;
         }
         let positive = [
             ("consensus.k", self.consensus.k as u64),
@@ -452,7 +428,6 @@ impl Config {
             ("mempool.max_tx_bytes", self.mempool.max_tx_bytes as u64),
             ("block.max_txs", self.block.max_txs as u64),
             ("block.max_bytes", self.block.max_bytes as u64),
-            ("http.threads", self.http.threads as u64),
         ];
         for (k, v) in positive {
             if v == 0 {

@@ -9,11 +9,6 @@ use crate::config::Config;
 use anyhow::{bail, Result};
 use pala_types::Committee;
 
-/// Concurrent HTTP connections budgeted. Tiny_http has no cap of its own; the HTTP stack
-/// that replaces it (issue 13 item 1) caps connections at `http.max_connections`, whose
-/// default this is: budget that value once it exists.
-pub const HTTP_CONNECTIONS: u64 = 512;
-
 /// stdio, the log, signal handling, the data directory lock and what libraries open.
 const FIXED: u64 = 32;
 /// One glommio executor: its io_uring rings, eventfd and timer descriptors.
@@ -110,8 +105,10 @@ pub fn needs_of(cfg: &Config, committee: &Committee) -> FdNeeds {
         executors: cfg.network.executors as u64 + 2,
         dials: (committee.proposers.len() + cfg.network.bootnodes.len()) as u64,
         members: (committee.proposers.len() + committee.voters.len()) as u64,
+        // The HTTP server refuses connections beyond `http.max_connections`, and its
+        // listener and the refusing socket need two more.
         http_connections: if cfg.http_addr().is_some() {
-            HTTP_CONNECTIONS
+            cfg.http.max_connections as u64 + 2
         } else {
             0
         },

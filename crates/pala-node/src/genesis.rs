@@ -400,6 +400,9 @@ pub fn testnet_spares_on(
     Ok(out)
 }
 
+/// The testnet's shared forward secret, beside its configs.
+const FORWARD_SECRET: &str = "forward.secret";
+
 /// Writes `<out>/<name>.toml` for testnet node `i`.
 fn write_node_config(
     at: &Places,
@@ -438,9 +441,18 @@ fn write_node_config(
         serve_followers,
         ..cfg.network
     };
+    // One forward secret per testnet: the nodes prove to each other that a batch was
+    // forwarded (see `http::auth`).
+    let forward_secret_file = if cfg.http.forward_secret_file.as_os_str().is_empty() {
+        crate::http::auth::ensure_forward_secret(&at.p.out.join(FORWARD_SECRET))?;
+        PathBuf::from(FORWARD_SECRET)
+    } else {
+        cfg.http.forward_secret_file.clone()
+    };
     cfg.http = HttpSection {
         listen: at.http(i),
         forward_to: at.forward_to(),
+        forward_secret_file,
         ..cfg.http
     };
     let path = p.out.join(format!("{name}.toml"));

@@ -332,7 +332,7 @@ fn cluster_finalizes_and_every_node_serves_transactions() {
     }
     c.assert_chains_match();
     // Bad input is refused with a reason, not a crash.
-    let (code, body) = request(c.http[2], "POST", "/tx", Some((b"not json", false))).unwrap();
+    let (code, body) = request(c.http[2], "POST", "/tx", Some(b"not json")).unwrap();
     assert_eq!(code, 400, "{body}");
     let (code, _) = get_json(c.http[2], "/readyz").unwrap();
     assert_eq!(code, 200);

@@ -1,0 +1,285 @@
+//! Answering requests: which path takes which method, and the read endpoints.
+
+use super::auth::Auth;
+use super::server::{Body, HttpMetrics, Limits};
+use super::{sse, submit, HttpContext};
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response};
+use pala_types::{Block, Hash};
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The OpenAPI 3 document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Most `/stream` subscribers at once (each holds a thread, see [`sse`]).
+const MAX_STREAMS: usize = 32;
+
+/// Longest part of an unknown path quoted back in a 404.
+const MAX_ECHO: usize = 128;
+
+/// The API's state: the node's views and the server's limits.
+pub struct Api {
+    pub(super) shared: HttpContext,
+    pub(super) auth: Arc<Auth>,
+    pub(super) forward: Option<Sender<Vec<u8>>>,
+    pub(super) limits: Limits,
+    pub(super) metrics: Arc<HttpMetrics>,
+    streams: Arc<AtomicUsize>,
+}
+
+/// The endpoints: a path (a prefix when it ends in `/`) and the one method it takes.
+const ROUTES: &[(&str, Method)] = &[
+    ("/tx", Method::POST),
+    ("/tx/", Method::GET),
+    ("/status", Method::GET),
+    ("/healthz", Method::GET),
+    ("/readyz", Method::GET),
+    ("/metrics", Method::GET),
+    ("/stream", Method::GET),
+    ("/openapi.json", Method::GET),
+    ("/block/", Method::GET),
+    ("/kv/", Method::GET),
+];
+
+/// The method `path` takes, if it is an endpoint.
+fn allowed(path: &str) -> Option<&'static Method> {
+    ROUTES
+        .iter()
+        .find(|(p, _)| {
+            if p.ends_with('/') {
+                path.starts_with(p)
+            } else {
+                path == *p
+            }
+        })
+        .map(|(_, m)| m)
+}
+
+impl Api {
+    /// The API over `shared`, forwarding to `forward`.
+    pub fn new(
+        shared: HttpContext,
+        auth: Arc<Auth>,
+        forward: Option<Sender<Vec<u8>>>,
+        metrics: Arc<HttpMetrics>,
+    ) -> Api {
+        Api {
+            limits: super::server::Limits::from_config(&shared.cfg.http),
+            shared,
+            auth,
+            forward,
+            metrics,
+            streams: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        let Some(method) = allowed(&path) else {
+            let shown: String = path.chars().take(MAX_ECHO).collect();
+            return json_response(404, json!({"error": "unknown path", "path": shown}));
+        };
+        if req.method() != method {
+            let mut r = json_response(
+                405,
+                json!({"error": format!("method not allowed; this path takes {method}")}),
+            );
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(method.as_str()));
+            return r;
+        }
+        if path == "/tx" {
+            return submit::submit(self, req).await;
+        }
+        self.read(&path)
+    }
+
+    fn read(&self, path: &str) -> Response<Body> {
+        let shared = &self.shared;
+        match path {
+            "/status" => {
+                let st = shared.status.get();
+                json_response(200, serde_json::to_value(&*st).unwrap_or_default())
+            }
+            "/healthz" => text(200, "ok\n"),
+            "/readyz" => {
+                let st = shared.status.get();
+                if st.ready && !st.stopping {
+                    text(200, "ready\n")
+                } else {
+                    text(503, "not ready: catching up or no peers\n")
+                }
+            }
+            "/metrics" => {
+                let st = shared.status.get();
+                let pool = shared.mempool.size();
+                let mut body = shared
+                    .metrics
+                    .render(&st, &shared.net_metrics.snapshot(), pool);
+                self.metrics.render(&mut body);
+                with_type(full(200, body), "text/plain; version=0.0.4")
+            }
+            "/openapi.json" => with_type(full(200, OPENAPI), "application/json"),
+            "/stream" => self.stream(),
+            p if p.starts_with("/tx/") => match hash_from_hex(&p[4..]) {
+                Some(h) => {
+                    // The store remembers hashes for its deduplication window only; an
+                    // older transaction reads as not (known to be) finalized.
+                    let height = shared.app_view.applied(&h);
+                    json_response(
+                        200,
+                        json!({ "hash": &p[4..], "finalized": height.is_some(), "height": height }),
+                    )
+                }
+                None => json_response(400, json!({"error": "expected /tx/<64 hex characters>"})),
+            },
+            p if p.starts_with("/kv/") => {
+                let key = percent_decode(&p[4..]);
+                match shared.app_view.get(&key) {
+                    (Some(e), applied) => json_response(
+                        200,
+                        json!({"key": key, "value": e.value, "height": e.height, "applied_height": applied}),
+                    ),
+                    (None, applied) => json_response(
+                        404,
+                        json!({"key": key, "error": "not found", "applied_height": applied}),
+                    ),
+                }
+            }
+            p => match p.strip_prefix("/block/").map(str::parse::<u64>) {
+                Some(Ok(0)) => json_response(200, block_json(&shared.genesis_block)),
+                Some(Ok(h)) => match shared.storage.finalized_block(h).ok().flatten() {
+                    Some(b) => json_response(200, block_json(&b)),
+                    None => json_response(
+                        404,
+                        json!({"error": "no finalized block at this height", "height": h}),
+                    ),
+                },
+                _ => json_response(400, json!({"error": "expected /block/<height>"})),
+            },
+        }
+    }
+
+    fn stream(&self) -> Response<Body> {
+        if self.streams.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
+            self.streams.fetch_sub(1, Ordering::SeqCst);
+            return text(503, "too many streams\n");
+        }
+        let Some(rx) = self.shared.app.subscribe(1024) else {
+            self.streams.fetch_sub(1, Ordering::SeqCst);
+            return text(503, "the node is busy or stopping\n");
+        };
+        // SSE comments must keep the connection busier than the idle watchdog allows.
+        let keep_alive = (self.limits.idle_timeout / 2).min(std::time::Duration::from_secs(15));
+        sse::response(rx, keep_alive, self.streams.clone())
+    }
+}
+
+/// A whole response with `body`.
+pub fn full(code: u16, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed());
+    *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::OK);
+    r
+}
+
+fn with_type(mut r: Response<Body>, t: &'static str) -> Response<Body> {
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(t));
+    r
+}
+
+/// A JSON response.
+pub fn json_response(code: u16, v: serde_json::Value) -> Response<Body> {
+    with_type(full(code, v.to_string()), "application/json")
+}
+
+fn text(code: u16, s: &'static str) -> Response<Body> {
+    with_type(full(code, s), "text/plain; charset=utf-8")
+}
+
+fn hash_from_hex(s: &str) -> Option<Hash> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut h = [0u8; 32];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(Hash(h))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A block as JSON (transactions as text when they are UTF-8).
+pub fn block_json(b: &Block) -> serde_json::Value {
+    json!({
+        "height": b.height(),
+        "sn": b.sn().to_string(),
+        "hash": b.hash().to_string(),
+        "parent": b.header.parent_hash.to_string(),
+        "timestamp_ms": b.header.timestamp_ms,
+        "txs": b.txs.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_has_one_method() {
+        assert_eq!(allowed("/status"), Some(&Method::GET));
+        assert_eq!(allowed("/tx"), Some(&Method::POST));
+        assert_eq!(allowed("/tx/00"), Some(&Method::GET));
+        assert_eq!(allowed("/kv/a%20b"), Some(&Method::GET));
+        assert_eq!(allowed("/statusx"), None);
+        assert_eq!(allowed("/"), None);
+    }
+
+    #[test]
+    fn percent_decoding_survives_bad_escapes() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("%zz%"), "%zz%");
+        assert_eq!(percent_decode("%e2%82%ac"), "€");
+        assert_eq!(percent_decode("%\u{e9}0"), "%\u{e9}0");
+    }
+
+    #[test]
+    fn openapi_document_is_json_naming_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let paths = doc["paths"].as_object().unwrap();
+        for (p, _) in ROUTES {
+            assert!(
+                paths.keys().any(|k| k == p || k.starts_with(p)),
+                "{p} is not in openapi.json"
+            );
+        }
+    }
+}
