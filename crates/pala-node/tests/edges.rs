@@ -1,23 +1,15 @@
 //! Hostile edges of a real node (issue 13): separate `pala-node` processes on loopback,
 //! attacked with raw sockets. Every wait is bounded.
 
-use pala_node::cli::fast_template;
-use pala_node::genesis::{free_port_range, testnet, TestnetParams};
+mod common;
+
+use common::*;
+use pala_node::genesis::free_port_range;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pala-node");
-
-/// One cluster at a time: the machine has two cores.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A plain HTTP/1.0 GET, independent of the node's own client code.
 fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
@@ -34,132 +26,10 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
-fn json_u64(body: &str, key: &str) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v[key].as_u64()
-}
-
 fn metric(addr: SocketAddr, name: &str) -> f64 {
     get(addr, "/metrics")
         .and_then(|(_, b)| pala_node::metrics::parse_value(&b, name))
         .unwrap_or(0.0)
-}
-
-struct Net {
-    dir: tempfile::TempDir,
-    configs: Vec<PathBuf>,
-    http: Vec<SocketAddr>,
-    procs: Vec<Option<Child>>,
-}
-
-impl Net {
-    fn new(proposers: usize, voters: usize) -> Net {
-        let dir = tempfile::tempdir().unwrap();
-        let mut t = fast_template();
-        t.consensus.voter_timeout_ms = 1500;
-        t.consensus.first_proposal_delay_ms = 100;
-        t.consensus.heartbeat_ms = 500;
-        t.consensus.sync_period_ms = 100;
-        t.consensus.k = 2;
-        t.block.max_wait_ms = 20;
-        t.log.level = "warn".into();
-        let p2p = free_port_range(2 * proposers + voters).unwrap();
-        let tn = testnet(&TestnetParams {
-            voters,
-            proposers,
-            out: dir.path().to_path_buf(),
-            network_id: 9,
-            p2p_base_port: p2p,
-            http_base_port: p2p + proposers as u16,
-            template: Some(t),
-        })
-        .unwrap();
-        let n = tn.configs.len();
-        Net {
-            dir,
-            http: tn.http.iter().map(|h| h.parse().unwrap()).collect(),
-            configs: tn.configs,
-            procs: (0..n).map(|_| None).collect(),
-        }
-    }
-
-    fn log_path(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("node{i}.log"))
-    }
-
-    /// Starts node `i`, with its open-file limit set to `nofile` when given.
-    fn start(&mut self, i: usize, nofile: Option<u64>) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(i))
-            .unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.process_group(0)
-            .args(["node", "--config"])
-            .arg(&self.configs[i])
-            .stdout(Stdio::null())
-            .stderr(log);
-        if let Some(n) = nofile {
-            // SAFETY: setrlimit is async-signal-safe and only affects the child.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: n,
-                        rlim_max: n,
-                    };
-                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-                    Ok(())
-                });
-            }
-        }
-        self.procs[i] = Some(cmd.spawn().unwrap());
-    }
-
-    fn finalized(&self, i: usize) -> u64 {
-        get(self.http[i], "/status")
-            .and_then(|(_, b)| json_u64(&b, "finalized_height"))
-            .unwrap_or(0)
-    }
-
-    fn running(&mut self, i: usize) -> bool {
-        matches!(self.procs[i].as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    fn wait(&self, what: &str, secs: u64, mut f: impl FnMut(&Net) -> bool) {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(secs) {
-            if f(self) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        for i in 0..self.procs.len() {
-            eprintln!(
-                "node {i}:\n{}",
-                std::fs::read_to_string(self.log_path(i)).unwrap_or_default()
-            );
-        }
-        panic!("timed out after {secs} s waiting for: {what}");
-    }
-
-    fn p2p_addr(&self, i: usize) -> SocketAddr {
-        let c = pala_node::config::Config::load(&self.configs[i]).unwrap();
-        c.listen_addr().unwrap().expect("a proposer listens")
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for c in self.procs.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            self.dir.disable_cleanup(true);
-            eprintln!("kept {}", self.dir.path().display());
-        }
-    }
 }
 
 /// Issue 13 row 2: ~1000 idle TCP connections to a proposer's p2p port at an open-file
@@ -168,10 +38,10 @@ impl Drop for Net {
 #[test]
 fn thousand_idle_p2p_sockets_at_a_1024_fd_limit_do_not_stop_the_proposer() {
     let _g = serial();
-    let mut net = Net::new(1, 3);
-    net.start(0, Some(1024));
+    let mut net = Cluster::configure_plain(1, 3);
+    net.start_limited(0, 1024);
     for i in 1..4 {
-        net.start(i, None);
+        net.start(i);
     }
     net.wait("finalize 3 blocks", 60, |n| n.finalized(0) >= 3);
     let target = net.p2p_addr(0);
@@ -200,7 +70,7 @@ fn thousand_idle_p2p_sockets_at_a_1024_fd_limit_do_not_stop_the_proposer() {
 }
 
 /// Writes a copy of node `i`'s configuration with `edit` applied and returns its path.
-fn variant(net: &Net, i: usize, name: &str, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+fn variant(net: &Cluster, i: usize, name: &str, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
     let text = std::fs::read_to_string(&net.configs[i]).unwrap();
     let mut t: toml::Table = text.parse().unwrap();
     edit(&mut t);
@@ -222,8 +92,8 @@ fn set(t: &mut toml::Table, section: &str, key: &str, v: toml::Value) {
 #[test]
 fn data_directory_of_another_key_is_refused_naming_both_ids() {
     let _g = serial();
-    let mut net = Net::new(1, 1);
-    net.start(0, None);
+    let mut net = Cluster::configure_plain(1, 1);
+    net.start(0);
     let dir0 = pala_node::config::Config::load(&net.configs[0])
         .unwrap()
         .node
@@ -258,9 +128,9 @@ fn data_directory_of_another_key_is_refused_naming_both_ids() {
 #[test]
 fn proposer_that_sees_its_key_live_elsewhere_stops_and_says_what_to_do() {
     let _g = serial();
-    let mut net = Net::new(1, 3);
+    let mut net = Cluster::configure_plain(1, 3);
     for i in 0..4 {
-        net.start(i, None);
+        net.start(i);
     }
     net.wait("finalize 3 blocks", 60, |n| n.finalized(0) >= 3);
     let ports = free_port_range(2).unwrap();
@@ -282,7 +152,7 @@ fn proposer_that_sees_its_key_live_elsewhere_stops_and_says_what_to_do() {
     net.procs.push(None);
     net.http
         .push(format!("127.0.0.1:{}", ports + 1).parse().unwrap());
-    net.start(4, None);
+    net.start(4);
     net.wait("the original reports its key live elsewhere", 30, |n| {
         std::fs::read_to_string(n.log_path(0))
             .unwrap_or_default()
@@ -303,7 +173,7 @@ fn proposer_that_sees_its_key_live_elsewhere_stops_and_says_what_to_do() {
 #[test]
 fn damaged_snapshot_is_refused_with_the_way_out_and_no_clean_stop_claim() {
     let _g = serial();
-    let net = Net::new(1, 1);
+    let net = Cluster::configure_plain(1, 1);
     let dir = pala_node::config::Config::load(&net.configs[1])
         .unwrap()
         .node
@@ -331,7 +201,7 @@ fn damaged_snapshot_is_refused_with_the_way_out_and_no_clean_stop_claim() {
 #[test]
 fn nodes_sign_nothing_during_the_doppelganger_wait_then_finalize() {
     let _g = serial();
-    let mut net = Net::new(1, 3);
+    let mut net = Cluster::configure_plain(1, 3);
     for i in 0..4 {
         let path = variant(&net, i, &format!("wait{i}"), |t| {
             set(
@@ -345,7 +215,7 @@ fn nodes_sign_nothing_during_the_doppelganger_wait_then_finalize() {
     }
     let t0 = Instant::now();
     for i in 0..4 {
-        net.start(i, None);
+        net.start(i);
     }
     std::thread::sleep(Duration::from_millis(3000));
     assert_eq!(net.finalized(0), 0, "a block was finalized during the wait");

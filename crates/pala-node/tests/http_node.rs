@@ -1,116 +1,50 @@
 //! The HTTP API of a real `pala-node` process against hostile clients (issue 13, rows 1,
 //! 3, 12, 13): one proposer and one voter on loopback, counted through /proc/<pid>.
 
+mod common;
+
+use common::*;
 use pala_node::app::KvTx;
-use pala_node::config::fast_template;
-use pala_node::genesis::{free_port_range, testnet, TestnetParams};
 use pala_node::http::{get_json, request, send};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-const BIN: &str = env!("CARGO_BIN_EXE_pala-node");
-
-struct Pair {
-    dir: tempfile::TempDir,
-    configs: Vec<PathBuf>,
-    http: Vec<SocketAddr>,
-    procs: Vec<Option<Child>>,
-}
+/// A 1-proposer, 1-voter testnet whose nodes are started one by one.
+struct Pair(Cluster);
 
 const PROPOSER: usize = 0;
 const VOTER: usize = 1;
 
+impl std::ops::Deref for Pair {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.0
+    }
+}
+
 impl Pair {
-    /// Writes a 1-proposer, 1-voter testnet; starts nothing.
+    /// Writes the testnet; starts nothing.
     fn new() -> Pair {
-        let dir = tempfile::tempdir().unwrap();
-        let mut t = fast_template();
-        t.consensus.first_proposal_delay_ms = 100;
-        t.block.max_wait_ms = 20;
-        t.log.level = "warn".into();
-        let p2p = free_port_range(3).expect("free ports");
-        let tn = testnet(&TestnetParams {
-            voters: 1,
-            proposers: 1,
-            out: dir.path().to_path_buf(),
-            network_id: 13,
-            p2p_base_port: p2p,
-            http_base_port: p2p + 1,
-            template: Some(t),
-        })
-        .unwrap();
-        Pair {
-            dir,
-            configs: tn.configs,
-            http: tn.http.iter().map(|h| h.parse().unwrap()).collect(),
-            procs: vec![None, None],
-        }
+        Pair(Cluster::configure_plain(1, 1))
     }
 
     fn start(&mut self, i: usize) {
         self.start_with(i, &[]);
     }
 
+    /// Starts node `i` with these environment overrides and waits for its API.
     fn start_with(&mut self, i: usize, env: &[(&str, &str)]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("node{i}.log"))).unwrap();
-        let child = Command::new(BIN)
-            .process_group(0)
-            .envs(env.iter().copied())
-            .args(["node", "--config"])
-            .arg(&self.configs[i])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.procs[i] = Some(child);
+        self.0.start_env(i, env);
         let addr = self.http[i];
         wait_for("the API to answer", 20, || healthz(addr));
     }
 
-    fn pid(&self, i: usize) -> u32 {
-        self.procs[i].as_ref().unwrap().id()
-    }
-
+    /// Entries of `/proc/<pid>/<what>` (`task`: threads, `fd`: open files).
     fn count(&self, i: usize, what: &str) -> usize {
         std::fs::read_dir(format!("/proc/{}/{what}", self.pid(i)))
             .unwrap()
             .count()
-    }
-
-    fn metric(&self, i: usize, name: &str) -> f64 {
-        let text = request(self.http[i], "GET", "/metrics", None).unwrap().1;
-        pala_node::metrics::parse_value(&text, name).unwrap_or(0.0)
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for c in self.procs.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            self.dir.disable_cleanup(true);
-            eprintln!("kept {}", self.dir.path().display());
-        }
-    }
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -130,7 +64,7 @@ fn raw(addr: SocketAddr, raw: &[u8]) -> String {
 
 #[test]
 fn wrong_method_on_a_known_path_gets_405_with_allow() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let mut p = Pair::new();
     p.start(VOTER);
     let r = raw(
@@ -148,7 +82,7 @@ fn wrong_method_on_a_known_path_gets_405_with_allow() {
 
 #[test]
 fn http2_request_lines_do_not_leak_threads_or_fds_of_the_node() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let mut p = Pair::new();
     p.start(VOTER);
     let (t0, fd0) = (p.count(VOTER, "task"), p.count(VOTER, "fd"));
@@ -199,7 +133,7 @@ fn set_soft_nofile(pid: u32, soft: u64) -> u64 {
 
 #[test]
 fn accept_failing_with_emfile_does_not_kill_the_api() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let mut p = Pair::new();
     p.start(VOTER);
     let addr = p.http[VOTER];
@@ -226,7 +160,7 @@ fn accept_failing_with_emfile_does_not_kill_the_api() {
 
 #[test]
 fn client_set_forwarded_header_is_not_trusted() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let mut p = Pair::new();
     p.start(PROPOSER);
     p.start(VOTER);
@@ -274,7 +208,7 @@ fn client_set_forwarded_header_is_not_trusted() {
 
 #[test]
 fn bearer_token_guards_submissions_but_not_reads() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let mut p = Pair::new();
     p.start_with(VOTER, &[("PALA_HTTP_AUTH_TOKEN", "s3cret")]);
     let addr = p.http[VOTER];
