@@ -12,34 +12,13 @@
 # /stream is excluded: it never ends, which schemathesis would report as a timeout.
 set -euo pipefail
 MAX=${1:-100}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PALA=${PALA:-}
-if [ -z "$PALA" ]; then
-  for p in "$ROOT/target/release/pala" "$ROOT/target/debug/pala"; do
-    [ -x "$p" ] && { PALA=$p; break; }
-  done
-fi
-[ -x "${PALA:-}" ] || { echo "no pala binary: cargo build (or set PALA)" >&2; exit 2; }
+# shellcheck source=tools/lib/pair.sh
+source "$(dirname "$0")/lib/pair.sh"
 if ! command -v schemathesis >/dev/null; then
   python3 -m pip install --quiet schemathesis
 fi
-
-DIR=$(mktemp -d /tmp/pala-schemathesis.XXXXXX)
-P2P=${P2P_PORT:-17400}
-HTTP=${HTTP_PORT:-18400}
-"$PALA" testnet --validators 1 --proposers 1 --out "$DIR" --fast \
-  --p2p-port "$P2P" --http-port "$HTTP" >/dev/null
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-for n in proposer0 voter0; do
-  "$PALA" node --config "$DIR/$n.toml" 2>"$DIR/$n.log" &
-  pids+=($!)
-done
-for i in $(seq 1 100); do
+pair_start schemathesis 17400 18400
+for _ in $(seq 1 100); do
   h=$(curl -s "http://127.0.0.1:$((HTTP + 1))/status" | python3 -c \
     'import json,sys; print(json.load(sys.stdin)["finalized_height"])' 2>/dev/null || echo 0)
   [ "$h" -ge 1 ] && break

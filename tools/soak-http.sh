@@ -10,32 +10,12 @@
 # Uses target/release/pala, else target/debug/pala (or PALA=...); ports from P2P_PORT /
 # HTTP_PORT. Exits non-zero when /healthz stops answering.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PALA=${PALA:-}
-if [ -z "$PALA" ]; then
-  for p in "$ROOT/target/release/pala" "$ROOT/target/debug/pala"; do
-    [ -x "$p" ] && { PALA=$p; break; }
-  done
-fi
-[ -x "${PALA:-}" ] || { echo "no pala binary: cargo build (or set PALA)" >&2; exit 2; }
-DIR=$(mktemp -d /tmp/pala-soak-http.XXXXXX)
-P2P=${P2P_PORT:-17500}
-HTTP=${HTTP_PORT:-18500}
-"$PALA" testnet --validators 1 --proposers 1 --out "$DIR" --fast \
-  --p2p-port "$P2P" --http-port "$HTTP" >/dev/null
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-for n in proposer0 voter0; do
-  "$PALA" node --config "$DIR/$n.toml" 2>"$DIR/$n.log" &
-  pids+=($!)
-done
+# shellcheck source=tools/lib/pair.sh
+source "$(dirname "$0")/lib/pair.sh"
+pair_start soak-http 17500 18500
 sleep 2
-echo "binary $PALA; victim voter0 pid ${pids[1]}, http 127.0.0.1:$((HTTP + 1)); logs in $DIR"
-python3 - "${pids[1]}" "$((HTTP + 1))" <<'PY'
+echo "binary $PALA; victim voter0 pid ${PIDS[1]}, http 127.0.0.1:$((HTTP + 1)); logs in $DIR"
+python3 - "${PIDS[1]}" "$((HTTP + 1))" <<'PY'
 import os, resource, socket, sys, threading, time
 
 pid, port = int(sys.argv[1]), int(sys.argv[2])

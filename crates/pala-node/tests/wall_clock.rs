@@ -7,8 +7,11 @@
 //! finalizing, and block timestamps must never go backwards. Then the clock jumps 600 s
 //! forward: no timer fires early, so the epoch stays put while the chain grows.
 
+mod common;
+
+use common::test_template;
 use pala_node::clock::SteppedClock;
-use pala_node::config::{fast_template, Config};
+use pala_node::config::Config;
 use pala_node::genesis::{free_port_range, testnet, TestnetParams};
 use pala_node::http::get_json;
 use pala_node::runtime::RunningNode;
@@ -27,14 +30,8 @@ struct Nodes {
 impl Nodes {
     fn start(proposers: usize, voters: usize, clock: &Arc<SteppedClock>) -> Nodes {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = fast_template();
+        let mut t = test_template();
         t.consensus.voter_timeout_ms = VOTER_TIMEOUT_MS;
-        t.consensus.first_proposal_delay_ms = 100;
-        t.consensus.heartbeat_ms = 500;
-        t.consensus.sync_period_ms = 100;
-        t.consensus.k = 2;
-        t.block.max_wait_ms = 20;
-        t.log.level = "warn".into();
         let n = proposers + voters;
         let p2p = free_port_range(proposers + n).expect("free ports");
         let tn = testnet(&TestnetParams {
