@@ -15,6 +15,7 @@ pub mod disk;
 /// Named scenarios.
 pub mod scenarios;
 pub mod sim;
+pub mod swarm;
 pub mod sweep;
 
 pub use sim::{Action, Byzantine, SchemeChoice, Sim, SimConfig, Violation};

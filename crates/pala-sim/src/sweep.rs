@@ -23,10 +23,11 @@ pub struct SeedPlan {
     pub actions: Vec<(u64, Action)>,
 }
 
-/// Draws the plan of `seed`, with committee changes every few dozen blocks when
-/// `reconfig` is set.
+/// Draws the plan of `seed` with the swarm's sharper faults on top, and committee
+/// changes every few dozen blocks when `reconfig` is set.
 pub fn plan_with(seed: u64, reconfig: bool) -> SeedPlan {
     let mut p = plan(seed);
+    crate::swarm::add_swarm(seed, &mut p, reconfig);
     if reconfig {
         add_reconfigurations(seed, &mut p);
     }

@@ -84,7 +84,7 @@ impl Sim {
         match e {
             Released::Send { to, msg } => {
                 self.check_persisted_before_send(i, &msg);
-                if let Some(&j) = self.index.get(&to) {
+                if let Some(j) = self.route(i, &to) {
                     self.send_from(i, j, msg);
                 }
             }
