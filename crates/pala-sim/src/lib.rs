@@ -18,4 +18,7 @@ pub mod sim;
 pub mod swarm;
 pub mod sweep;
 
-pub use sim::{Action, Byzantine, SchemeChoice, Sim, SimConfig, Violation};
+pub use sim::{
+    Action, Byzantine, LinkRule, SchemeChoice, Sim, SimConfig, Twin, Violation, Withhold,
+    CLOCK_KINDS, SYNC_KINDS,
+};
