@@ -267,6 +267,18 @@ pub fn run_seed_with(seed: u64, tweak: impl FnOnce(&mut SeedPlan)) -> SeedResult
     run_plan(p, false).0
 }
 
+/// Runs one seed of the swarm sweep (what `pala sim sweep` runs) with a change to its
+/// plan (for tests).
+pub fn run_seed_mode_with(
+    seed: u64,
+    reconfig: bool,
+    tweak: impl FnOnce(&mut SeedPlan),
+) -> SeedResult {
+    let mut p = plan_with(seed, reconfig);
+    tweak(&mut p);
+    run_plan(p, false).0
+}
+
 /// Runs one seed of the sweep; a panic anywhere in the run is reported as a failure.
 pub fn run_seed(seed: u64) -> SeedResult {
     run_seed_mode(seed, false)

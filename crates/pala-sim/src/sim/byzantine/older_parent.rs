@@ -1,7 +1,9 @@
-//! A primary that builds on a slightly older parent than its head: half of its blocks
-//! name the head's parent as their parent, so honest voters must refuse a block that
-//! does not extend the freshest notarized chain they know (V-5), while the chain the
-//! proposer skips stays notarized.
+//! A primary that builds on an older parent than its head: half of its blocks name an
+//! ancestor 1..=K+1 blocks below the intended parent as their parent, so honest voters
+//! must refuse a block that does not extend the freshest notarized chain they know
+//! (V-5c for the first block of an epoch, insertion rules for the others), while the
+//! chain the proposer skips stays notarized. Reaching K+1 back matters: only a fork
+//! below the last K notarized blocks can undo a finalized one.
 
 use super::super::Sim;
 use pala_types::{Block, BlockHeader, ConsensusInfo, Domain, Message, Proposal};
@@ -50,12 +52,21 @@ impl Sim {
 
     /// `b` rebuilt on its grandparent, when the proposer's chain still holds both.
     fn older_block(&self, i: usize, b: &Block) -> Option<Arc<Block>> {
-        let chain = self.nodes[i].core.as_ref()?.chain();
-        let parent = chain.block(b.parent_sn())?;
-        if parent.height() == 0 {
+        let core = self.nodes[i].core.as_ref()?;
+        let chain = core.chain();
+        let depth = ((b.sn().s + b.sn().epoch.e) as u64 % (core.config().k as u64 + 1)) + 1;
+        let mut parent = chain.block(b.parent_sn())?;
+        let mut grand = parent;
+        for _ in 0..depth {
+            if grand.height() == 0 {
+                break;
+            }
+            parent = grand;
+            grand = chain.block(parent.parent_sn())?;
+        }
+        if grand.sn() == b.parent_sn() {
             return None;
         }
-        let grand = chain.block(parent.parent_sn())?;
         let consensus = ConsensusInfo {
             notarizations: b
                 .consensus
