@@ -40,7 +40,7 @@ fn run(p: SeedPlan) -> Sim {
 /// no two honest nodes may finalize different blocks.
 #[test]
 fn twins_with_split_views_stay_safe_and_live() {
-    for seed in 0..40 {
+    for seed in 0..30 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7771);
         let proposers = rng.gen_range(2..=3);
         let voters = *[4usize, 5, 7].choose(&mut rng).unwrap();
@@ -90,7 +90,7 @@ fn twins_with_split_views_stay_safe_and_live() {
 #[test]
 fn correlated_withholding_stays_safe_and_heals() {
     let mut hits = 0;
-    for seed in 0..40 {
+    for seed in 0..30 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc0de);
         let proposers = rng.gen_range(1..=3);
         let voters = *[4usize, 5, 7].choose(&mut rng).unwrap();
@@ -142,7 +142,7 @@ fn rejected_containing(sim: &Sim, what: &str) -> u64 {
 #[test]
 fn forged_notarizations_are_refused_and_counted() {
     let (mut short, mut wrong) = (0, 0);
-    for seed in 0..10 {
+    for seed in 0..6 {
         let mut cfg = base(seed, 2, 4);
         cfg.byzantine.insert(0, Byzantine::BadNotarizer);
         let sim = run(SeedPlan {
@@ -161,7 +161,7 @@ fn forged_notarizations_are_refused_and_counted() {
 #[test]
 fn out_of_turn_older_parent_and_epoch_shifting_nodes() {
     let mut out_of_turn = 0;
-    for seed in 0..20 {
+    for seed in 0..12 {
         let mut cfg = base(seed, 3, 4);
         let kind = [Byzantine::Standby, Byzantine::OlderParent][seed as usize % 2];
         cfg.byzantine.insert(seed as usize % 3, kind);
@@ -180,7 +180,7 @@ fn out_of_turn_older_parent_and_epoch_shifting_nodes() {
 /// again and again, with slow disks.
 #[test]
 fn torn_crashes_keep_safety() {
-    for seed in 0..25 {
+    for seed in 0..15 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7042);
         let mut cfg = base(seed, 2, 4);
         cfg.disk_sync_ms = rng.gen_range(1..=4);
