@@ -202,3 +202,26 @@ fn torn_crashes_keep_safety() {
         run(SeedPlan { cfg, actions });
     }
 }
+
+/// The swarm keeps the sweep reproducible: a seed with twins, withholding rules and a
+/// torn crash gives the same trace twice.
+#[test]
+fn swarm_seed_with_twins_rules_and_torn_crash_is_deterministic() {
+    use pala_sim::sweep::plan_with;
+    let seed = (0..500)
+        .find(|&s| {
+            let p = plan_with(s, false);
+            !p.cfg.twins.is_empty()
+                && !p.cfg.adversary.is_empty()
+                && p.actions
+                    .iter()
+                    .any(|(_, a)| matches!(a, Action::CrashTorn(_)))
+        })
+        .expect("the swarm draws such a seed");
+    let (a, sa) = run_plan(plan_with(seed, false), true);
+    let (b, sb) = run_plan(plan_with(seed, false), true);
+    assert_eq!(a.failure, None, "seed {seed}");
+    assert_eq!(a.events, b.events);
+    assert_eq!(sa.adversary_hits, sb.adversary_hits);
+    assert!(sa.trace == sb.trace, "seed {seed}: traces differ");
+}
