@@ -83,6 +83,8 @@ struct SimNode {
     disk: SimDisk,
     /// Records handed to the disk and not yet durable (lost if the node crashes).
     unsynced: VecDeque<(PersistSeq, StateChange)>,
+    /// Last record number of each driver call among `unsynced` (output batches).
+    batch_ends: VecDeque<PersistSeq>,
     /// A sync of the disk is in flight.
     syncing: bool,
     /// The deadline an [`Ev::Wake`] is queued for.
@@ -240,6 +242,7 @@ impl Sim {
                 driver: Driver::new(),
                 disk: SimDisk::new(genesis.clone(), cfg.retain_finalized),
                 unsynced: VecDeque::new(),
+                batch_ends: VecDeque::new(),
                 syncing: false,
                 wake: None,
                 signer: signers[i].clone(),
@@ -526,6 +529,9 @@ impl Sim {
                 let n = &mut self.nodes[node];
                 if n.inc == inc && n.core.is_some() {
                     n.syncing = false;
+                    while n.batch_ends.front().is_some_and(|e| *e <= upto) {
+                        n.batch_ends.pop_front();
+                    }
                     while n.unsynced.front().is_some_and(|(seq, _)| *seq <= upto) {
                         if let Some((_, r)) = n.unsynced.pop_front() {
                             n.disk.apply(&r);

@@ -80,6 +80,10 @@ pub struct SimConfig {
     /// linked to the proposers in `sides` while the original keeps the others (split
     /// views). The key counts against the fault budget, so both instances are byzantine.
     pub twins: Vec<Twin>,
+    /// A torn crash ([`Action::CrashTorn`]) cuts only between output batches (the
+    /// records of one driver call), never inside one: what pala-storage's commit
+    /// markers promise. Off, any prefix of the unsynced records may survive.
+    pub torn_at_batch_ends: bool,
 }
 
 /// A second instance of voter `of`'s key (the Twins method of BFT testing).
@@ -113,6 +117,7 @@ impl SimConfig {
             trace: false,
             adversary: Vec::new(),
             twins: Vec::new(),
+            torn_at_batch_ends: false,
         }
     }
 }

@@ -121,6 +121,7 @@ impl Sim {
         n.inc += 1;
         n.driver = Driver::new();
         n.unsynced.clear();
+        n.batch_ends.clear();
         n.syncing = false;
         n.wake = None;
     }
@@ -128,13 +129,36 @@ impl Sim {
     /// A crash inside a group commit: the disk wrote its records in order and the
     /// process died after a random prefix of them reached the platter. The core never
     /// learnt they were durable, so it must cope with finding them (or not) on restart.
+    /// With [`crate::SimConfig::torn_at_batch_ends`] the prefix ends where one driver
+    /// call's records end, as pala-storage's commit markers guarantee.
     fn keep_torn_prefix(&mut self, i: usize) {
         let len = self.nodes[i].unsynced.len();
-        let keep = self.rng.gen_range(0..=len);
+        let keep = if self.cfg.torn_at_batch_ends {
+            let n = &self.nodes[i];
+            let cuts: Vec<usize> = std::iter::once(0)
+                .chain(
+                    n.batch_ends
+                        .iter()
+                        .map(|e| n.unsynced.iter().take_while(|(s, _)| s <= e).count()),
+                )
+                .collect();
+            cuts[self.rng.gen_range(0..cuts.len())]
+        } else {
+            self.rng.gen_range(0..=len)
+        };
         let n = &mut self.nodes[i];
         for (_, r) in n.unsynced.iter().take(keep) {
             n.disk.apply(r);
         }
-        self.log(|| format!("n{i} torn crash keeps {keep} of {len} unsynced records"));
+        let kinds: Vec<String> = if self.cfg.trace {
+            let n = &self.nodes[i];
+            n.unsynced
+                .iter()
+                .map(|(_, r)| format!("{r:?}").chars().take(60).collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.log(|| format!("n{i} torn crash keeps {keep} of {len} unsynced records: {kinds:?}"));
     }
 }
