@@ -55,6 +55,15 @@ pub enum Mutation {
     /// The driver kit's durability gate lets the first vote that has to wait for a
     /// persist go out at once (section 0.1 items 7 and 8).
     SendBeforePersist,
+    /// PV-4 counts one vote too many: the aggregating proposer takes a quorum minus
+    /// one vote as a notarization (for its own chain and its broadcast).
+    QuorumOneShort,
+    /// V-5a is skipped: a voter votes for `(e, s)` however far `s` is beyond its head
+    /// (the K window is not checked).
+    VoteOutsideKWindow,
+    /// V-5c's stale-parent drop is skipped: the first block of a new epoch is voted
+    /// even when its parent is older than the voter's head.
+    VoteStaleParent,
 }
 
 impl Default for CoreConfig {

@@ -15,6 +15,10 @@ pub mod disk;
 /// Named scenarios.
 pub mod scenarios;
 pub mod sim;
+pub mod swarm;
 pub mod sweep;
 
-pub use sim::{Action, Byzantine, SchemeChoice, Sim, SimConfig, Violation};
+pub use sim::{
+    Action, Byzantine, LinkRule, SchemeChoice, Sim, SimConfig, Twin, Violation, Withhold,
+    CLOCK_KINDS, SYNC_KINDS,
+};

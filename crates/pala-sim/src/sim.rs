@@ -1,15 +1,19 @@
 //! The discrete-event simulator: virtual time, links, faults, byzantine nodes and the
 //! checkers that run after every event.
 
+mod adversary;
 mod byzantine;
 mod checkers;
 mod config;
 mod drive;
+mod faults;
 mod host;
 mod stats;
+mod twins;
 
+pub use adversary::{LinkRule, Withhold, CLOCK_KINDS, SYNC_KINDS};
 pub use byzantine::Byzantine;
-pub use config::{Action, KeyGen, SchemeChoice, SimConfig};
+pub use config::{Action, KeyGen, SchemeChoice, SimConfig, Twin};
 pub use stats::{Histogram, NodeStats};
 
 use crate::disk::SimDisk;
@@ -79,6 +83,8 @@ struct SimNode {
     disk: SimDisk,
     /// Records handed to the disk and not yet durable (lost if the node crashes).
     unsynced: VecDeque<(PersistSeq, StateChange)>,
+    /// Last record number of each driver call among `unsynced` (output batches).
+    batch_ends: VecDeque<PersistSeq>,
     /// A sync of the disk is in flight.
     syncing: bool,
     /// The deadline an [`Ev::Wake`] is queued for.
@@ -90,6 +96,8 @@ struct SimNode {
     max_epoch: Epoch,
     replay: Vec<(usize, Message)>,
     alt_blocks: BTreeMap<BlockSn, Arc<Block>>,
+    /// What the sharper byzantine behaviours remember (votes seen, own clock messages).
+    mem: byzantine::Memory,
 }
 
 /// The simulator.
@@ -130,6 +138,8 @@ pub struct Sim {
     pub rejected: BTreeMap<String, u64>,
     /// Events processed.
     pub events_processed: u64,
+    /// Messages the targeted adversary dropped or delayed.
+    pub adversary_hits: u64,
     /// (node, block, notarization) of every finalization, when `log_finalized`.
     pub finalized_log: Vec<(usize, Arc<Block>, Option<pala_types::Notarization>)>,
     progress: Option<(u64, u64, ProgressFn)>,
@@ -185,6 +195,8 @@ impl Sim {
                 (scheme.clone(), signers, pops)
             }
         };
+        let (signers, pops) = twins::add_keys(&cfg, signers, pops);
+        let n = signers.len();
         let member = |i: usize| {
             Member::new(
                 signers[i].public_key().clone(),
@@ -218,13 +230,19 @@ impl Sim {
         let verifier = MessageVerifier::new(scheme.clone(), cfg.core.network_id, committees);
         let genesis = Arc::new(Block::genesis(b"pala-sim".to_vec()));
         let ids: Vec<NodeId> = signers.iter().map(|s| s.node_id()).collect();
-        let index = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        // A twin shares its original's id; messages addressed to the id are routed by
+        // side (Sim::route), so the index keeps the original.
+        let mut index = HashMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            index.entry(*id).or_insert(i);
+        }
         let nodes = (0..n)
             .map(|i| SimNode {
                 core: None,
                 driver: Driver::new(),
                 disk: SimDisk::new(genesis.clone(), cfg.retain_finalized),
                 unsynced: VecDeque::new(),
+                batch_ends: VecDeque::new(),
                 syncing: false,
                 wake: None,
                 signer: signers[i].clone(),
@@ -234,6 +252,7 @@ impl Sim {
                 max_epoch: Epoch::NIL,
                 replay: Vec::new(),
                 alt_blocks: BTreeMap::new(),
+                mem: byzantine::Memory::default(),
             })
             .collect();
         let mut sim = Sim {
@@ -264,6 +283,7 @@ impl Sim {
             trace: Vec::new(),
             rejected: BTreeMap::new(),
             events_processed: 0,
+            adversary_hits: 0,
             finalized_log: Vec::new(),
             progress: None,
             outbox: Outbox::default(),
@@ -337,7 +357,7 @@ impl Sim {
 
     /// Whether node `i` is honest (not byzantine, never wiped).
     pub fn is_honest(&self, i: usize) -> bool {
-        self.nodes[i].byz.is_none() && !self.nodes[i].wiped
+        self.nodes[i].byz.is_none() && !self.nodes[i].wiped && !self.is_twin(i)
     }
 
     /// Whether `i` is a proposer of some session (proposers are the network's hubs).
@@ -374,6 +394,7 @@ impl Sim {
         // W-1: proposers are hubs, voters are spokes; voters never talk to each other.
         (0..self.len())
             .filter(|&j| j != i && (self.is_proposer(i) || self.is_proposer(j)))
+            .filter(|&j| !self.twin_split(i, j))
             .collect()
     }
 
@@ -381,7 +402,7 @@ impl Sim {
         if self.nodes[a].core.is_none() || self.nodes[b].core.is_none() {
             return false;
         }
-        if !(self.is_proposer(a) || self.is_proposer(b)) {
+        if !(self.is_proposer(a) || self.is_proposer(b)) || self.twin_split(a, b) {
             return false;
         }
         match &self.partition {
@@ -465,22 +486,8 @@ impl Sim {
                 {
                     return;
                 }
-                if self.nodes[to].byz == Some(Byzantine::StaleView)
-                    && matches!(
-                        msg,
-                        Message::Proposal(_)
-                            | Message::Notarization(_)
-                            | Message::UnnotarizedProposals(_)
-                            | Message::FresherHead(_)
-                            | Message::Status(_)
-                    )
-                {
+                if !self.byzantine_receive(from, to, &msg) {
                     return;
-                }
-                if self.nodes[to].byz == Some(Byzantine::Replayer)
-                    && self.nodes[to].replay.len() < 64
-                {
-                    self.nodes[to].replay.push((from, msg.clone()));
                 }
                 let kind = msg.kind();
                 match self.verifier.verify(msg) {
@@ -522,6 +529,9 @@ impl Sim {
                 let n = &mut self.nodes[node];
                 if n.inc == inc && n.core.is_some() {
                     n.syncing = false;
+                    while n.batch_ends.front().is_some_and(|e| *e <= upto) {
+                        n.batch_ends.pop_front();
+                    }
                     while n.unsynced.front().is_some_and(|(seq, _)| *seq <= upto) {
                         if let Some((_, r)) = n.unsynced.pop_front() {
                             n.disk.apply(&r);
@@ -540,116 +550,6 @@ impl Sim {
             }
             Ev::Act(a) => self.act(a),
         }
-    }
-
-    fn act(&mut self, a: Action) {
-        self.log(|| format!("action {a:?}"));
-        match a {
-            Action::Partition(groups) => {
-                let before: Vec<(usize, usize)> = self
-                    .all_links()
-                    .into_iter()
-                    .filter(|&(a, b)| self.link_up(a, b))
-                    .collect();
-                let mut g = vec![usize::MAX; self.len()];
-                for (gi, members) in groups.iter().enumerate() {
-                    for &m in members {
-                        g[m] = gi;
-                    }
-                }
-                // Nodes not listed form their own group each.
-                for (i, x) in g.iter_mut().enumerate() {
-                    if *x == usize::MAX {
-                        *x = 1000 + i;
-                    }
-                }
-                self.partition = Some(g);
-                for (a, b) in before {
-                    if !self.link_up(a, b) {
-                        self.disconnect(a, b);
-                    }
-                }
-            }
-            Action::Heal => {
-                let before: BTreeSet<(usize, usize)> = self
-                    .all_links()
-                    .into_iter()
-                    .filter(|&(a, b)| self.link_up(a, b))
-                    .collect();
-                self.partition = None;
-                for (a, b) in self.all_links() {
-                    if self.link_up(a, b) && !before.contains(&(a, b)) {
-                        self.connect(a, b);
-                    }
-                }
-            }
-            Action::Crash(i) => {
-                if self.nodes[i].core.is_none() {
-                    return;
-                }
-                let peers: Vec<usize> = self
-                    .neighbours(i)
-                    .into_iter()
-                    .filter(|&j| self.link_up(i, j))
-                    .collect();
-                for j in peers {
-                    self.disconnect(i, j);
-                }
-                // Whatever the disk had not synced is lost with the process, so the
-                // node may restart below the epoch it had reached in memory (nothing of
-                // that epoch left the gate), never below its durable one.
-                let n = &mut self.nodes[i];
-                n.max_epoch = n.max_epoch.min(n.disk.epoch().unwrap_or(Epoch::NIL));
-                n.core = None;
-                n.inc += 1;
-                n.driver = Driver::new();
-                n.unsynced.clear();
-                n.syncing = false;
-                n.wake = None;
-            }
-            Action::Restart { node, wipe } => {
-                if self.nodes[node].core.is_some() {
-                    return;
-                }
-                if wipe {
-                    self.nodes[node].disk.wipe();
-                    if !self.is_proposer(node) {
-                        // A wiped voter forgot what it signed: it is no longer honest.
-                        self.nodes[node].wiped = true;
-                    }
-                    self.nodes[node].max_epoch = Epoch::NIL;
-                }
-                self.boot(node);
-                let peers: Vec<usize> = self
-                    .neighbours(node)
-                    .into_iter()
-                    .filter(|&j| self.link_up(node, j))
-                    .collect();
-                for j in peers {
-                    *self.link_gen.entry(Self::key(node, j)).or_insert(0) += 1;
-                    self.connect(node, j);
-                }
-            }
-            Action::SetLoss(p) => self.cfg.loss = p,
-            Action::Block { from, kind } => {
-                self.drop_rules.entry(from).or_default().insert(kind);
-            }
-            Action::Allow(from) => {
-                self.drop_rules.remove(&from);
-            }
-        }
-    }
-
-    fn all_links(&self) -> Vec<(usize, usize)> {
-        let mut v = Vec::new();
-        for a in 0..self.len() {
-            for b in a + 1..self.len() {
-                if self.is_proposer(a) || self.is_proposer(b) {
-                    v.push((a, b));
-                }
-            }
-        }
-        v
     }
 
     /// Injects a message as if `from` had sent it to `to` (scenario helper).
@@ -671,6 +571,9 @@ impl Sim {
         if self.cfg.loss > 0.0 && self.rng.gen_bool(self.cfg.loss.min(1.0)) {
             return;
         }
+        let Some(held) = self.adversary_verdict(from, to, &msg) else {
+            return;
+        };
         let jitter = if self.cfg.jitter_ms > 0 {
             self.rng.gen_range(0..=self.cfg.jitter_ms)
         } else {
@@ -678,9 +581,14 @@ impl Sim {
         };
         // Links are TCP-like: FIFO per direction.
         let key = (from, to);
-        let at = (self.now + self.cfg.delay_ms + jitter)
-            .max(self.last_delivery.get(&key).copied().unwrap_or(0));
-        self.last_delivery.insert(key, at);
+        let base = self.now + self.cfg.delay_ms + jitter;
+        let at = if held > 0 {
+            base + held
+        } else {
+            let at = base.max(self.last_delivery.get(&key).copied().unwrap_or(0));
+            self.last_delivery.insert(key, at);
+            at
+        };
         let gen = self
             .link_gen
             .get(&Self::key(from, to))

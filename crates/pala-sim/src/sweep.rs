@@ -23,10 +23,11 @@ pub struct SeedPlan {
     pub actions: Vec<(u64, Action)>,
 }
 
-/// Draws the plan of `seed`, with committee changes every few dozen blocks when
-/// `reconfig` is set.
+/// Draws the plan of `seed` with the swarm's sharper faults on top, and committee
+/// changes every few dozen blocks when `reconfig` is set.
 pub fn plan_with(seed: u64, reconfig: bool) -> SeedPlan {
     let mut p = plan(seed);
+    crate::swarm::add_swarm(seed, &mut p, reconfig);
     if reconfig {
         add_reconfigurations(seed, &mut p);
     }
@@ -262,6 +263,18 @@ pub fn run_plan(p: SeedPlan, trace: bool) -> (SeedResult, Sim) {
 /// Runs one seed of the sweep with a change to its plan (for tests).
 pub fn run_seed_with(seed: u64, tweak: impl FnOnce(&mut SeedPlan)) -> SeedResult {
     let mut p = plan(seed);
+    tweak(&mut p);
+    run_plan(p, false).0
+}
+
+/// Runs one seed of the swarm sweep (what `pala sim sweep` runs) with a change to its
+/// plan (for tests).
+pub fn run_seed_mode_with(
+    seed: u64,
+    reconfig: bool,
+    tweak: impl FnOnce(&mut SeedPlan),
+) -> SeedResult {
+    let mut p = plan_with(seed, reconfig);
     tweak(&mut p);
     run_plan(p, false).0
 }

@@ -64,3 +64,23 @@ fn a_gate_that_releases_one_vote_before_its_persist_is_caught() {
     println!("caught at seed {seed}: {f}");
     assert!(f.contains("persist-before-send"), "got {f}");
 }
+
+/// PV-4 one vote short: the aggregating proposer takes a quorum minus one for a
+/// notarization; every other node's verifier refuses it, so the cluster stalls and the
+/// swarm sweep's liveness check fires (the core's unit tests do not cover it).
+#[test]
+fn a_quorum_counted_one_short_is_caught_by_the_swarm_sweep() {
+    let (seed, f) = (0..20)
+        .find_map(|seed| {
+            let r = sweep::run_seed_mode_with(seed, false, |p| {
+                p.cfg.core.mutation = Some(Mutation::QuorumOneShort)
+            });
+            r.failure.map(|f| (seed, f))
+        })
+        .expect("the swarm sweep must catch PV-4 off by one");
+    println!("caught at seed {seed}: {f}");
+    assert!(
+        f.contains("liveness") || f.contains("finality-conflict"),
+        "got {f}"
+    );
+}

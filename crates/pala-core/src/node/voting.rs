@@ -147,7 +147,7 @@ impl Node {
         let head = self.chain.head();
         if head.epoch == sn.epoch {
             // V-5a
-            if sn.s > head.s + k {
+            if sn.s > head.s + k && !mutated!(self, VoteOutsideKWindow) {
                 return VoteAttempt::Wait;
             }
         } else if head.epoch > sn.epoch {
@@ -166,7 +166,7 @@ impl Node {
                 return VoteAttempt::Wait;
             };
             let p1 = first.parent_sn();
-            if p1 < head {
+            if p1 < head && !mutated!(self, VoteStaleParent) {
                 return VoteAttempt::Drop(CoreEvent::ProposalStaleParent);
             }
             if p1 > head {

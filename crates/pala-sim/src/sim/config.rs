@@ -5,6 +5,7 @@ use pala_types::{SignatureScheme, Signer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::adversary::LinkRule;
 use super::Byzantine;
 
 /// Builds a node's signer and proof of possession from a seed.
@@ -73,6 +74,25 @@ pub struct SimConfig {
     pub log_finalized: bool,
     /// Record a human-readable trace.
     pub trace: bool,
+    /// Rules of the targeted network adversary (see [`LinkRule`]).
+    pub adversary: Vec<LinkRule>,
+    /// Twins: a second instance of each listed voter's key, with its own disk and core,
+    /// linked to the proposers in `sides` while the original keeps the others (split
+    /// views). The key counts against the fault budget, so both instances are byzantine.
+    pub twins: Vec<Twin>,
+    /// A torn crash ([`Action::CrashTorn`]) cuts only between output batches (the
+    /// records of one driver call), never inside one: what pala-storage's commit
+    /// markers promise. Off, any prefix of the unsynced records may survive.
+    pub torn_at_batch_ends: bool,
+}
+
+/// A second instance of voter `of`'s key (the Twins method of BFT testing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Twin {
+    /// The voter whose key the twin shares.
+    pub of: usize,
+    /// Proposers that talk to the twin instead of the original.
+    pub sides: Vec<usize>,
 }
 
 impl SimConfig {
@@ -95,6 +115,9 @@ impl SimConfig {
             sessions: Vec::new(),
             log_finalized: false,
             trace: false,
+            adversary: Vec::new(),
+            twins: Vec::new(),
+            torn_at_batch_ends: false,
         }
     }
 }
@@ -126,4 +149,7 @@ pub enum Action {
     },
     /// Remove the drop rules of a sender.
     Allow(usize),
+    /// The node stops inside a write: a random prefix of the records it handed to the
+    /// disk and had not yet synced survives, the rest is lost (a torn group commit).
+    CrashTorn(usize),
 }

@@ -34,6 +34,11 @@ impl Sim {
             payload_at_once: self.cfg.block_time_ms == 0,
         };
         f(&mut n.driver, core, &mut host);
+        if let Some(&(last, _)) = n.unsynced.back() {
+            if n.batch_ends.back() != Some(&last) {
+                n.batch_ends.push_back(last);
+            }
+        }
         let mut out = std::mem::take(&mut self.outbox);
         for e in out.released.drain(..) {
             self.execute(i, e);
@@ -84,7 +89,7 @@ impl Sim {
         match e {
             Released::Send { to, msg } => {
                 self.check_persisted_before_send(i, &msg);
-                if let Some(&j) = self.index.get(&to) {
+                if let Some(j) = self.route(i, &to) {
                     self.send_from(i, j, msg);
                 }
             }

@@ -1,9 +1,27 @@
-//! Byzantine behaviours applied to what a node sends (section 10: byzantine hooks).
+//! Byzantine behaviours applied to what a node sends and receives (section 10:
+//! byzantine hooks). The simple ones live here; each sharper one has a module.
+
+mod bad_notarizer;
+mod epoch_voter;
+mod older_parent;
+mod standby;
 
 use super::{Ev, Sim};
-use pala_types::{Block, ClockMessage, Domain, Epoch, Hash, Message, Proposal, Vote};
+use pala_types::{Block, BlockSn, ClockMessage, Domain, Epoch, Hash, Message, Proposal, Vote};
 use rand::Rng;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// What the sharper behaviours remember of a run.
+#[derive(Default)]
+pub(super) struct Memory {
+    /// Votes received, by block (for notarizations assembled from them).
+    votes: BTreeMap<(BlockSn, Hash), Vec<Vote>>,
+    /// The older-parent block sent instead of the real one, per sn (None: the real one).
+    older: BTreeMap<BlockSn, Option<Arc<Block>>>,
+    /// Clock messages this node signed, replayed later.
+    clocks: Vec<ClockMessage>,
+}
 
 /// Misbehaviour of a byzantine node (section 10: byzantine hooks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +42,33 @@ pub enum Byzantine {
     /// notarizations, sync, status), so when it becomes primary it proposes on its
     /// stale head — the case V-5c rejects.
     StaleView,
+    /// A proposer that, as primary, builds some blocks on its head's parent instead of
+    /// its head (one notarized block too old).
+    OlderParent,
+    /// An equivocating proposer that also broadcasts notarizations it assembled from
+    /// fewer than a quorum of votes, or from the votes of another block.
+    BadNotarizer,
+    /// A proposer that proposes blocks of its own in epochs it does not lead.
+    Standby,
+    /// A voter whose votes are also sent relabelled for the neighbouring epochs and
+    /// whose clock messages are also signed for the next epoch.
+    EpochShifter,
+    /// A voter that replays clock messages it signed long ago.
+    ClockReplayer,
+}
+
+impl Byzantine {
+    /// Whether the behaviour belongs to a proposer (the others are voters').
+    pub fn is_proposer_kind(self) -> bool {
+        matches!(
+            self,
+            Byzantine::EquivocatingProposer
+                | Byzantine::StaleView
+                | Byzantine::OlderParent
+                | Byzantine::BadNotarizer
+                | Byzantine::Standby
+        )
+    }
 }
 
 impl Sim {
@@ -46,7 +91,11 @@ impl Sim {
                 }
                 self.send(i, j, msg)
             }
-            Some(Byzantine::StaleView) => self.send(i, j, msg),
+            Some(Byzantine::StaleView) | Some(Byzantine::Standby) => self.send(i, j, msg),
+            Some(Byzantine::OlderParent) => self.send_older_parent(i, j, msg),
+            Some(Byzantine::BadNotarizer) => self.send_bad_notarizer(i, j, msg),
+            Some(Byzantine::EpochShifter) => self.send_epoch_shifted(i, j, msg),
+            Some(Byzantine::ClockReplayer) => self.send_clock_replayer(i, j, msg),
             Some(Byzantine::DoubleVoter) => {
                 if let Message::Vote(v) = &msg {
                     let other = Hash::of(&[v.block_hash.0.as_slice(), b"other"].concat());
@@ -120,6 +169,36 @@ impl Sim {
         }
     }
 
+    /// What a byzantine receiver does with a delivered message before its core sees it;
+    /// false: the core never sees it.
+    pub(super) fn byzantine_receive(&mut self, from: usize, to: usize, msg: &Message) -> bool {
+        match self.nodes[to].byz {
+            Some(Byzantine::StaleView) => !matches!(
+                msg,
+                Message::Proposal(_)
+                    | Message::Notarization(_)
+                    | Message::UnnotarizedProposals(_)
+                    | Message::FresherHead(_)
+                    | Message::Status(_)
+            ),
+            Some(Byzantine::Replayer) => {
+                if self.nodes[to].replay.len() < 64 {
+                    self.nodes[to].replay.push((from, msg.clone()));
+                }
+                true
+            }
+            Some(Byzantine::BadNotarizer) => {
+                self.remember_vote(to, msg);
+                true
+            }
+            Some(Byzantine::Standby) => {
+                self.propose_out_of_turn(to, msg);
+                true
+            }
+            _ => true,
+        }
+    }
+
     pub(super) fn byzantine_tick(&mut self, i: usize) {
         match self.nodes[i].byz {
             Some(Byzantine::Replayer) if !self.nodes[i].replay.is_empty() => {
@@ -129,6 +208,7 @@ impl Sim {
                     self.send(i, j, m.clone());
                 }
             }
+            Some(Byzantine::ClockReplayer) => self.replay_clock(i),
             Some(Byzantine::Junk) => {
                 let len = self.rng.gen_range(0..200);
                 let mut bytes: Vec<u8> = (0..len).map(|_| self.rng.gen()).collect();
