@@ -114,7 +114,9 @@ pub trait Host {
 
     /// Make `record` durable. Records come numbered 1, 2, ... in order; a host that
     /// groups them reports the highest number of a durable group to
-    /// [`Driver::durable`].
+    /// [`Driver::durable`]. The records of one driver call are one atomic group: after a
+    /// crash all of them or none may be found (the core's recovery relies on it at a
+    /// stop block, docs/protocol.md section 13, P-3).
     fn persist(&mut self, seq: PersistSeq, record: StateChange) -> Durability;
 
     /// Execute an effect whose persists are durable.

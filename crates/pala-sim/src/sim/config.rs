@@ -81,8 +81,11 @@ pub struct SimConfig {
     /// views). The key counts against the fault budget, so both instances are byzantine.
     pub twins: Vec<Twin>,
     /// A torn crash ([`Action::CrashTorn`]) cuts only between output batches (the
-    /// records of one driver call), never inside one: what pala-storage's commit
-    /// markers promise. Off, any prefix of the unsynced records may survive.
+    /// records of one driver call), never inside one: what the node guarantees, since
+    /// its storage stage commits whole rounds of the consensus stage as one batch and
+    /// pala-storage's commit markers make a batch all or nothing. On by default; off,
+    /// any prefix of the unsynced records may survive, which the core does not handle
+    /// at a stop block (docs/protocol.md section 13, P-3).
     pub torn_at_batch_ends: bool,
 }
 
@@ -117,7 +120,7 @@ impl SimConfig {
             trace: false,
             adversary: Vec::new(),
             twins: Vec::new(),
-            torn_at_batch_ends: false,
+            torn_at_batch_ends: true,
         }
     }
 }
