@@ -208,6 +208,13 @@ impl KvState {
     }
 }
 
+/// Decodes the bytes of a snapshot file as [`KvStore::open`] does and returns the number
+/// of keys; the fuzz target of `fuzz/` feeds it arbitrary bytes without a file per input.
+#[doc(hidden)]
+pub fn decode_snapshot(buf: &[u8]) -> Result<usize, DecodeError> {
+    KvState::decode(buf).map(|st| st.map.len())
+}
+
 impl KvStore {
     /// Opens (or creates) the store whose snapshot lives at `path`; `None` keeps it in
     /// memory only. A snapshot of the first versions (JSON, at `path` with the extension

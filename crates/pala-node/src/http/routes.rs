@@ -204,6 +204,59 @@ fn text(code: u16, s: &'static str) -> Response<Body> {
     with_type(full(code, s), "text/plain; charset=utf-8")
 }
 
+/// What `handle`, `read` and `submit` conclude from a request's method, target and `/tx`
+/// body by parsing alone, with no node behind them: the status they would answer (404,
+/// 405, 400) or 200. It exists for the fuzz target of the HTTP request path (`fuzz/`),
+/// which cannot run a node per input; it calls the same parsers, so a panic in any of
+/// them shows up there.
+#[doc(hidden)]
+pub fn parse_request(
+    method: &[u8],
+    target: &[u8],
+    body: &[u8],
+    app: &dyn crate::app::Application,
+) -> u16 {
+    let (Ok(method), Ok(uri)) = (
+        Method::from_bytes(method),
+        hyper::Uri::try_from(target.to_vec()),
+    ) else {
+        return 400;
+    };
+    let path = uri.path();
+    let Some(allowed) = allowed(path) else {
+        let _shown: String = path.chars().take(MAX_ECHO).collect();
+        return 404;
+    };
+    if method != allowed {
+        return 405;
+    }
+    match path {
+        "/tx" => {
+            let mut any = false;
+            for tx in submit::tx_lines(body) {
+                any |= app.check_tx(tx).is_ok();
+            }
+            if any {
+                200
+            } else {
+                400
+            }
+        }
+        p if p.starts_with("/tx/") => match hash_from_hex(&p[4..]) {
+            Some(_) => 200,
+            None => 400,
+        },
+        p if p.starts_with("/kv/") => {
+            let _key = percent_decode(&p[4..]);
+            200
+        }
+        p => match p.strip_prefix("/block/").map(str::parse::<u64>) {
+            Some(Err(_)) => 400,
+            _ => 200,
+        },
+    }
+}
+
 fn hash_from_hex(s: &str) -> Option<Hash> {
     if s.len() != 64 || !s.is_ascii() {
         return None;

@@ -99,6 +99,14 @@ pub async fn submit(api: &Api, req: Request<Incoming>) -> Response<Body> {
     take(api, &body, forwarded)
 }
 
+/// The transactions of a `/tx` body: one per line, surrounding whitespace and empty lines
+/// ignored.
+pub(crate) fn tx_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|b| *b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|line| !line.is_empty())
+}
+
 /// Checks each line, pools it on a proposer and forwards what is new here.
 fn take(api: &Api, body: &[u8], forwarded: bool) -> Response<Body> {
     let shared = &api.shared;
@@ -109,11 +117,7 @@ fn take(api: &Api, body: &[u8], forwarded: bool) -> Response<Body> {
     let mut full = false;
     let mut submitted = Vec::new();
     let now = Instant::now();
-    for line in body.split(|b| *b == b'\n') {
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            continue;
-        }
+    for line in tx_lines(body) {
         let tx = line.to_vec();
         if let Err(e) = shared.app_view.check_tx(&tx) {
             refused.push(json!({"error": e}));
