@@ -191,7 +191,7 @@ fn report_link(
 ///   V votes as one aggregate;
 /// - a standby proposer verifies the proposal and checks one notarization.
 fn report_crypto_floor(res: &mut BenchResult, r: &ClusterReport) {
-    let f = crate::bench_cli::measure_bls_floor(r.voters);
+    let f = pala_bench::floor::measure_bls_floor(r.voters);
     let floors = [
         ("primary", 2.0 * f.sign_us + f.aggregate_check_us),
         ("proposer", f.verify_us + f.notarization_check_us),

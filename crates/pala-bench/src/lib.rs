@@ -4,6 +4,7 @@
 //!   with an injected one-way delay in wall-clock time, running the real core and the
 //!   real verifier (`pala bench poc`). It reproduces the scenario of the Go proof of
 //!   concept so the two can be compared on one machine.
+//! - [`floor`]: the BLS operations a block needs, timed now (the crypto floor).
 //! - [`link`]: a user-space wide-area link emulator (delay, jitter, bandwidth, loss as
 //!   delay spikes) that relays the TCP connections between real node processes.
 //! - [`result`]: the JSON result every run writes under `perf/results/`, and the
@@ -17,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod floor;
 pub mod link;
 pub mod poc;
 pub mod result;

@@ -160,7 +160,7 @@ impl Resolver {
             return Ok(vec![*a]);
         }
         let rx = self.pending.take().unwrap_or_else(|| addr.start_lookup());
-        match crate::network::with_deadline(timeout, rx.recv_async()).await {
+        match crate::deadline::with_deadline(timeout, rx.recv_async()).await {
             Some(Ok(found)) => found,
             Some(Err(_)) => Err(format!(
                 "resolver thread for `{addr}` ended without an answer"

@@ -37,6 +37,7 @@
 pub mod addr;
 pub mod admission;
 pub mod config;
+mod deadline;
 pub mod frame;
 pub mod handshake;
 mod limits;

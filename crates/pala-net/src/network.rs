@@ -14,6 +14,7 @@
 use crate::addr::{PeerAddr, Resolver};
 use crate::admission::Admission;
 use crate::config::{CorePlacement, NetConfig};
+pub(crate) use crate::deadline::with_deadline;
 use crate::frame::{encode_frame, read_frame_within, FrameError, Incoming};
 use crate::handshake::{
     caps, client_handshake, server_handshake, HandshakeContext, HandshakeFailure, Hello,
@@ -415,14 +416,4 @@ impl Drop for Network {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Runs `f` with a deadline; `None` when it expired.
-pub(crate) async fn with_deadline<F: Future>(d: Duration, f: F) -> Option<F::Output> {
-    async { Some(f.await) }
-        .or(async {
-            glommio::timer::sleep(d).await;
-            None
-        })
-        .await
 }

@@ -2,7 +2,7 @@
 //! memory can be counted from /proc/self (issue 13, rows 1, 3, 4, 5, 6). The tests run
 //! one at a time: they count resources of the whole test process.
 
-use pala_node::http::routes::{full, json_response};
+use pala_node::http::reply::{full, json_response};
 use pala_node::http::server::{runtime, Accept, Handler, HttpMetrics, Limits, Server};
 use pala_node::http::submit::read_body;
 use serde_json::json;

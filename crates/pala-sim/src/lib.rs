@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod disk;
+pub mod plan;
 /// Named scenarios.
 pub mod scenarios;
 pub mod sim;

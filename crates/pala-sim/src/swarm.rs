@@ -3,8 +3,8 @@
 //! intensities, so rare combinations are reached instead of one fixed mix. Drawn from
 //! a stream of its own, so a seed's basic plan stays what it was.
 
+use crate::plan::{SeedPlan, FAULT_PHASE_MS};
 use crate::sim::{Action, Byzantine, LinkRule, Twin, Withhold, CLOCK_KINDS, SYNC_KINDS};
-use crate::sweep::{SeedPlan, FAULT_PHASE_MS};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

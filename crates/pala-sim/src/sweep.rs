@@ -1,27 +1,17 @@
 //! The randomized sweep: each seed draws a cluster, a network and a fault plan, runs it
 //! with every checker on, then heals everything and requires finality to resume (checker e).
 
+pub use crate::plan::{SeedPlan, FAULT_PHASE_MS};
 use crate::sim::{Action, Byzantine, Sim, SimConfig};
 use pala_core::CoreConfig;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// End of the fault phase (simulated ms).
-pub const FAULT_PHASE_MS: u64 = 3_000;
 /// Liveness bound after healing (simulated ms): finality must advance within it.
 pub const LIVENESS_BOUND_MS: u64 = 6_000;
 /// Blocks every honest node must finalize beyond the best pre-heal height.
 pub const LIVENESS_BLOCKS: u64 = 3;
-
-/// What one seed simulates.
-#[derive(Clone, Debug)]
-pub struct SeedPlan {
-    /// Simulator configuration.
-    pub cfg: SimConfig,
-    /// Scheduled faults.
-    pub actions: Vec<(u64, Action)>,
-}
 
 /// Draws the plan of `seed` with the swarm's sharper faults on top, and committee
 /// changes every few dozen blocks when `reconfig` is set.

@@ -1,7 +1,7 @@
 //! One connection: hyper's HTTP/1.1 driver under the limits, and a watchdog that closes
 //! the connection once no byte has moved for `idle_timeout`.
 
-use super::server::{Handler, HttpMetrics, Limits};
+use super::service::{Handler, HttpMetrics, Limits};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};

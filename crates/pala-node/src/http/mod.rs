@@ -20,17 +20,20 @@
 //! [`auth`] decides who may write, [`client`] is the client the node, `pala demo` and
 //! the tests use, [`sse`] streams blocks.
 
+mod api;
 pub mod auth;
 pub mod client;
 mod conn;
 pub mod forward;
+pub mod reply;
 pub mod routes;
 pub mod server;
+mod service;
 pub mod sse;
 pub mod submit;
 
 pub use client::{get_json, request, send, submit_txs};
-pub use routes::block_json;
+pub use reply::block_json;
 
 use crate::config::Config;
 use crate::mempool::MempoolHandle;
@@ -90,7 +93,7 @@ impl HttpServer {
         let bound = Server::bind(addr, shared.cfg.http.threads)?;
         let forwarder = forward::Forwarder::start(&shared, auth.clone(), bound.addr())?;
         let metrics = Arc::new(HttpMetrics::default());
-        let api = Arc::new(routes::Api::new(
+        let api = Arc::new(api::Api::new(
             shared.clone(),
             auth,
             forwarder.as_ref().map(|f| f.sender()),

@@ -1,15 +1,15 @@
 //! Answering requests: which path takes which method, and the read endpoints.
 
+use super::api::Api;
 use super::auth::Auth;
-use super::server::{Body, HttpMetrics, Limits};
+use super::reply::{block_json, full, json_response, text, with_type};
+use super::service::{Body, HttpMetrics, Limits};
 use super::{sse, submit, HttpContext};
-use bytes::Bytes;
 use crossbeam_channel::Sender;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, Response};
-use pala_types::{Block, Hash};
+use pala_types::Hash;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,16 +22,6 @@ const MAX_STREAMS: usize = 32;
 
 /// Longest part of an unknown path quoted back in a 404.
 const MAX_ECHO: usize = 128;
-
-/// The API's state: the node's views and the server's limits.
-pub struct Api {
-    pub(super) shared: HttpContext,
-    pub(super) auth: Arc<Auth>,
-    pub(super) forward: Option<Sender<Vec<u8>>>,
-    pub(super) limits: Limits,
-    pub(super) metrics: Arc<HttpMetrics>,
-    streams: Arc<AtomicUsize>,
-}
 
 /// The endpoints: a path (a prefix when it ends in `/`) and the one method it takes.
 const ROUTES: &[(&str, Method)] = &[
@@ -70,7 +60,7 @@ impl Api {
         metrics: Arc<HttpMetrics>,
     ) -> Api {
         Api {
-            limits: super::server::Limits::from_config(&shared.cfg.http),
+            limits: Limits::from_config(&shared.cfg.http),
             shared,
             auth,
             forward,
@@ -182,28 +172,6 @@ impl Api {
     }
 }
 
-/// A whole response with `body`.
-pub fn full(code: u16, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()).boxed());
-    *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::OK);
-    r
-}
-
-fn with_type(mut r: Response<Body>, t: &'static str) -> Response<Body> {
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(t));
-    r
-}
-
-/// A JSON response.
-pub fn json_response(code: u16, v: serde_json::Value) -> Response<Body> {
-    with_type(full(code, v.to_string()), "application/json")
-}
-
-fn text(code: u16, s: &'static str) -> Response<Body> {
-    with_type(full(code, s), "text/plain; charset=utf-8")
-}
-
 /// What `handle`, `read` and `submit` conclude from a request's method, target and `/tx`
 /// body by parsing alone, with no node behind them: the status they would answer (404,
 /// 405, 400) or 200. It exists for the fuzz target of the HTTP request path (`fuzz/`),
@@ -287,18 +255,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A block as JSON (transactions as text when they are UTF-8).
-pub fn block_json(b: &Block) -> serde_json::Value {
-    json!({
-        "height": b.height(),
-        "sn": b.sn().to_string(),
-        "hash": b.hash().to_string(),
-        "parent": b.header.parent_hash.to_string(),
-        "timestamp_ms": b.header.timestamp_ms,
-        "txs": b.txs.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect::<Vec<_>>(),
-    })
 }
 
 #[cfg(test)]

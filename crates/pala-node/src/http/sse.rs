@@ -4,8 +4,8 @@
 //! small bridge thread (at most `MAX_STREAMS` of them) that moves blocks into the
 //! response body; a closed client ends its thread at the next event or keep-alive.
 
-use super::routes::block_json;
-use super::server::Body;
+use super::reply::block_json;
+use super::service::Body;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use http_body_util::BodyExt;

@@ -1,9 +1,10 @@
 //! `POST /tx`: reading the body under the limits, who may write, and handing the
 //! transactions to the mempool and the forwarder.
 
+use super::api::Api;
 use super::auth::Forwarded;
-use super::routes::{json_response, Api};
-use super::server::{Body, HttpMetrics, Limits};
+use super::reply::json_response;
+use super::service::{Body, HttpMetrics, Limits};
 use crate::mempool::MempoolError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
