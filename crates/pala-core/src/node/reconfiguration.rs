@@ -16,7 +16,6 @@
 //!   nodes still in that session: C-7c may drop them from the finalized chain, and then
 //!   nothing else proves the stop block final to a node that missed them.
 
-use super::insertion::InsertError;
 use super::Node;
 use crate::counters::CoreEvent;
 use crate::io::{Output, StateChange};
@@ -130,15 +129,7 @@ impl Node {
     /// stop block; inserting it finalizes the stop block here (F-C) if it connects.
     pub(super) fn apply_stop_proof(&mut self, proof: &[NotarizedBlock]) {
         let before = self.chain.finalized();
-        for nb in proof {
-            if let Err(e) = self.insert_notarized(&nb.block, nb.notarization.as_ref()) {
-                self.count(match e {
-                    InsertError::MissingParent(_) => CoreEvent::SyncMissingParent,
-                    _ => CoreEvent::SyncBlockRejected,
-                });
-                return;
-            }
-        }
+        self.insert_synced(proof);
         if self.chain.finalized() > before {
             self.count(CoreEvent::StopProofApplied);
         }

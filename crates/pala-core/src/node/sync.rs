@@ -203,21 +203,27 @@ impl Node {
             return;
         }
         let before = self.chain.head();
-        for nb in &r.blocks {
-            if let Err(e) = self.insert_notarized(&nb.block, nb.notarization.as_ref()) {
-                self.count(match e {
-                    InsertError::MissingParent(_) => CoreEvent::SyncMissingParent,
-                    _ => CoreEvent::SyncBlockRejected,
-                });
-                break;
-            }
-        }
+        self.insert_synced(&r.blocks);
         if self.chain.head() > before {
             self.count(CoreEvent::SyncProgress);
         } else {
             self.hold_off_sync_peer(from);
         }
         self.sync_dirty = true;
+    }
+
+    /// N-10 for synced notarized blocks in chain order, stopping at the first that does
+    /// not insert (counted by why).
+    pub(super) fn insert_synced(&mut self, blocks: &[NotarizedBlock]) {
+        for nb in blocks {
+            if let Err(e) = self.insert_notarized(&nb.block, nb.notarization.as_ref()) {
+                self.count(match e {
+                    InsertError::MissingParent(_) => CoreEvent::SyncMissingParent,
+                    _ => CoreEvent::SyncBlockRejected,
+                });
+                return;
+            }
+        }
     }
 
     /// [INFERRED] W-7 penalizes only a silent peer; a peer that answers without moving
