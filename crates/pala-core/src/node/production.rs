@@ -59,13 +59,18 @@ impl Node {
     /// cadence of N-3). Looks at the head's chain above the finalized head and at this
     /// proposer's unnotarized blocks.
     pub fn carries_unfinalized_transactions(&self) -> bool {
+        // Walked without collecting: the stage asks on every round while a block waits.
         let fin = self.chain.finalized();
-        let on_chain = self
-            .chain
-            .head_path()
-            .into_iter()
-            .take_while(|e| e.block.sn() > fin)
-            .any(|e| !e.block.txs.is_empty());
+        let mut sn = self.chain.head();
+        let mut on_chain = false;
+        while sn > fin {
+            let Some(e) = self.chain.get(sn) else { break };
+            if !e.block.txs.is_empty() {
+                on_chain = true;
+                break;
+            }
+            sn = e.block.parent_sn();
+        }
         on_chain
             || self
                 .proposer
