@@ -216,8 +216,32 @@ fn run_scenario(name: &str, seed: u64, trace: bool) -> Result<()> {
     }
 }
 
+/// Recovery after healing over the sweep's seeds: (ms until finality resumed, ms until
+/// every honest node caught up, epochs the frontier advanced, seed).
+fn print_recovery(r: &[(Option<u64>, Option<u64>, u32, u64)]) {
+    let figure =
+        |name: &str, pick: &dyn Fn(&(Option<u64>, Option<u64>, u32, u64)) -> Option<u64>| {
+            let mut ms: Vec<(u64, u64)> = r.iter().filter_map(|x| Some((pick(x)?, x.3))).collect();
+            ms.sort_unstable();
+            let q = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)].0;
+            if let Some(&(max, seed)) = ms.last() {
+                println!(
+                    "{name} after healing: p50 {} ms, p99 {} ms, max {max} ms (seed {seed})",
+                    q(0.5),
+                    q(0.99)
+                );
+            }
+        };
+    figure("finality resumed", &|x| x.0);
+    figure("every honest node caught up", &|x| x.1);
+    if let Some((_, _, e, s)) = r.iter().max_by_key(|x| (x.2, std::cmp::Reverse(x.3))) {
+        println!("most epochs the honest frontier advanced after healing: {e} (seed {s})");
+    }
+}
+
 fn run_sweep(seeds: u64, from: u64, reconfig: bool) -> Result<()> {
     let min_changes = std::sync::atomic::AtomicU32::new(u32::MAX);
+    let recoveries = std::sync::Mutex::new(Vec::new());
     let t = Instant::now();
     let done = AtomicU64::new(0);
     let failures: Vec<(u64, String)> = (from..from + seeds)
@@ -225,6 +249,10 @@ fn run_sweep(seeds: u64, from: u64, reconfig: bool) -> Result<()> {
         .filter_map(|seed| {
             let r = sweep::run_seed_mode(seed, reconfig);
             min_changes.fetch_min(r.sessions_changed, Ordering::Relaxed);
+            recoveries
+                .lock()
+                .expect("recovery figures")
+                .push((r.recovery_ms, r.caught_up_ms, r.epochs_after_heal, seed));
             if reconfig && r.sessions_changed < 5 && r.failure.is_none() {
                 println!("seed {seed}: only {} committee changes completed by every honest node", r.sessions_changed);
             }
@@ -245,6 +273,7 @@ fn run_sweep(seeds: u64, from: u64, reconfig: bool) -> Result<()> {
         t.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
+    print_recovery(&recoveries.into_inner().expect("recovery figures"));
     if reconfig {
         println!(
             "fewest committee changes completed by every honest node in one seed: {}",

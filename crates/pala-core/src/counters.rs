@@ -58,6 +58,8 @@ core_events! {
     ProposalBehindHead => "proposal_behind_head",
     /// A first-of-epoch proposal built on a head older than ours (V-5c).
     ProposalStaleParent => "proposal_stale_parent",
+    /// A proposal held back because it lies beyond the K window of our head (V-5a).
+    ProposalBeyondWindow => "window_held_proposals",
 
     // Votes and notarizations (PV-1..PV-5, NA-1..NA-6).
     /// A vote was added to a collector (PV-4).

@@ -1,4 +1,4 @@
-//! Prints a reconfiguration seed's plan summary and each node's counters, and with
+//! Prints a reconfiguration (or with `--plain` a plain) seed's plan summary and each node's counters, and with
 //! `--trace` every simulated event (debugging aid).
 use pala_sim::sweep::{plan_with, run_plan};
 fn main() {
@@ -6,13 +6,20 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let mut p = plan_with(seed, true);
+    // `--plain`: the plain sweep's plan instead of the reconfiguration sweep's.
+    let reconfig = !std::env::args().any(|a| a == "--plain");
+    let mut p = plan_with(seed, reconfig);
     p.cfg.log_finalized = true;
     println!(
-        "stop_offset {} k {} byz {:?}",
-        p.cfg.core.stop_offset, p.cfg.core.k, p.cfg.byzantine
+        "proposers {} voters {} stop_offset {} k {} byz {:?} twins {}",
+        p.cfg.proposers,
+        p.cfg.voters,
+        p.cfg.core.stop_offset,
+        p.cfg.core.k,
+        p.cfg.byzantine,
+        p.cfg.twins.len()
     );
-    let trace = std::env::args().nth(2).as_deref() == Some("--trace");
+    let trace = std::env::args().any(|a| a == "--trace");
     let (r, sim) = run_plan(p, trace);
     for line in &sim.trace {
         println!("{line}");

@@ -1,6 +1,7 @@
 //! The discrete-event simulator: virtual time, links, faults, byzantine nodes and the
 //! checkers that run after every event.
 
+mod accepted;
 mod adversary;
 mod byzantine;
 mod checkers;
@@ -145,6 +146,10 @@ pub struct Sim {
     progress: Option<(u64, u64, ProgressFn)>,
     /// What the node being driven released, executed once its call returns.
     outbox: Outbox,
+    /// The proposal the node being driven is handling, for the independent checkers.
+    handling: Option<pala_types::Proposal>,
+    /// The independent checkers' memory.
+    accepted: accepted::AcceptedMemory,
 }
 
 /// Called with a one-line summary at a fixed simulated interval.
@@ -287,6 +292,8 @@ impl Sim {
             finalized_log: Vec::new(),
             progress: None,
             outbox: Outbox::default(),
+            handling: None,
+            accepted: accepted::AcceptedMemory::default(),
         };
         sim.finalized_chain.insert(0, (sim.genesis.hash(), false));
         for i in 0..n {

@@ -4,6 +4,7 @@
 pub use crate::plan::{SeedPlan, FAULT_PHASE_MS};
 use crate::sim::{Action, Byzantine, Sim, SimConfig};
 use pala_core::CoreConfig;
+use pala_types::Epoch;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -12,6 +13,8 @@ use rand_chacha::ChaCha8Rng;
 pub const LIVENESS_BOUND_MS: u64 = 6_000;
 /// Blocks every honest node must finalize beyond the best pre-heal height.
 pub const LIVENESS_BLOCKS: u64 = 3;
+/// Resolution of the recovery time measured after healing (simulated ms).
+const RECOVERY_STEP_MS: u64 = 50;
 
 /// Draws the plan of `seed` with the swarm's sharper faults on top, and committee
 /// changes every few dozen blocks when `reconfig` is set.
@@ -205,6 +208,15 @@ pub struct SeedResult {
     pub events: u64,
     /// Committee changes every honest node went through (smallest over nodes).
     pub sessions_changed: u32,
+    /// Simulated ms from healing until an honest node finalized past the best pre-heal
+    /// height (`None`: not within the liveness bound, or the run failed).
+    pub recovery_ms: Option<u64>,
+    /// The same until every honest node did (catching up included).
+    pub caught_up_ms: Option<u64>,
+    /// Epochs the honest nodes' freshest epoch advanced after healing (within a session;
+    /// across a session change, the epochs of the new one after its first): the epochs
+    /// wasted before finality resumed and after.
+    pub epochs_after_heal: u32,
 }
 
 /// Runs a plan: faults, then healing, then the liveness check (checker e).
@@ -216,38 +228,165 @@ pub fn run_plan(p: SeedPlan, trace: bool) -> (SeedResult, Sim) {
     for (t, a) in p.actions {
         sim.schedule(t, a);
     }
-    let mut failure = None;
-    if !sim.run_until(FAULT_PHASE_MS) {
-        failure = Some(format!("{:?}", sim.violations[0]));
+    let (failure, recovery) = if sim.run_until(FAULT_PHASE_MS) {
+        heal_phase(&mut sim)
     } else {
-        let base = (0..sim.len())
-            .filter(|&i| sim.is_honest(i))
-            .map(|i| sim.finalized_height(i))
-            .max()
-            .unwrap_or(0);
-        if !sim.run_until(FAULT_PHASE_MS + LIVENESS_BOUND_MS) {
-            failure = Some(format!("{:?}", sim.violations[0]));
-        } else if sim.min_honest_finalized() < base + LIVENESS_BLOCKS {
-            let heights: Vec<u64> = (0..sim.len()).map(|i| sim.finalized_height(i)).collect();
-            failure = Some(format!(
-                "liveness: finalized heights {heights:?} did not all pass {} within {LIVENESS_BOUND_MS} ms after healing (best before: {base})",
-                base + LIVENESS_BLOCKS
-            ));
-        }
-    }
+        (
+            Some(format!("{:?}", sim.violations[0])),
+            Recovery::default(),
+        )
+    };
     let sessions_changed = (0..sim.len())
         .filter(|&i| sim.is_honest(i))
         .filter_map(|i| sim.node(i).map(|n| n.epoch().session.saturating_sub(1)))
         .min()
         .unwrap_or(0);
+    let ok_run = failure.is_none();
     let r = SeedResult {
         seed,
         failure,
         finalized: sim.min_honest_finalized(),
         events: sim.events_processed,
         sessions_changed,
+        recovery_ms: recovery.ms.filter(|_| ok_run),
+        caught_up_ms: recovery.caught_up_ms.filter(|_| ok_run),
+        epochs_after_heal: recovery.epochs,
     };
     (r, sim)
+}
+
+/// How long recovery after healing may take (the spec's mechanism, not a measured
+/// figure): in the worst case the epoch in progress times out and then each proposer
+/// in turn gets one epoch (E-1..E-6: a voter timeout, the clock messages to the
+/// proposers and the clock notarization back, the statuses of N-2), after which the
+/// honest primary's chain needs K + 2 blocks to finalize past the old head (F-B), each a
+/// block time, a round trip and a disk sync.
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveryBudget {
+    /// Epochs the honest frontier may advance after healing.
+    pub epochs: u32,
+    /// Simulated ms until an honest node finalizes past the best pre-heal height.
+    pub ms: u64,
+}
+
+impl RecoveryBudget {
+    /// The budget of a configuration.
+    pub fn of(cfg: &SimConfig) -> RecoveryBudget {
+        let proposers = cfg.proposers as u64;
+        let one_way = cfg.delay_ms + cfg.jitter_ms;
+        let epoch = cfg.core.voter_timeout_ms + 4 * one_way;
+        let block = cfg.block_time_ms + 2 * one_way + cfg.disk_sync_ms;
+        RecoveryBudget {
+            epochs: cfg.proposers as u32 + 1,
+            ms: (proposers + 1) * epoch + (cfg.core.k as u64 + 2) * block,
+        }
+    }
+}
+
+/// What the liveness phase measured.
+#[derive(Default)]
+struct Recovery {
+    /// Simulated ms from healing until some honest node finalized past the best
+    /// pre-heal height (the cluster's finality resumed).
+    ms: Option<u64>,
+    /// The same until every honest node did (restarted nodes caught up).
+    caught_up_ms: Option<u64>,
+    /// Epochs the honest frontier advanced over the whole liveness phase.
+    epochs: u32,
+}
+
+/// The freshest epoch of the honest nodes that are up.
+fn frontier(sim: &Sim) -> Epoch {
+    (0..sim.len())
+        .filter(|&i| sim.is_honest(i))
+        .filter_map(|i| sim.node(i).map(|n| n.epoch()))
+        .max()
+        .unwrap_or(Epoch::NIL)
+}
+
+/// After healing: finality must pass the best pre-heal height by [`LIVENESS_BLOCKS`]
+/// within [`LIVENESS_BOUND_MS`] (checker e), and a reconfiguration begun before healing
+/// must be over; measures the time to the first finality and the epochs spent.
+fn heal_phase(sim: &mut Sim) -> (Option<String>, Recovery) {
+    let violation = |sim: &Sim| Some(format!("{:?}", sim.violations[0]));
+    let base = (0..sim.len())
+        .filter(|&i| sim.is_honest(i))
+        .map(|i| sim.finalized_height(i))
+        .max()
+        .unwrap_or(0);
+    let at_heal = frontier(sim);
+    let mut rec = Recovery::default();
+    let end = FAULT_PHASE_MS + LIVENESS_BOUND_MS;
+    let best = |sim: &Sim| {
+        (0..sim.len())
+            .filter(|&i| sim.is_honest(i))
+            .map(|i| sim.finalized_height(i))
+            .max()
+            .unwrap_or(0)
+    };
+    let mut t = FAULT_PHASE_MS;
+    while rec.caught_up_ms.is_none() && t < end {
+        t += RECOVERY_STEP_MS;
+        if !sim.run_until(t) {
+            return (violation(sim), rec);
+        }
+        if rec.ms.is_none() && best(sim) > base {
+            rec.ms = Some(t - FAULT_PHASE_MS);
+        }
+        if sim.min_honest_finalized() > base {
+            rec.caught_up_ms = Some(t - FAULT_PHASE_MS);
+        }
+    }
+    if !sim.run_until(end) {
+        return (violation(sim), rec);
+    }
+    let at_end = frontier(sim);
+    rec.epochs = if at_end.session == at_heal.session {
+        at_end.e - at_heal.e
+    } else {
+        at_end.e - 1
+    };
+    let budget = RecoveryBudget::of(&sim.cfg);
+    let failure = if rec.epochs > budget.epochs {
+        Some(format!(
+            "liveness: the honest frontier advanced {} epochs after healing, budget {} (a full rotation of the proposers plus the epoch in progress)",
+            rec.epochs, budget.epochs
+        ))
+    } else if rec.ms.is_none_or(|ms| ms > budget.ms) {
+        Some(format!(
+            "liveness: finality resumed {} after healing, budget {} ms",
+            rec.ms.map_or("not".to_string(), |ms| format!("{ms} ms")),
+            budget.ms
+        ))
+    } else if sim.min_honest_finalized() < base + LIVENESS_BLOCKS {
+        let heights: Vec<u64> = (0..sim.len()).map(|i| sim.finalized_height(i)).collect();
+        Some(format!(
+            "liveness: finalized heights {heights:?} did not all pass {} within {LIVENESS_BOUND_MS} ms after healing (best before: {base})",
+            base + LIVENESS_BLOCKS
+        ))
+    } else {
+        sim.stop_block_final_by(FAULT_PHASE_MS)
+            .and_then(|s| reconfiguration_unfinished(sim, s))
+    };
+    (failure, rec)
+}
+
+/// The reconfiguration budget: a session whose stop block some honest node had
+/// finalized before healing must be over everywhere once the liveness bound has passed,
+/// that is, every honest node has finalized a block of a later session (C-5). Finality
+/// alone does not show it: the empty blocks after a stop block keep finalizing in the
+/// old session (C-7d) while the new one never starts.
+fn reconfiguration_unfinished(sim: &Sim, session: u32) -> Option<String> {
+    let behind: Vec<(usize, u32)> = (0..sim.len())
+        .filter(|&i| sim.is_honest(i))
+        .filter_map(|i| sim.node(i).map(|n| (i, n.finalized().epoch.session)))
+        .filter(|&(_, s)| s <= session)
+        .collect();
+    (!behind.is_empty()).then(|| {
+        format!(
+            "reconfiguration: session {session}'s stop block was final before healing, but (node, session of its finalized head) {behind:?} had not finalized a later session {LIVENESS_BOUND_MS} ms after healing"
+        )
+    })
 }
 
 /// Runs one seed of the sweep with a change to its plan (for tests).
@@ -291,6 +430,9 @@ pub fn run_seed_mode(seed: u64, reconfig: bool) -> SeedResult {
                 finalized: 0,
                 events: 0,
                 sessions_changed: 0,
+                recovery_ms: None,
+                caught_up_ms: None,
+                epochs_after_heal: 0,
             }
         }
     }

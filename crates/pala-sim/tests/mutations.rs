@@ -66,21 +66,40 @@ fn a_gate_that_releases_one_vote_before_its_persist_is_caught() {
 }
 
 /// PV-4 one vote short: the aggregating proposer takes a quorum minus one for a
-/// notarization; every other node's verifier refuses it, so the cluster stalls and the
-/// swarm sweep's liveness check fires (the core's unit tests do not cover it).
+/// notarization. The independent quorum checker recounts every notarization an honest
+/// node stores and fires on the first one (before, only the swarm sweep's liveness check
+/// noticed, through the stall the other verifiers cause).
 #[test]
-fn a_quorum_counted_one_short_is_caught_by_the_swarm_sweep() {
-    let (seed, f) = (0..20)
-        .find_map(|seed| {
-            let r = sweep::run_seed_mode_with(seed, false, |p| {
-                p.cfg.core.mutation = Some(Mutation::QuorumOneShort)
-            });
-            r.failure.map(|f| (seed, f))
-        })
+fn a_quorum_counted_one_short_is_caught_by_the_independent_quorum_checker() {
+    let (seed, f) = first_swarm_failure(Mutation::QuorumOneShort, 5)
         .expect("the swarm sweep must catch PV-4 off by one");
     println!("caught at seed {seed}: {f}");
-    assert!(
-        f.contains("liveness") || f.contains("finality-conflict"),
-        "got {f}"
-    );
+    assert!(f.contains("accepted-quorum"), "got {f}");
+    assert!(f.contains("below the quorum"), "got {f}");
+}
+
+/// V-5c without its stale-parent drop: a voter whose head is fresher than the parent of
+/// an epoch's first block votes for it anyway. The independent vote-window checker
+/// bounds the voter's head during the call that recorded the vote and fires (no
+/// conflict or stall follows from it in these seeds).
+#[test]
+fn voting_on_a_first_block_older_than_the_head_is_caught_by_the_vote_window_checker() {
+    let r = sweep::run_seed_with(12, |p| {
+        p.cfg.core.mutation = Some(Mutation::VoteStaleParent)
+    });
+    let f = r
+        .failure
+        .expect("seed 12 of the basic plan catches V-5c without its drop");
+    println!("caught at seed 12: {f}");
+    assert!(f.contains("vote-window") && f.contains("V-5c"), "got {f}");
+    let control = sweep::run_seed(12);
+    assert_eq!(control.failure, None, "the real core passes the same seed");
+}
+
+/// Runs swarm sweep seeds with `m` switched on until a checker fires.
+fn first_swarm_failure(m: Mutation, max_seeds: u64) -> Option<(u64, String)> {
+    (0..max_seeds).find_map(|seed| {
+        let r = sweep::run_seed_mode_with(seed, false, |p| p.cfg.core.mutation = Some(m));
+        r.failure.map(|f| (seed, f))
+    })
 }

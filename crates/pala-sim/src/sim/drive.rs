@@ -2,10 +2,11 @@
 //! what the gate released (with the checkers), starts disk syncs and queues timer
 //! wake-ups.
 
+use super::accepted::HeadBounds;
 use super::host::SimHost;
 use super::{Ev, Sim};
 use pala_core::driver::{Driver, Event, Released};
-use pala_core::{Input, Node};
+use pala_core::{Input, Node, StateChange};
 use pala_types::Message;
 use std::convert::Infallible;
 
@@ -13,7 +14,16 @@ impl Sim {
     /// Feeds one input to node `i` and executes its outputs with all checks.
     pub(super) fn feed(&mut self, i: usize, input: Input) {
         let now = self.now;
+        // The independent checkers want the proposal behind a block this call stores.
+        self.handling = match &input {
+            Input::Message { msg, .. } => match &**msg {
+                Message::Proposal(p) => Some(p.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
         self.drive(i, |d, core, host| d.handle(core, now, input, host));
+        self.handling = None;
     }
 
     /// Runs `f` on node `i`'s core and driver kit with the simulator as host, then
@@ -24,6 +34,8 @@ impl Sim {
         let Some(core) = n.core.as_mut() else {
             return;
         };
+        let low = core.head();
+        let last_before = n.unsynced.back().map(|(seq, _)| *seq);
         let mut host = SimHost {
             node: i,
             unsynced: &mut n.unsynced,
@@ -34,10 +46,35 @@ impl Sim {
             payload_at_once: self.cfg.block_time_ms == 0,
         };
         f(&mut n.driver, core, &mut host);
+        let high = core.head();
+        let mut records: Vec<StateChange> = n
+            .unsynced
+            .iter()
+            .rev()
+            .take_while(|(seq, _)| Some(*seq) != last_before)
+            .filter(|(_, r)| {
+                matches!(
+                    r,
+                    StateChange::Block(_)
+                        | StateChange::Notarization(_)
+                        | StateChange::Epoch { clock: Some(_), .. }
+                        | StateChange::VoteGuard { .. }
+                        | StateChange::StopBlock { .. }
+                )
+            })
+            .map(|(_, r)| r.clone())
+            .collect();
+        records.reverse();
         if let Some(&(last, _)) = n.unsynced.back() {
             if n.batch_ends.back() != Some(&last) {
                 n.batch_ends.push_back(last);
             }
+        }
+        if !records.is_empty() {
+            let proposal = self.handling.take();
+            let bounds = HeadBounds { low, high };
+            self.check_accepted(i, &records, proposal.as_ref(), bounds);
+            self.handling = proposal;
         }
         let mut out = std::mem::take(&mut self.outbox);
         for e in out.released.drain(..) {
@@ -89,6 +126,11 @@ impl Sim {
         match e {
             Released::Send { to, msg } => {
                 self.check_persisted_before_send(i, &msg);
+                if let Message::Vote(v) = &msg {
+                    if v.voter == self.ids[i] && self.is_honest(i) {
+                        self.check_vote_window(i, v);
+                    }
+                }
                 if let Some(j) = self.route(i, &to) {
                     self.send_from(i, j, msg);
                 }
