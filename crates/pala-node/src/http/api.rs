@@ -5,6 +5,7 @@ use super::service::{HttpMetrics, Limits};
 use super::HttpContext;
 use crossbeam_channel::Sender;
 use std::sync::atomic::AtomicUsize;
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
 /// The API's state: the node's views and the server's limits.
@@ -15,4 +16,6 @@ pub struct Api {
     pub(super) limits: Limits,
     pub(super) metrics: Arc<HttpMetrics>,
     pub(super) streams: Arc<AtomicUsize>,
+    /// Every metric of the node, served at `/metrics`.
+    pub(super) registry: Registry,
 }

@@ -2,19 +2,27 @@
 
 use super::Loop;
 use crate::status::StatusView;
-use std::sync::atomic::Ordering;
 
 impl Loop {
     pub(super) fn publish(&self) {
         let c = &self.core;
         let m = &self.d.metrics;
         let peers: Vec<String> = self.d.links.peers().iter().map(|p| p.to_hex()).collect();
-        m.peers.store(peers.len() as i64, Ordering::Relaxed);
+        m.peers.set(peers.len() as i64);
+        if let Some(committee) = c.committees().get(c.epoch().session) {
+            let me = c.id();
+            let reachable = self.d.links.peers().iter().chain([&me]);
+            m.voter_weight_connected
+                .set(committee.weight_of_ids(reachable));
+            m.voter_quorum.set(committee.quorum());
+        }
+        m.doppelganger_tripped
+            .set(self.host.doppelganger.tripped().into());
         // A node that stopped signing (its key is live elsewhere) is not fit for traffic.
         let ready = !peers.is_empty()
             && !self.host.doppelganger.tripped()
             && c.head_block().height() + 2 * c.config().k as u64 + 2
-                >= m.peer_head_height.load(Ordering::Relaxed);
+                >= m.peer_head_height.get();
         self.d.status.publish(StatusView {
             id: c.id().to_hex(),
             role: self.role.as_str().into(),
@@ -30,12 +38,7 @@ impl Loop {
             ready,
             stopping: self.stopping,
         });
-        let counters: Vec<(String, u64)> = c
-            .counters()
-            .iter()
-            .map(|(event, n)| (event.to_string(), n))
-            .collect();
-        *m.core_counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+        *m.core_counters.lock().unwrap_or_else(|e| e.into_inner()) = c.counters().clone();
         let depths = [
             ("consensus_inbox", self.d.inbox.len()),
             ("consensus_gate", self.driver.gate().held()),
