@@ -187,7 +187,8 @@ missing = {t: sorted(set().union(*map(names, e)) - exported) for t, e in panel_e
 missing = {t: m for t, m in missing.items() if m}
 result(not missing and not no_query,
        f"every metric in the {len(panel_exprs)} queries of deploy/grafana/pala.json is exported",
-       json.dumps({"unknown metrics": missing, "panels without a pala_ metric": no_query}))
+       json.dumps({"unknown metrics": missing, "panels without a pala_ metric": no_query})
+       if missing or no_query else "")
 
 # 4. Prometheus is up and scrapes all six nodes.
 ready = wait("prometheus", lambda: get(prom + "/-/ready")[0], 60)
@@ -262,7 +263,7 @@ result(not bad_epoch, "epoch: PromQL (pala_epoch_session, pala_epoch) equals /st
        f"off: {bad_epoch}" if bad_epoch else "")
 firing = promql('ALERTS{alertstate="firing"}')
 result(not firing, "no alert firing on the healthy testnet",
-       json.dumps([f["metric"] for f in firing]))
+       json.dumps([f["metric"] for f in firing]) if firing else "")
 
 # 7. Two of the four voters stop: 2 of 4 seats is below the quorum of 3 (f = 1).
 stopped = [n for n in nodes if n["name"] in ("voter2", "voter3")]
@@ -289,6 +290,8 @@ weights = {by_instance[r["metric"]["instance"]]["name"]: r["value"][1]
 result(bool(quorum), "PalaVoterQuorumNotConnected firing on both proposers",
        f"pala_voter_weight_connected: {weights}, quorum: "
        f"{promql('max(pala_voter_quorum)')[0]['value'][1]}")
+print(f"tools/prometheus-test.sh: {failed} checks failed" if failed else
+      "tools/prometheus-test.sh: every check passed")
 sys.exit(1 if failed else 0)
 PY
 status=$?

@@ -140,16 +140,13 @@ fn http2_request_lines_are_refused_without_leaking_threads_or_fds() {
     }
     // (Some of the burst may have met the connection cap; either way none stays.)
     wait_for("the burst to be served", || {
-        f.metrics.accepted.get() == 2000
-            && f.metrics.open.get() == 0
+        f.metrics.accepted.get() == 2000 && f.metrics.open.get() == 0
     });
     let r = exchange(f.addr, b"GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n");
     assert_eq!(status_of(&r), "400", "{r}");
     let r = exchange(f.addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     assert!(!r.contains("200"), "{r}");
-    wait_for("connections to close", || {
-        f.metrics.open.get() == 0
-    });
+    wait_for("connections to close", || f.metrics.open.get() == 0);
     assert!(threads() <= t0 + 2, "threads {t0} -> {}", threads());
     assert!(fds() <= fd0 + 4, "fds {fd0} -> {}", fds());
     assert!(healthz(f.addr).ends_with("ok\n"));
@@ -300,9 +297,7 @@ fn idle_connections_that_send_nothing_are_closed_after_the_header_timeout() {
     let held: Vec<TcpStream> = (0..32)
         .map(|_| TcpStream::connect(f.addr).unwrap())
         .collect();
-    wait_for("the server to close them", || {
-        f.metrics.open.get() == 0
-    });
+    wait_for("the server to close them", || f.metrics.open.get() == 0);
     for mut s in held {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut out = Vec::new();

@@ -4,8 +4,8 @@ use super::auth::Auth;
 use super::service::{HttpMetrics, Limits};
 use super::HttpContext;
 use crossbeam_channel::Sender;
-use std::sync::atomic::AtomicUsize;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// The API's state: the node's views and the server's limits.

@@ -67,11 +67,17 @@ fn openmetrics_by_default_and_the_text_format_when_asked_for_only() {
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert!(om.contains("# TYPE pala_votes_received counter\n"), "{om}");
     let prometheus_accept = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5";
-    assert_eq!(encode(&registry, Some(prometheus_accept)).1, OPENMETRICS_CONTENT_TYPE);
+    assert_eq!(
+        encode(&registry, Some(prometheus_accept)).1,
+        OPENMETRICS_CONTENT_TYPE
+    );
     let (text, t) = encode(&registry, Some("text/plain"));
     assert_eq!(t, PROMETHEUS_TEXT_CONTENT_TYPE);
     assert!(!text.contains("# EOF"));
-    assert!(text.contains("# TYPE pala_votes_received_total counter\n"), "{text}");
+    assert!(
+        text.contains("# TYPE pala_votes_received_total counter\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -94,9 +100,14 @@ fn every_sample_has_help_and_a_type_and_counters_end_in_total() {
             assert!(name.starts_with("pala_"), "{line}");
             let family = ["_bucket", "_sum", "_count"]
                 .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|f| typed.get(*f).is_some_and(|k| k == "histogram")))
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| typed.get(*f).is_some_and(|k| k == "histogram"))
+                })
                 .unwrap_or(name);
-            let kind = typed.get(family).unwrap_or_else(|| panic!("no TYPE for {line}"));
+            let kind = typed
+                .get(family)
+                .unwrap_or_else(|| panic!("no TYPE for {line}"));
             assert!(helped.contains(family), "no HELP for {line}");
             assert_eq!(kind == "counter", family.ends_with("_total"), "{line}");
         }
@@ -127,7 +138,9 @@ fn every_sample_has_help_and_a_type_and_counters_end_in_total() {
 fn per_peer_status_heights_come_and_go_with_the_peer() {
     let (m, registry) = node_registry();
     let peer = pala_types::NodeId::default();
-    m.peer_status_height.get_or_create(&peer_label(&peer)).set(12);
+    m.peer_status_height
+        .get_or_create(&peer_label(&peer))
+        .set(12);
     let line = format!("pala_peer_status_head_height{{peer=\"{}\"}}", peer.to_hex());
     assert_eq!(parse_value(&encode(&registry, None).0, &line), Some(12.0));
     m.peer_status_height.remove(&peer_label(&peer));

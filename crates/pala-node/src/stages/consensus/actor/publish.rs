@@ -21,8 +21,7 @@ impl Loop {
         // A node that stopped signing (its key is live elsewhere) is not fit for traffic.
         let ready = !peers.is_empty()
             && !self.host.doppelganger.tripped()
-            && c.head_block().height() + 2 * c.config().k as u64 + 2
-                >= m.peer_head_height.get();
+            && c.head_block().height() + 2 * c.config().k as u64 + 2 >= m.peer_head_height.get();
         self.d.status.publish(StatusView {
             id: c.id().to_hex(),
             role: self.role.as_str().into(),
