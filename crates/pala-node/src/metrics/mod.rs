@@ -91,7 +91,9 @@ pub struct Metrics {
     pub doppelganger_tripped: Gauge,
     /// Highest head height a connected committee member announced (readiness target).
     pub peer_head_height: CountGauge,
-    /// The head height each connected peer announced in its last status.
+    /// The head height each connected peer announced in its last status. A family takes
+    /// a read lock per update: the verify stage updates it once per status message (a
+    /// peer's heartbeat), never per vote or proposal.
     pub peer_status_height: Family<PeerLabel, CountGauge>,
     /// The core's event counters (a copy the consensus stage publishes).
     pub core_counters: Mutex<Counters>,
