@@ -281,9 +281,11 @@ fn filesystem_space(path: &std::path::Path) -> Option<FilesystemSpace> {
     }
     // SAFETY: statvfs returned 0, so it filled `s`.
     let s = unsafe { s.assume_init() };
-    let frsize = s.f_frsize as u64;
+    // The fields are 32 bits wide on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let (frsize, available, blocks) = (s.f_frsize as u64, s.f_bavail as u64, s.f_blocks as u64);
     Some(FilesystemSpace {
-        available: s.f_bavail as u64 * frsize,
-        size: s.f_blocks as u64 * frsize,
+        available: available * frsize,
+        size: blocks * frsize,
     })
 }
