@@ -2,6 +2,7 @@
 
 use super::Loop;
 use crate::status::StatusView;
+use pala_types::SignerBitmap;
 
 impl Loop {
     pub(super) fn publish(&self) {
@@ -9,11 +10,17 @@ impl Loop {
         let m = &self.d.metrics;
         let peers: Vec<String> = self.d.links.peers().iter().map(|p| p.to_hex()).collect();
         m.peers.set(peers.len() as i64);
-        if let Some(committee) = c.committees().get(c.epoch().session) {
+        let session = c.epoch().session;
+        if let Some(committee) = c.committees().get(session) {
+            // By the committees' voter index: one lookup per peer, not a scan of the list.
             let me = c.id();
-            let reachable = self.d.links.peers().iter().chain([&me]);
-            m.voter_weight_connected
-                .set(committee.weight_of_ids(reachable));
+            let mut reached = SignerBitmap::new(committee.voters.len());
+            for peer in self.d.links.peers().iter().chain([&me]) {
+                if let Some(i) = c.committees().voter_index(session, peer) {
+                    reached.insert(i);
+                }
+            }
+            m.voter_weight_connected.set(committee.weight(&reached));
             m.voter_quorum.set(committee.quorum());
         }
         m.doppelganger_tripped
