@@ -3,15 +3,15 @@
 # file against the vendored compose specification schema, the Kubernetes manifests against
 # the schemas kubernetes-validate ships (offline), the Dockerfile with hadolint, the
 # Prometheus alert rules (promtool check rules, and their unit tests with promtool test
-# rules), the example scrape config and the Grafana dashboard's JSON, the
-# systemd unit with systemd-analyze, the seccomp profile's io_uring calls, the names the
+# rules), the example scrape config and the Grafana dashboard's JSON, the systemd unit
+# with systemd-analyze, the seccomp profile's io_uring calls, the names the
 # deploy files expect against what `pala testnet --hosts` writes, and the entrypoint run
 # for real against a temporary data directory with the debug-built binary.
 #
-# Needs only the package registries: the Python tools go into a virtualenv from PyPI,
-# systemd, shellcheck and prometheus (promtool) come from apt when missing. Every check prints
-# `validate: ok <name>` or `validate: FAIL <name>`; the exit status is non-zero when any
-# check failed. .ci/run counts these lines into its totals.
+# Needs only the package registries: the Python tools go into a virtualenv from PyPI;
+# systemd, shellcheck and prometheus (promtool) come from apt when missing. Every check
+# prints `validate: ok <name>` or `validate: FAIL <name>`; the exit status is non-zero when
+# any check failed. .ci/run counts these lines into its totals.
 #
 # Environment: PALA_BIN (default: target/debug/pala, built here),
 # PALA_DEPLOY_VENV (default: ~/.cache/pala-deploy-venv).
