@@ -2,14 +2,16 @@
 # Validates deploy/ without a container engine (none runs on the CI machines): the compose
 # file against the vendored compose specification schema, the Kubernetes manifests against
 # the schemas kubernetes-validate ships (offline), the Dockerfile with hadolint, the
-# systemd unit with systemd-analyze, the seccomp profile's io_uring calls, the names the
+# Prometheus alert rules (promtool check rules, and their unit tests with promtool test
+# rules), the example scrape config and the Grafana dashboard's JSON, the systemd unit
+# with systemd-analyze, the seccomp profile's io_uring calls, the names the
 # deploy files expect against what `pala testnet --hosts` writes, and the entrypoint run
 # for real against a temporary data directory with the debug-built binary.
 #
-# Needs only the package registries: the Python tools go into a virtualenv from PyPI,
-# systemd and shellcheck come from apt when missing. Every check prints
-# `validate: ok <name>` or `validate: FAIL <name>`; the exit status is non-zero when any
-# check failed. .ci/run counts these lines into its totals.
+# Needs only the package registries: the Python tools go into a virtualenv from PyPI;
+# systemd, shellcheck and prometheus (promtool) come from apt when missing. Every check
+# prints `validate: ok <name>` or `validate: FAIL <name>`; the exit status is non-zero when
+# any check failed. .ci/run counts these lines into its totals.
 #
 # Environment: PALA_BIN (default: target/debug/pala, built here),
 # PALA_DEPLOY_VENV (default: ~/.cache/pala-deploy-venv).
@@ -116,6 +118,25 @@ allowed = {n for r in p["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and not r
 missing = {"io_uring_setup", "io_uring_enter", "io_uring_register"} - allowed
 assert p["defaultAction"] == "SCMP_ACT_ERRNO", p["defaultAction"]
 assert not missing, f"not allowed unconditionally: {sorted(missing)}"
+EOF
+
+echo "== prometheus"
+command -v promtool >/dev/null || apt_install prometheus || true
+if command -v promtool >/dev/null; then
+    check "alert rules with promtool check rules" promtool check rules deploy/prometheus/alerts.yml
+    check "alert rule unit tests with promtool test rules" \
+        promtool test rules deploy/prometheus/alerts_test.yml
+    check "example scrape config with promtool check config" \
+        promtool check config deploy/prometheus/prometheus.yml
+else
+    check "promtool installed (apt-get install prometheus)" false
+fi
+check "Grafana dashboard is JSON with queries in every panel" "$venv/bin/python" - <<'EOF'
+import json
+d = json.load(open("deploy/grafana/pala.json"))
+panels = [p for p in d["panels"] if p["type"] != "row"]
+assert panels and all(p.get("targets") for p in panels), "a panel without queries"
+print(f"{len(panels)} panels")
 EOF
 
 if command -v shellcheck >/dev/null; then

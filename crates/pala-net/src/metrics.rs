@@ -148,49 +148,79 @@ impl NetMetrics {
         c.load(Ordering::Relaxed)
     }
 
-    /// All counters as `(name, value)` pairs, for an exporter.
-    pub fn snapshot(&self) -> Vec<(String, i64)> {
-        let mut v = Vec::new();
-        for r in HandshakeFailure::ALL {
-            v.push((
-                format!("handshake_failures{{reason=\"{}\"}}", r.as_str()),
-                self.handshake_failures(r) as i64,
-            ));
-        }
-        for r in CloseReason::ALL {
-            v.push((
-                format!("connections_closed{{reason=\"{}\"}}", r.as_str()),
-                self.closes(r) as i64,
-            ));
-        }
-        let plain = [
-            ("handshakes_ok", &self.handshakes_ok),
-            ("connections_opened", &self.connections_opened),
-            ("accepted", &self.accepted),
-            ("dial_failures", &self.dial_failures),
-            ("frames_in", &self.frames_in),
-            ("bytes_in", &self.bytes_in),
-            ("frames_out", &self.frames_out),
-            ("bytes_out", &self.bytes_out),
+    /// The counters not broken down by reason, for an exporter: each with its name (the
+    /// exporter adds its prefix and the `_total` suffix), what it counts, and its value.
+    /// The drops are in [`NetMetrics::dropped`], the failures and closes by reason in
+    /// [`NetMetrics::handshake_failures`] and [`NetMetrics::closes`].
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 13] {
+        let rows = [
+            ("handshakes_ok", "Handshakes that completed.", &self.handshakes_ok),
+            (
+                "connections_opened",
+                "Connections registered (after the duplicate rule, W-2).",
+                &self.connections_opened,
+            ),
+            ("accepted", "TCP connections accepted.", &self.accepted),
+            ("dial_failures", "TCP connect attempts that failed.", &self.dial_failures),
+            ("received_frames", "Frames received and delivered.", &self.frames_in),
+            ("received_bytes", "Bytes of frames received.", &self.bytes_in),
+            ("sent_frames", "Frames written.", &self.frames_out),
+            ("sent_bytes", "Bytes of frames written.", &self.bytes_out),
+            (
+                "rate_limited_delays",
+                "Times a reader was delayed by a rate limit.",
+                &self.rate_limited_delays,
+            ),
+            (
+                "refused_handshakes",
+                "Accepted sockets closed at once: too many handshakes in progress in total.",
+                &self.refused_handshakes,
+            ),
+            (
+                "refused_per_source",
+                "Accepted sockets closed at once: too many handshakes in progress from their source.",
+                &self.refused_per_source,
+            ),
+            (
+                "refused_connections",
+                "Accepted sockets closed at once: too many inbound connections.",
+                &self.refused_connections,
+            ),
+            (
+                "handshake_logs_suppressed",
+                "Handshake failures not logged because their source logged one recently.",
+                &self.handshake_logs_suppressed,
+            ),
+        ];
+        rows.map(|(name, help, c)| (name, help, c.load(Ordering::Relaxed)))
+    }
+
+    /// Messages the layer dropped, by reason (the label values of the node's
+    /// `pala_dropped_messages_total`).
+    pub fn dropped(&self) -> [(&'static str, u64); 4] {
+        [
             ("unknown_types", &self.unknown_types),
             ("rate_limited_drops", &self.rate_limited_drops),
-            ("rate_limited_delays", &self.rate_limited_delays),
             ("oversize_outbound", &self.oversize_outbound),
             ("unroutable", &self.unroutable),
-            ("refused_handshakes", &self.refused_handshakes),
-            ("refused_per_source", &self.refused_per_source),
-            ("refused_connections", &self.refused_connections),
-            ("handshake_logs_suppressed", &self.handshake_logs_suppressed),
-        ];
-        for (name, c) in plain {
-            v.push((name.to_string(), c.load(Ordering::Relaxed) as i64));
-        }
-        v.push(("peers".to_string(), self.peers.load(Ordering::Relaxed)));
-        v.push((
-            "handshakes_in_progress".to_string(),
-            self.handshakes_in_progress.load(Ordering::Relaxed),
-        ));
-        v.push(("inbound".to_string(), self.inbound.load(Ordering::Relaxed)));
-        v
+        ]
+        .map(|(reason, c)| (reason, c.load(Ordering::Relaxed)))
+    }
+
+    /// The gauges, as [`NetMetrics::counters`] lists the counters.
+    pub fn gauges(&self) -> [(&'static str, &'static str, i64); 2] {
+        [
+            (
+                "handshakes_in_progress",
+                "Inbound sockets in the handshake right now.",
+                &self.handshakes_in_progress,
+            ),
+            (
+                "inbound_connections",
+                "Inbound connections (handshaking or established) right now.",
+                &self.inbound,
+            ),
+        ]
+        .map(|(name, help, g)| (name, help, g.load(Ordering::Relaxed)))
     }
 }

@@ -140,16 +140,13 @@ fn http2_request_lines_are_refused_without_leaking_threads_or_fds() {
     }
     // (Some of the burst may have met the connection cap; either way none stays.)
     wait_for("the burst to be served", || {
-        f.metrics.accepted.load(Ordering::Relaxed) == 2000
-            && f.metrics.open.load(Ordering::Relaxed) == 0
+        f.metrics.accepted.get() == 2000 && f.metrics.open.get() == 0
     });
     let r = exchange(f.addr, b"GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n");
     assert_eq!(status_of(&r), "400", "{r}");
     let r = exchange(f.addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     assert!(!r.contains("200"), "{r}");
-    wait_for("connections to close", || {
-        f.metrics.open.load(Ordering::Relaxed) == 0
-    });
+    wait_for("connections to close", || f.metrics.open.get() == 0);
     assert!(threads() <= t0 + 2, "threads {t0} -> {}", threads());
     assert!(fds() <= fd0 + 4, "fds {fd0} -> {}", fds());
     assert!(healthz(f.addr).ends_with("ok\n"));
@@ -202,7 +199,7 @@ fn accept_failures_do_not_kill_the_listener() {
     for _ in 0..3 {
         assert!(healthz(addr).ends_with("ok\n"));
     }
-    assert_eq!(metrics.accept_errors.load(Ordering::Relaxed), 6);
+    assert_eq!(metrics.accept_errors.get(), 6);
     server.stop();
 }
 
@@ -233,7 +230,7 @@ fn stalled_bodies_do_not_block_other_requests_and_are_closed_after_the_body_time
         let _ = s.read_to_string(&mut out);
         assert_eq!(status_of(&out), "408", "{out}");
     }
-    assert_eq!(f.metrics.body_timeouts.load(Ordering::Relaxed), 4);
+    assert_eq!(f.metrics.body_timeouts.get(), 4);
     let r = exchange(
         f.addr,
         b"POST /tx HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
@@ -269,9 +266,9 @@ fn idle_connections_are_capped_cost_no_threads_and_are_released() {
         .collect();
     eprintln!("2000 connections in {:?}", t.elapsed());
     wait_for("the cap to refuse the rest", || {
-        f.metrics.refused.load(Ordering::Relaxed) == 2000 - 64
+        f.metrics.refused.get() == 2000 - 64
     });
-    assert_eq!(f.metrics.open.load(Ordering::Relaxed), 64);
+    assert_eq!(f.metrics.open.get(), 64);
     assert!(threads() <= t0 + 2, "threads {t0} -> {}", threads());
     // A refused one hears 503 and is closed.
     let mut last = idle.into_iter().last().unwrap();
@@ -281,7 +278,7 @@ fn idle_connections_are_capped_cost_no_threads_and_are_released() {
     assert_eq!(status_of(&out), "503", "{out}");
     // `idle` is gone: the server sees the closes and frees the cap.
     wait_for("the connections to be released", || {
-        f.metrics.open.load(Ordering::Relaxed) == 0
+        f.metrics.open.get() == 0
     });
     assert!(healthz(f.addr).ends_with("ok\n"));
     assert!(
@@ -300,9 +297,7 @@ fn idle_connections_that_send_nothing_are_closed_after_the_header_timeout() {
     let held: Vec<TcpStream> = (0..32)
         .map(|_| TcpStream::connect(f.addr).unwrap())
         .collect();
-    wait_for("the server to close them", || {
-        f.metrics.open.load(Ordering::Relaxed) == 0
-    });
+    wait_for("the server to close them", || f.metrics.open.get() == 0);
     for mut s in held {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut out = Vec::new();

@@ -4,6 +4,7 @@ use super::auth::Auth;
 use super::service::{HttpMetrics, Limits};
 use super::HttpContext;
 use crossbeam_channel::Sender;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
@@ -15,4 +16,6 @@ pub struct Api {
     pub(super) limits: Limits,
     pub(super) metrics: Arc<HttpMetrics>,
     pub(super) streams: Arc<AtomicUsize>,
+    /// Every metric of the node, served at `/metrics`.
+    pub(super) registry: Registry,
 }

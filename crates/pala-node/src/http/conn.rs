@@ -44,7 +44,7 @@ pub async fn serve(
     metrics: &HttpMetrics,
     mut stopped: watch::Receiver<bool>,
 ) {
-    metrics.open.fetch_add(1, Ordering::Relaxed);
+    metrics.open.inc();
     let _ = stream.set_nodelay(true);
     let epoch = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
@@ -88,7 +88,7 @@ pub async fn serve(
             _ = stopped.changed() => break,
         }
     }
-    metrics.open.fetch_sub(1, Ordering::Relaxed);
+    metrics.open.dec();
 }
 
 /// The socket, noting when a byte last moved (milliseconds since `epoch`).

@@ -8,7 +8,6 @@ use super::HttpContext;
 use anyhow::{Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::debug;
 
@@ -66,12 +65,7 @@ fn forward_loop(
     rx: Receiver<Vec<u8>>,
     targets: Vec<SocketAddr>,
 ) {
-    let failed = || {
-        shared
-            .metrics
-            .forward_failures
-            .fetch_add(1, Ordering::Relaxed)
-    };
+    let failed = || shared.metrics.forward_failures.inc();
     while let Ok(first) = rx.recv() {
         let mut body = first;
         body.push(b'\n');

@@ -11,7 +11,7 @@
 //! | GET | `/block/<height>` | a finalized block |
 //! | GET | `/kv/<key>` | a key of the replicated store |
 //! | GET | `/stream` | finalized blocks as server-sent events |
-//! | GET | `/metrics` | Prometheus text |
+//! | GET | `/metrics` | every metric, OpenMetrics text ([`crate::metrics`]) |
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (caught up) |
 //! | GET | `/openapi.json` | the OpenAPI document |
 //!

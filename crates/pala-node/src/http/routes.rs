@@ -5,11 +5,13 @@ use super::auth::Auth;
 use super::reply::{block_json, full, json_response, text, with_type};
 use super::service::{Body, HttpMetrics, Limits};
 use super::{sse, submit, HttpContext};
+use crate::metrics::{self, ScrapeSources};
 use crossbeam_channel::Sender;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW};
 use hyper::{Method, Request, Response};
 use pala_types::Hash;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -59,7 +61,19 @@ impl Api {
         forward: Option<Sender<Vec<u8>>>,
         metrics: Arc<HttpMetrics>,
     ) -> Api {
+        let mut registry = Registry::default();
+        shared.metrics.register(
+            &mut registry,
+            ScrapeSources {
+                status: shared.status.clone(),
+                net: shared.net_metrics.clone(),
+                mempool: shared.mempool.clone(),
+                data_dir: shared.cfg.node.data_dir.clone(),
+            },
+        );
+        metrics.register(&mut registry);
         Api {
+            registry,
             limits: Limits::from_config(&shared.cfg.http),
             shared,
             auth,
@@ -88,6 +102,11 @@ impl Api {
         if path == "/tx" {
             return submit::submit(self, req).await;
         }
+        if path == "/metrics" {
+            let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+            let (page, content_type) = metrics::encode(&self.registry, accept);
+            return with_type(full(200, page), content_type);
+        }
         self.read(&path)
     }
 
@@ -106,15 +125,6 @@ impl Api {
                 } else {
                     text(503, "not ready: catching up or no peers\n")
                 }
-            }
-            "/metrics" => {
-                let st = shared.status.get();
-                let pool = shared.mempool.size();
-                let mut body = shared
-                    .metrics
-                    .render(&st, &shared.net_metrics.snapshot(), pool);
-                self.metrics.render(&mut body);
-                with_type(full(200, body), "text/plain; version=0.0.4")
             }
             "/openapi.json" => with_type(full(200, OPENAPI), "application/json"),
             "/stream" => self.stream(),

@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -153,7 +152,7 @@ async fn accept_loop<A: Accept>(
         match next {
             Ok(stream) => {
                 backoff = MIN_BACKOFF;
-                metrics.accepted.fetch_add(1, Ordering::Relaxed);
+                metrics.accepted.inc();
                 match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let (limits, handler, metrics) =
@@ -165,13 +164,13 @@ async fn accept_loop<A: Accept>(
                         });
                     }
                     Err(_) => {
-                        metrics.refused.fetch_add(1, Ordering::Relaxed);
+                        metrics.refused.inc();
                         conn::refuse(stream);
                     }
                 }
             }
             Err(e) => {
-                metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
+                metrics.accept_errors.inc();
                 if last_warn.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                     warn!("http accept failed (retrying; counted in pala_http_accept_errors_total): {e}");
                     last_warn = Some(Instant::now());

@@ -5,11 +5,12 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use std::convert::Infallible;
-use std::fmt::Write;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,61 +53,53 @@ impl Limits {
     }
 }
 
-/// The server's counters, appended to `/metrics`.
+/// The server's counters, registered in the node's `/metrics` registry.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
     /// Connections accepted (including those then refused).
-    pub accepted: AtomicU64,
+    pub accepted: Counter,
     /// Failed `accept()` calls (EMFILE, ENFILE, ECONNABORTED, ...).
-    pub accept_errors: AtomicU64,
+    pub accept_errors: Counter,
     /// Connections refused because `http.max_connections` were open.
-    pub refused: AtomicU64,
+    pub refused: Counter,
     /// Connections open now.
-    pub open: AtomicI64,
+    pub open: Gauge,
     /// Requests whose body did not arrive within `http.body_timeout_ms`.
-    pub body_timeouts: AtomicU64,
+    pub body_timeouts: Counter,
 }
 
 impl HttpMetrics {
-    /// Appends the counters in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let rows = [
+    /// Registers the counters in the node's registry.
+    pub fn register(&self, registry: &mut Registry) {
+        let counters = [
             (
-                "pala_http_connections_total",
-                "counter",
-                "HTTP connections accepted (including those then refused)",
-                self.accepted.load(Ordering::Relaxed) as i64,
+                "pala_http_connections",
+                "HTTP connections accepted (including those then refused).",
+                &self.accepted,
             ),
             (
-                "pala_http_accept_errors_total",
-                "counter",
-                "failed accept() calls of the HTTP listener (it backs off and retries)",
-                self.accept_errors.load(Ordering::Relaxed) as i64,
+                "pala_http_accept_errors",
+                "Failed accept() calls of the HTTP listener (it backs off and retries).",
+                &self.accept_errors,
             ),
             (
-                "pala_http_connections_refused_total",
-                "counter",
-                "HTTP connections refused because http.max_connections were open",
-                self.refused.load(Ordering::Relaxed) as i64,
+                "pala_http_connections_refused",
+                "HTTP connections refused because http.max_connections were open.",
+                &self.refused,
             ),
             (
-                "pala_http_connections_open",
-                "gauge",
-                "HTTP connections open",
-                self.open.load(Ordering::Relaxed),
-            ),
-            (
-                "pala_http_body_timeouts_total",
-                "counter",
-                "HTTP requests whose body did not arrive within http.body_timeout_ms",
-                self.body_timeouts.load(Ordering::Relaxed) as i64,
+                "pala_http_body_timeouts",
+                "HTTP requests whose body did not arrive within http.body_timeout_ms.",
+                &self.body_timeouts,
             ),
         ];
-        for (name, kind, help, v) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+        for (name, help, c) in counters {
+            registry.register(name, help, c.clone());
         }
+        registry.register(
+            "pala_http_connections_open",
+            "HTTP connections open.",
+            self.open.clone(),
+        );
     }
 }

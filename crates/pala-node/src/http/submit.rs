@@ -13,7 +13,6 @@ use hyper::header::{CONNECTION, CONTENT_LENGTH};
 use hyper::{HeaderMap, Request, Response};
 use pala_types::Hash;
 use serde_json::json;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Reads a whole request body, or says why not: 413 when it is (announced as) larger than
@@ -47,7 +46,7 @@ pub async fn read_body(
             json!({"error": format!("reading the body: {e}")}),
         ))),
         Err(_) => {
-            metrics.body_timeouts.fetch_add(1, Ordering::Relaxed);
+            metrics.body_timeouts.inc();
             Err(closing(json_response(
                 408,
                 json!({"error": format!(
@@ -122,12 +121,12 @@ fn take(api: &Api, body: &[u8], forwarded: bool) -> Response<Body> {
         let tx = line.to_vec();
         if let Err(e) = shared.app_view.check_tx(&tx) {
             refused.push(json!({"error": e}));
-            m.txs_refused.fetch_add(1, Ordering::Relaxed);
+            m.txs_refused.inc();
             continue;
         }
         if tx.len() > shared.cfg.mempool.max_tx_bytes {
             refused.push(json!({"error": format!("transaction larger than {} bytes", shared.cfg.mempool.max_tx_bytes)}));
-            m.txs_refused.fetch_add(1, Ordering::Relaxed);
+            m.txs_refused.inc();
             continue;
         }
         let h = Hash::of(&tx);
@@ -141,7 +140,7 @@ fn take(api: &Api, body: &[u8], forwarded: bool) -> Response<Body> {
                 Err(e) => {
                     full |= matches!(e, MempoolError::Full(_));
                     refused.push(json!({"error": e.to_string()}));
-                    m.txs_refused.fetch_add(1, Ordering::Relaxed);
+                    m.txs_refused.inc();
                     continue;
                 }
             }
@@ -152,11 +151,11 @@ fn take(api: &Api, body: &[u8], forwarded: bool) -> Response<Body> {
         if !forwarded && new_here {
             if let Some(f) = &api.forward {
                 if f.try_send(tx).is_err() {
-                    m.forward_failures.fetch_add(1, Ordering::Relaxed);
+                    m.forward_failures.inc();
                 }
             }
         }
-        m.txs_submitted.fetch_add(1, Ordering::Relaxed);
+        m.txs_submitted.inc();
         accepted.push(h.to_string());
     }
     if !submitted.is_empty() {

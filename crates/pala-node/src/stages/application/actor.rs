@@ -12,7 +12,6 @@ use anyhow::{bail, Context, Result};
 use pala_storage::StorageReader;
 use pala_types::{Block, Hash};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
@@ -154,10 +153,9 @@ impl State {
             app.apply(block)
         };
         let m = &self.deps.metrics;
-        m.finalized_blocks.fetch_add(1, Ordering::Relaxed);
-        m.finalized_txs.fetch_add(applied as u64, Ordering::Relaxed);
-        m.txs_skipped
-            .fetch_add((block.txs.len() - applied) as u64, Ordering::Relaxed);
+        m.finalized_blocks.inc();
+        m.finalized_txs.inc_by(applied as u64);
+        m.txs_skipped.inc_by((block.txs.len() - applied) as u64);
         let now = self.deps.wall.now_ms();
         m.block_latency
             .observe(now.saturating_sub(block.header.timestamp_ms) as f64 / 1000.0);

@@ -11,7 +11,6 @@ use pala_core::driver::{Durability, Event, Host, Payload, PersistSeq, Released};
 use pala_core::{MessageVerifier, Tick, Verified};
 use pala_net::NetCommand;
 use pala_types::{Block, BlockSn, Message, NodeId};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::{debug, trace};
 
@@ -83,7 +82,7 @@ impl StageHost {
         // Never wait on the network: a full queue means the peer or layer is overloaded,
         // and the protocol recovers from a lost message.
         if let Err(flume::TrySendError::Full(_)) = self.net.try_send(c) {
-            self.metrics.net_queue_full.fetch_add(1, Ordering::Relaxed);
+            self.metrics.net_queue_full.inc();
         }
     }
 }
@@ -100,9 +99,7 @@ impl Host for StageHost {
     fn release(&mut self, effect: Released<NetCommand>) {
         if let Released::Send { msg, .. } | Released::Broadcast(msg) = &effect {
             if self.doppelganger.holds_back(msg, self.now) {
-                self.metrics
-                    .doppelganger_held
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.doppelganger_held.inc();
                 return;
             }
         }

@@ -2,7 +2,7 @@
 
 use super::heads::PeerHeads;
 use super::ingress::{VerifyControl, VerifyMailbox};
-use crate::metrics::Metrics;
+use crate::metrics::{peer_label, Metrics};
 use crate::stages::consensus::{ConsensusMailbox, ConsensusMessage};
 use anyhow::{Context, Result};
 use pala_core::{Committees, Input, MessageVerifier};
@@ -10,7 +10,6 @@ use pala_net::{Direction, NetCommand, NetEvent, PeerAddr};
 use pala_types::{Message, NodeId, SignatureScheme};
 use rayon::prelude::*;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::{debug, info, trace, warn};
 
@@ -140,10 +139,7 @@ impl Loop {
         let target = self
             .peer_heads
             .committees_changed(self.verifier.committees());
-        self.deps
-            .metrics
-            .peer_head_height
-            .store(target, Ordering::Relaxed);
+        self.deps.metrics.peer_head_height.set(target);
     }
 
     /// Verifies one batch; returns what goes to consensus, in arrival order.
@@ -172,7 +168,8 @@ impl Loop {
                 NetEvent::PeerDown { peer, reason } => {
                     info!(peer = %peer.to_hex(), reason = reason.as_str(), "peer disconnected");
                     let target = self.peer_heads.gone(&peer);
-                    m.peer_head_height.store(target, Ordering::Relaxed);
+                    m.peer_head_height.set(target);
+                    m.peer_status_height.remove(&peer_label(&peer));
                     slots.push(Some(ConsensusMessage::Input(Input::PeerDisconnected(peer))));
                 }
                 NetEvent::OwnKeyElsewhere { addr } => {
@@ -189,7 +186,10 @@ impl Loop {
                             peer,
                             s.head_height,
                         );
-                        m.peer_head_height.store(target, Ordering::Relaxed);
+                        m.peer_head_height.set(target);
+                        m.peer_status_height
+                            .get_or_create(&peer_label(&peer))
+                            .set(s.head_height);
                     }
                     if let Message::FresherHead(r) = &message {
                         debug!(
@@ -241,7 +241,7 @@ impl Loop {
                             Some(ConsensusMessage::Input(Input::Message { from: peer, msg }));
                     }
                     Err(e) => {
-                        m.verify_failures.fetch_add(1, Ordering::Relaxed);
+                        m.verify_failures.inc();
                         let f = self.failures.entry(peer).or_insert(0);
                         *f += 1;
                         debug!(peer = %peer.to_hex(), error = %e, "message failed verification");
@@ -266,5 +266,5 @@ fn count_message(m: &Metrics, msg: &Message) {
         Message::Clock(_) | Message::ClockNotarization(_) => &m.clock_in,
         _ => return,
     };
-    c.fetch_add(1, Ordering::Relaxed);
+    c.inc();
 }

@@ -2,19 +2,33 @@
 
 use super::Loop;
 use crate::status::StatusView;
-use std::sync::atomic::Ordering;
+use pala_types::SignerBitmap;
 
 impl Loop {
     pub(super) fn publish(&self) {
         let c = &self.core;
         let m = &self.d.metrics;
         let peers: Vec<String> = self.d.links.peers().iter().map(|p| p.to_hex()).collect();
-        m.peers.store(peers.len() as i64, Ordering::Relaxed);
+        m.peers.set(peers.len() as i64);
+        let session = c.epoch().session;
+        if let Some(committee) = c.committees().get(session) {
+            // By the committees' voter index: one lookup per peer, not a scan of the list.
+            let me = c.id();
+            let mut reached = SignerBitmap::new(committee.voters.len());
+            for peer in self.d.links.peers().iter().chain([&me]) {
+                if let Some(i) = c.committees().voter_index(session, peer) {
+                    reached.insert(i);
+                }
+            }
+            m.voter_weight_connected.set(committee.weight(&reached));
+            m.voter_quorum.set(committee.quorum());
+        }
+        m.doppelganger_tripped
+            .set(self.host.doppelganger.tripped().into());
         // A node that stopped signing (its key is live elsewhere) is not fit for traffic.
         let ready = !peers.is_empty()
             && !self.host.doppelganger.tripped()
-            && c.head_block().height() + 2 * c.config().k as u64 + 2
-                >= m.peer_head_height.load(Ordering::Relaxed);
+            && c.head_block().height() + 2 * c.config().k as u64 + 2 >= m.peer_head_height.get();
         self.d.status.publish(StatusView {
             id: c.id().to_hex(),
             role: self.role.as_str().into(),
@@ -30,12 +44,7 @@ impl Loop {
             ready,
             stopping: self.stopping,
         });
-        let counters: Vec<(String, u64)> = c
-            .counters()
-            .iter()
-            .map(|(event, n)| (event.to_string(), n))
-            .collect();
-        *m.core_counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+        *m.core_counters.lock().unwrap_or_else(|e| e.into_inner()) = c.counters().clone();
         let depths = [
             ("consensus_inbox", self.d.inbox.len()),
             ("consensus_gate", self.driver.gate().held()),
