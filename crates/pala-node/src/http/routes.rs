@@ -4,7 +4,7 @@ use super::api::Api;
 use super::auth::Auth;
 use super::reply::{block_json, full, json_response, text, with_type};
 use super::service::{Body, HttpMetrics, Limits};
-use super::{sse, submit, HttpContext};
+use super::{page, sse, submit, HttpContext};
 use crossbeam_channel::Sender;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW};
@@ -33,6 +33,10 @@ const ROUTES: &[(&str, Method)] = &[
     ("/metrics", Method::GET),
     ("/stream", Method::GET),
     ("/openapi.json", Method::GET),
+    ("/chain", Method::GET),
+    ("/ui", Method::GET),
+    ("/ui/ui.js", Method::GET),
+    ("/ui/ui.css", Method::GET),
     ("/block/", Method::GET),
     ("/kv/", Method::GET),
 ];
@@ -87,6 +91,12 @@ impl Api {
         }
         if path == "/tx" {
             return submit::submit(self, req).await;
+        }
+        if path == "/chain" {
+            return self.chain().await;
+        }
+        if let Some(r) = page::asset(&path) {
+            return r;
         }
         self.read(&path)
     }
