@@ -11,7 +11,7 @@
 const POLL_MS = 500;
 const SVG = "http://www.w3.org/2000/svg";
 const BOX_W = 66, BOX_H = 36, COL = 86, ROW = 56;
-const LEFT = 96, TOP = 46, BOTTOM = 22;
+const LEFT = 132, TOP = 46, BOTTOM = 22;
 
 const $ = (id) => document.getElementById(id);
 const sn = (v) => "(" + v.join(",") + ")";
@@ -91,7 +91,7 @@ function drawTree(view) {
       const mx = (px + x(b.height)) / 2;
       d = `M${px},${py} C${mx},${py} ${mx},${cy} ${x(b.height)},${cy}`;
     } else if (b.height > 0) {
-      d = `M${x(b.height) - 18},${cy} L${x(b.height)},${cy}`;
+      d = `M${x(b.height) - 12},${cy} L${x(b.height)},${cy}`;
     } else {
       continue;
     }
