@@ -78,7 +78,9 @@ function drawTree(view) {
     const y1 = Math.max(...kwin.map(y)) + BOX_H + 6;
     const g = el("g", { class: "kwin" });
     g.append(el("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, rx: 6 }));
-    g.append(el("text", { x: x0 + 2, y: y1 + 13 }, "K window: " + kwin.length + " of K=" + view.k));
+    // Anchored at the frame's right edge, which always lies inside the drawing.
+    g.append(el("text", { x: x1, y: y1 + 13, "text-anchor": "end" },
+      "K window: " + kwin.length + " of K=" + view.k));
     frag.append(g);
   }
   // Edges first, so that the boxes cover their ends.
