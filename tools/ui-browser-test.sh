@@ -3,7 +3,10 @@
 # loopback (tools/lib/pair.sh), opens a voter's /ui in Debian's headless chromium driven
 # by playwright-core (tools/ui/browser-test.js), checks from the DOM that finalized
 # blocks increase, kills the primary proposer and checks that the page shows the epoch
-# change with its cause and the new epoch's timeout block; saves a screenshot.
+# change with its cause and the new epoch's timeout block; saves a screenshot. Then the
+# same page, given a hand-made view of a session change through /chain (the testnet does
+# not reconfigure), must mark the stop block, the new session's branch and the K window,
+# and show markup from JSON as text.
 #
 #   tools/ui-browser-test.sh
 #

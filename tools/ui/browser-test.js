@@ -1,7 +1,10 @@
 // Drives Debian's chromium (headless, through playwright-core; no browser is downloaded)
 // against a voter's /ui on a running testnet: the page draws the tree, finalized blocks
 // increase in the DOM, and after the primary proposer is killed the page shows the epoch
-// change with its cause and the new epoch's timeout block. Saves a screenshot.
+// change with its cause and the new epoch's timeout block. Saves a screenshot. Then the
+// same page, answered a hand-made view of a session change (which the testnet does not
+// reach), must mark the stop block, the new session's branch and the K window, and show
+// markup from JSON as text.
 //
 // Environment (set by tools/ui-browser-test.sh):
 //   UI_URL      the voter's base URL, e.g. http://127.0.0.1:8102
@@ -92,6 +95,78 @@ async function status(url) {
   } catch {
     return null;
   }
+}
+
+// A view of a session change, which the 2+4 testnet does not go through: the stop block
+// of session 1 at (1,1,5), an epoch (1,2) that timed out on it, session 2 opening with
+// (2,1,1) on (1,1,7), two proposals in the K window, and a peer whose name carries
+// markup. The page comes from the node; only /chain is answered with this view.
+function sessionChangeView() {
+  const block = (sn, height, parent, marks) => Object.assign({
+    sn, height, parent, hash: "0123abcd", txs: 0, notarized: true, finalized: false,
+    freshest: false, timeout: false, stop: false, session_start: false, k_window: false,
+  }, marks);
+  const now = Date.now();
+  return {
+    id: "ab".repeat(20), name: "voter 2", role: "voter", epoch: [2, 1], k: 2, stop_offset: 5,
+    producing: false,
+    head: { sn: [2, 1, 2], height: 9 }, finalized: { sn: [1, 1, 5], height: 5 },
+    root: { sn: [1, 1, 5], height: 5 },
+    blocks: [
+      block([1, 1, 4], 4, [1, 1, 3], { finalized: true, freshest: true }),
+      block([1, 1, 5], 5, [1, 1, 4], { finalized: true, freshest: true, stop: true }),
+      block([1, 1, 6], 6, [1, 1, 5], { freshest: true }),
+      block([1, 1, 7], 7, [1, 1, 6], { freshest: true }),
+      block([1, 2, 1], 6, [1, 1, 5], { timeout: true, notarized: false }),
+      block([2, 1, 1], 8, [1, 1, 7], { freshest: true, timeout: true, session_start: true }),
+      block([2, 1, 2], 9, [2, 1, 1], { freshest: true }),
+      block([2, 1, 3], 10, [2, 1, 2], { notarized: false, k_window: true }),
+      block([2, 1, 4], 11, [2, 1, 3], { notarized: false, k_window: true }),
+    ],
+    blocks_left_out: 0,
+    peers: [{ id: "cd".repeat(20), name: "<img src=x onerror=alert(1)>", connected: true }],
+    epoch_changes: [
+      { epoch: [2, 1], from: [1, 2], cause: "new_session", at_unix_ms: now - 3000 },
+      { epoch: [1, 1], cause: "start", at_unix_ms: now - 60000 },
+    ],
+    now_unix_ms: now,
+  };
+}
+
+async function checkSessionChange(browser) {
+  const page = await browser.newPage({ viewport: { width: 1480, height: 450 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.route(UI_URL + "/chain", (r) =>
+    r.fulfill({ contentType: "application/json", body: JSON.stringify(sessionChangeView()) }));
+  await page.goto(UI_URL + "/ui", { waitUntil: "load" });
+  const s = await until(20, () => page.evaluate(() => {
+    const q = (sel) => [...document.querySelectorAll(sel)];
+    if (q("#tree g.block").length === 0) return null;
+    return {
+      stop: q("#tree g.block.stop").map((g) => g.dataset.sn),
+      sessionStart: q("#tree g.block.session-start").map((g) => g.dataset.sn),
+      sessionLines: q("#tree .session-line").length,
+      timeouts: q("#tree g.block.timeout").map((g) => g.dataset.sn),
+      kwin: q("#tree g.block.k-window").length,
+      kwinFrame: q("#tree g.kwin").length,
+      peerName: (q("#peers tr td")[0] || {}).textContent,
+      injected: q("#peers img").length + q("script").length - 1,
+      cause: (q("#epoch-changes li")[0] || { dataset: {} }).dataset.cause,
+    };
+  }));
+  await page.close();
+  const want = (cond, check, got) => (cond ? ok(check) : fail(check, JSON.stringify(got)));
+  if (!s) return fail("page draws a session change", "no blocks drawn");
+  want(s.stop.length === 1 && s.stop[0] === "1,1,5", "page marks the stop block", s);
+  want(s.sessionStart.length === 1 && s.sessionStart[0] === "2,1,1" && s.sessionLines === 1,
+    "page marks the first block of the new session", s);
+  want(s.timeouts.includes("1,2,1") && s.timeouts.includes("2,1,1"),
+    "page marks the timeout blocks of both branches", s);
+  want(s.kwin === 2 && s.kwinFrame === 1, "page frames the K window", s);
+  want(s.cause === "new_session", "page shows the new-session epoch change", s);
+  want(s.peerName === "<img src=x onerror=alert(1)>" && s.injected === 0 && errors.length === 0,
+    "page shows markup from JSON as text", { ...s, errors });
 }
 
 async function main() {
@@ -185,6 +260,8 @@ async function main() {
 
     if (errors.length === 0) ok("no script errors or policy violations in the page");
     else fail("no script errors or policy violations in the page", errors.join("; "));
+
+    await checkSessionChange(browser);
   } finally {
     await browser.close();
   }
