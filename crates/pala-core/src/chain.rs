@@ -375,6 +375,11 @@ impl Chain {
     pub fn sns(&self) -> impl Iterator<Item = BlockSn> + '_ {
         self.entries.keys().copied()
     }
+
+    /// Every stored entry with its sn (unordered), for views of the whole tree.
+    pub fn entries(&self) -> impl Iterator<Item = (BlockSn, &Entry)> + '_ {
+        self.entries.iter().map(|(sn, e)| (*sn, e))
+    }
 }
 
 /// F-3 (rewind, a recovery tool): after truncating the notarized chain to block `b`,

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod chain_id;
+pub mod chain_view;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -216,6 +216,7 @@ impl RunningNode {
                 data_dir: cfg.node.data_dir.clone(),
             },
         )?;
+        let (cons_mailbox, cons_inbox) = consensus::inbox(cap);
         // Bound before the protocol stages start, so a port clash fails start-up cleanly.
         let http = match cfg.http_addr() {
             Some(addr) => Some(HttpServer::start(
@@ -229,6 +230,7 @@ impl RunningNode {
                     app_view: app_view.clone(),
                     app: app.clone(),
                     storage: reader,
+                    consensus: cons_mailbox.clone(),
                 },
                 addr,
             )?),
@@ -252,7 +254,6 @@ impl RunningNode {
             )?
         };
 
-        let (cons_mailbox, cons_inbox) = consensus::inbox(cap);
         let nudge = cons_mailbox.clone();
         mempool.on_first_transaction(move || nudge.nudge(ConsensusMessage::TransactionsWaiting));
         let pool = rayon::ThreadPoolBuilder::new()

@@ -231,6 +231,11 @@ impl Node {
     pub fn epoch(&self) -> Epoch {
         self.epoch
     }
+    /// The clock notarization proving `L` (E-11): `None` for the first epoch of a session
+    /// (C-3 sets it without one) and after a restart that found no proof.
+    pub fn epoch_proof(&self) -> Option<&ClockNotarization> {
+        self.epoch_proof.as_ref()
+    }
     /// Freshest notarized head.
     pub fn head(&self) -> BlockSn {
         self.chain.head()

@@ -54,6 +54,11 @@ pub(super) struct Production {
 }
 
 impl Node {
+    /// The primary's own proposals of `L` not notarized yet (N-4): at most K of them (N-3).
+    pub fn unnotarized_proposals(&self) -> impl Iterator<Item = BlockSn> + '_ {
+        self.proposer.unnotarized.keys().copied()
+    }
+
     /// Whether a block with transactions is not final yet: its finality needs the K
     /// blocks after it, so a driver should not hold back the next block (the block
     /// cadence of N-3). Looks at the head's chain above the finalized head and at this

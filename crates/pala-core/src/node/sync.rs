@@ -54,6 +54,15 @@ struct SyncSlot {
 }
 
 impl Node {
+    /// What the node knows of each peer it has heard of (W-6): whether it is connected
+    /// and the last status it sent (cleared when it disconnects).
+    pub fn peer_statuses(&self) -> impl Iterator<Item = (NodeId, bool, Option<&Status>)> + '_ {
+        self.sync
+            .peers
+            .iter()
+            .map(|(id, p)| (*id, p.connected, p.status.as_ref()))
+    }
+
     pub(super) fn on_connected(&mut self, p: NodeId) {
         let info = self.sync.peers.entry(p).or_default();
         info.connected = true;

@@ -11,6 +11,8 @@
 //! | GET | `/block/<height>` | a finalized block |
 //! | GET | `/kv/<key>` | a key of the replicated store |
 //! | GET | `/stream` | finalized blocks as server-sent events |
+//! | GET | `/chain` | the block tree above the finalized head, peers, epoch changes |
+//! | GET | `/ui`, `/ui/ui.js`, `/ui/ui.css` | the live chain page, drawn from `/chain` |
 //! | GET | `/metrics` | every metric, OpenMetrics text ([`crate::metrics`]) |
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (caught up) |
 //! | GET | `/openapi.json` | the OpenAPI document |
@@ -18,13 +20,16 @@
 //! Modules: [`server`] accepts connections and enforces the limits, [`routes`] answers
 //! requests, [`submit`] takes transactions, [`forward`] passes them on to the proposers,
 //! [`auth`] decides who may write, [`client`] is the client the node, `pala demo` and
-//! the tests use, [`sse`] streams blocks.
+//! the tests use, [`sse`] streams blocks, [`chain`] asks the consensus stage for the
+//! chain view and [`page`] serves the page that draws it.
 
 mod api;
 pub mod auth;
+pub mod chain;
 pub mod client;
 mod conn;
 pub mod forward;
+pub mod page;
 pub mod reply;
 pub mod routes;
 pub mod server;
@@ -39,6 +44,7 @@ use crate::config::Config;
 use crate::mempool::MempoolHandle;
 use crate::metrics::Metrics;
 use crate::stages::application::{AppView, ApplicationMailbox};
+use crate::stages::consensus::ConsensusMailbox;
 use crate::status::StatusReader;
 use anyhow::Result;
 use pala_net::NetMetrics;
@@ -71,6 +77,8 @@ pub struct HttpContext {
     pub app: ApplicationMailbox,
     /// Finalized blocks.
     pub storage: StorageReader,
+    /// Where the chain view is asked for (`GET /chain`).
+    pub consensus: ConsensusMailbox,
 }
 
 /// The running API server.

@@ -4,7 +4,7 @@ use super::api::Api;
 use super::auth::Auth;
 use super::reply::{block_json, full, json_response, text, with_type};
 use super::service::{Body, HttpMetrics, Limits};
-use super::{sse, submit, HttpContext};
+use super::{page, sse, submit, HttpContext};
 use crate::metrics::{self, ScrapeSources};
 use crossbeam_channel::Sender;
 use hyper::body::Incoming;
@@ -35,6 +35,10 @@ const ROUTES: &[(&str, Method)] = &[
     ("/metrics", Method::GET),
     ("/stream", Method::GET),
     ("/openapi.json", Method::GET),
+    ("/chain", Method::GET),
+    ("/ui", Method::GET),
+    ("/ui/ui.js", Method::GET),
+    ("/ui/ui.css", Method::GET),
     ("/block/", Method::GET),
     ("/kv/", Method::GET),
 ];
@@ -106,6 +110,12 @@ impl Api {
             let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
             let (page, content_type) = metrics::encode(&self.registry, accept);
             return with_type(full(200, page), content_type);
+        }
+        if path == "/chain" {
+            return self.chain().await;
+        }
+        if let Some(r) = page::asset(&path) {
+            return r;
         }
         self.read(&path)
     }

@@ -9,10 +9,12 @@
 //! message into the inbox.
 
 mod publish;
+mod view;
 
 use super::host::{PendingPayload, StageHost};
 use super::ingress::{ConsensusMailbox, ConsensusMessage, DurableWatch};
 use super::links::Links;
+use crate::chain_view::EpochLog;
 use crate::clock::Ticks;
 use crate::membership::Membership;
 use crate::mempool::MempoolHandle;
@@ -26,7 +28,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder};
 use pala_core::driver::{Driver, Event};
 use pala_core::{Committees, Input, MessageVerifier, Node, Role, Tick};
 use pala_net::NetCommand;
-use pala_types::{Committee, SignatureScheme};
+use pala_types::{Committee, Epoch, SignatureScheme};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +116,10 @@ struct Loop {
     stopping: bool,
     shutdown: bool,
     next_publish: Tick,
+    /// The local epoch as of the last epoch event, the `from` of the next change.
+    epoch: Epoch,
+    /// The last epoch changes, for the chain view.
+    epochs: EpochLog,
 }
 
 /// The parts of [`ConsensusDeps`] the loop keeps as they are.
@@ -144,6 +150,8 @@ enum Woke {
 impl Loop {
     fn new(d: ConsensusDeps) -> Loop {
         let role = d.core.role();
+        let epoch = d.core.epoch();
+        let epochs = EpochLog::new(epoch, d.host.wall.now_ms());
         Loop {
             core: d.core,
             driver: Driver::new(),
@@ -170,6 +178,8 @@ impl Loop {
             stopping: false,
             shutdown: false,
             next_publish: 0,
+            epoch,
+            epochs,
         }
     }
 
@@ -269,6 +279,10 @@ impl Loop {
             }
             // The round ends with `maybe_payload`, which is all this asks for.
             ConsensusMessage::TransactionsWaiting => {}
+            ConsensusMessage::ChainView(reply) => {
+                // The asker may have given up (its wait is bounded): nothing to do then.
+                let _ = reply.try_send(self.chain_view());
+            }
             ConsensusMessage::Shutdown => self.shutdown = true,
         }
     }
@@ -328,6 +342,7 @@ impl Loop {
         match e {
             Event::EpochChanged(epoch) => {
                 info!(?epoch, "epoch changed");
+                self.note_epoch_change(epoch);
                 self.update_role();
             }
             Event::CommitteeInstalled(c) => {

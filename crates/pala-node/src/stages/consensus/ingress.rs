@@ -1,5 +1,6 @@
 //! What goes into the consensus stage.
 
+use crate::chain_view::ChainView;
 use pala_core::Input;
 use pala_types::NodeId;
 use std::net::SocketAddr;
@@ -29,6 +30,9 @@ pub enum ConsensusMessage {
     StopProposing,
     /// Transactions arrived in an empty pool: a block in wait may be cut now.
     TransactionsWaiting,
+    /// Build the chain view (`GET /chain`) and send it back here; the asker waits a
+    /// bounded time and drops the receiver when it gives up.
+    ChainView(flume::Sender<ChainView>),
     /// Persist what is pending, release what it allows, and stop.
     Shutdown,
 }
@@ -55,6 +59,12 @@ impl ConsensusMailbox {
     /// anyway when it gets through it.
     pub fn nudge(&self, msg: ConsensusMessage) {
         let _ = self.tx.try_send(msg);
+    }
+
+    /// Never waits: `false` when the inbox is full or the stage has stopped, so that a
+    /// reader (the HTTP API) cannot hold up the senders that feed the core.
+    pub fn offer(&self, msg: ConsensusMessage) -> bool {
+        self.tx.try_send(msg).is_ok()
     }
 
     /// Messages queued.

@@ -1,7 +1,8 @@
 //! The consensus stage: the only place the core runs.
 //!
 //! Inputs ([`ConsensusMailbox`]): verified messages and peer events from the verify
-//! stage, bootnode connections, the network layer's answers, stop requests; durability
+//! stage, bootnode connections, the network layer's answers, stop requests, requests for
+//! the chain view (`GET /chain`, answered on their reply channel); durability
 //! reports from storage ([`DurableWatch`]); its own timers on the monotonic [`Ticks`]
 //! clock (crate::clock).
 //!
@@ -14,7 +15,9 @@
 //! - dials, undials and disconnects of a reconfiguration (C-3, C-5) through the same gate;
 //! - a snapshot of the core's committees to the verify stage after each change (the one
 //!   source of truth is `Node::committees()`);
-//! - the status snapshot, every 200 ms and at each role change.
+//! - the status snapshot, every 200 ms and at each role change;
+//! - the chain view ([`crate::chain_view`]), only when asked, with the last epoch changes
+//!   it records as the core reports them.
 //!
 //! [`Ticks`]: crate::clock::Ticks
 //! [`PersistJob`]: crate::stages::storage::PersistJob
