@@ -1,5 +1,6 @@
 //! The status snapshot and the gauges the consensus stage publishes.
 
+use super::super::readiness::{readiness, Facts};
 use super::Loop;
 use crate::status::StatusView;
 use std::sync::atomic::Ordering;
@@ -10,11 +11,26 @@ impl Loop {
         let m = &self.d.metrics;
         let peers: Vec<String> = self.d.links.peers().iter().map(|p| p.to_hex()).collect();
         m.peers.store(peers.len() as i64, Ordering::Relaxed);
-        // A node that stopped signing (its key is live elsewhere) is not fit for traffic.
-        let ready = !peers.is_empty()
-            && !self.host.doppelganger.tripped()
-            && c.head_block().height() + 2 * c.config().k as u64 + 2
-                >= m.peer_head_height.load(Ordering::Relaxed);
+        let target = m.peer_head_height.load(Ordering::Relaxed);
+        let session = c.epoch().session;
+        let ready = readiness(&Facts {
+            me: c.id(),
+            role: c.role(),
+            epoch: c.epoch(),
+            committee: c.committees().get(session).map(|c| &**c),
+            any_peer: !peers.is_empty(),
+            answering: self.d.links.answering(),
+            head_height: c.head_block().height(),
+            k: c.config().k,
+            target,
+            // A node that stopped signing (its key is live elsewhere) is not fit for traffic.
+            doppelganger: self.host.doppelganger.tripped(),
+            quiet_ms: self
+                .host
+                .doppelganger
+                .quiet_until()
+                .saturating_sub(self.d.ticks.now()),
+        });
         self.d.status.publish(StatusView {
             id: c.id().to_hex(),
             role: self.role.as_str().into(),
@@ -27,7 +43,8 @@ impl Loop {
             peers,
             applied_height: self.d.app_view.applied_height(),
             mempool_txs: self.d.mempool.size().0,
-            ready,
+            ready: ready.is_ok(),
+            not_ready: ready.err().map(|r| r.to_string()).unwrap_or_default(),
             stopping: self.stopping,
         });
         let counters: Vec<(String, u64)> = c
