@@ -52,9 +52,9 @@ mod executor;
 mod redial;
 
 pub use api::{Direction, NetCommand, NetError, NetEvent};
+use executor::*;
 pub use redial::DialPolicy;
 use redial::{Attempt, Schedule, Timings};
-use executor::*;
 
 use connection::*;
 use coordinator::*;

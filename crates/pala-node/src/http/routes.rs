@@ -109,7 +109,10 @@ impl Api {
                     } else {
                         st.not_ready.as_str()
                     };
-                    with_type(full(503, format!("not ready: {why}\n")), "text/plain; charset=utf-8")
+                    with_type(
+                        full(503, format!("not ready: {why}\n")),
+                        "text/plain; charset=utf-8",
+                    )
                 }
             }
             "/metrics" => {

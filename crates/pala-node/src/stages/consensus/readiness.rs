@@ -77,7 +77,11 @@ impl fmt::Display for Unready {
                 "a proposer connected to voters of weight {weight}, below the quorum {quorum}"
             ),
             Unready::NoPrimary { primary } => {
-                write!(f, "a voter not connected to the primary {}", primary.to_hex())
+                write!(
+                    f,
+                    "a voter not connected to the primary {}",
+                    primary.to_hex()
+                )
             }
         }
     }
