@@ -88,6 +88,9 @@ pub struct NetConfig {
     pub dial_burst: Duration,
     /// Period of redialing after the burst or after a failed handshake (15 s, W-2).
     pub reconnect_period: Duration,
+    /// Longest wait between two dials of a committee proposer ([`crate::DialPolicy`],
+    /// 1 s): a restarted proposer is reached within it, not within the reconnect period.
+    pub proposer_redial_max: Duration,
     /// TCP keep-alive idle time (150 s); `None` leaves the OS default.
     pub tcp_keepalive: Option<Duration>,
     /// Largest frame payload accepted or sent (64 MiB).
@@ -138,6 +141,7 @@ impl Default for NetConfig {
             dial_backoff_max: Duration::from_secs(2),
             dial_burst: Duration::from_secs(5),
             reconnect_period: Duration::from_secs(15),
+            proposer_redial_max: Duration::from_secs(1),
             tcp_keepalive: Some(Duration::from_secs(150)),
             max_payload: DEFAULT_MAX_PAYLOAD,
             outbound_queue: 1024,

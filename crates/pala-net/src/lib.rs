@@ -53,4 +53,4 @@ pub use config::{CorePlacement, NetConfig, RateLimits, PROTOCOL_VERSION};
 pub use handshake::{HandshakeFailure, Hello, Side};
 pub use limits::FrameBudget;
 pub use metrics::{CloseReason, NetMetrics};
-pub use network::{Direction, NetCommand, NetError, NetEvent, Network};
+pub use network::{DialPolicy, Direction, NetCommand, NetError, NetEvent, Network};

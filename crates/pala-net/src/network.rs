@@ -49,9 +49,12 @@ mod connection;
 mod coordinator;
 mod dial;
 mod executor;
+mod redial;
 
 pub use api::{Direction, NetCommand, NetError, NetEvent};
 use executor::*;
+pub use redial::DialPolicy;
+use redial::{Attempt, Schedule, Timings};
 
 use connection::*;
 use coordinator::*;
@@ -90,6 +93,19 @@ struct DialTarget {
     addr: PeerAddr,
     expected: Option<NodeId>,
     cancel: Arc<AtomicBool>,
+    /// Set while the address is a committee proposer ([`DialPolicy::Proposer`]); the
+    /// coordinator flips it when a later `Dial` of the same address changes the policy.
+    proposer: Arc<AtomicBool>,
+}
+
+impl DialTarget {
+    fn policy(&self) -> DialPolicy {
+        if self.proposer.load(Ordering::Relaxed) {
+            DialPolicy::Proposer
+        } else {
+            DialPolicy::Periodic
+        }
+    }
 }
 
 struct Layer {
@@ -349,15 +365,26 @@ impl Network {
         self.command(NetCommand::Broadcast { message })
     }
 
-    /// Keeps a connection to `addr` (see [`NetCommand::Dial`]).
+    /// Keeps a connection to `addr`, retried on the W-2 period (see [`NetCommand::Dial`]).
     pub fn dial(
         &self,
         addr: impl Into<PeerAddr>,
         expected: Option<NodeId>,
     ) -> Result<(), NetError> {
+        self.dial_with(addr, expected, DialPolicy::Periodic)
+    }
+
+    /// Keeps a connection to `addr`, retried under `policy` (see [`NetCommand::Dial`]).
+    pub fn dial_with(
+        &self,
+        addr: impl Into<PeerAddr>,
+        expected: Option<NodeId>,
+        policy: DialPolicy,
+    ) -> Result<(), NetError> {
         self.command(NetCommand::Dial {
             addr: addr.into(),
             expected,
+            policy,
         })
     }
 

@@ -201,6 +201,7 @@ impl RunningNode {
         let (status_pub, status) = status_board(StatusView {
             id: id.to_hex(),
             role: role.as_str().into(),
+            not_ready: "starting".into(),
             ..StatusView::default()
         });
 
@@ -423,6 +424,12 @@ fn net_config(
             CorePlacement::Pinned(cpus)
         },
         read_timeout: Duration::from_millis(cfg.network.read_timeout_ms),
+        // A restarted proposer is reached again within half a voter timeout (at most the
+        // layer's 1 s), so a rolling restart costs no more than a failover.
+        proposer_redial_max: Duration::from_millis(cfg.consensus.voter_timeout_ms / 2).clamp(
+            Duration::from_millis(100),
+            NetConfig::default().proposer_redial_max,
+        ),
         rate_limits: if cfg.network.peer_messages_per_sec == 0 {
             RateLimits::unlimited()
         } else {

@@ -31,8 +31,11 @@ pub struct StatusView {
     pub applied_height: u64,
     /// Transactions in the mempool.
     pub mempool_txs: usize,
-    /// Whether the node is caught up (readyz).
+    /// Whether the node can do its part now (readyz): caught up, and a proposer reaches a
+    /// quorum of its session's voters, a voter the primary of its epoch.
     pub ready: bool,
+    /// Why it is not ready (empty when ready).
+    pub not_ready: String,
     /// Whether the node is shutting down (it no longer proposes or takes transactions).
     pub stopping: bool,
 }

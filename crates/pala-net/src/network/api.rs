@@ -1,6 +1,7 @@
 //! The layer's public vocabulary: what it tells its user, what it is asked, and why it
 //! refuses.
 
+use super::DialPolicy;
 use crate::addr::PeerAddr;
 use crate::handshake::{HandshakeFailure, Hello};
 use crate::metrics::CloseReason;
@@ -82,14 +83,16 @@ pub enum NetCommand {
         /// The message.
         message: Message,
     },
-    /// Keep a connection to `addr`, redialing with back-off; a no-op if already dialing it.
-    /// A host name is resolved again on every attempt.
+    /// Keep a connection to `addr`, redialing with back-off; when already dialing it, only
+    /// the policy is updated. A host name is resolved again on every attempt.
     Dial {
         /// Address to dial.
         addr: PeerAddr,
         /// The id the server must prove (a proposer dialed by id); `None` for a trusted
         /// bootnode address (S-3).
         expected: Option<NodeId>,
+        /// How failed attempts are retried.
+        policy: DialPolicy,
     },
     /// Stop redialing `addr` (an established connection stays until it closes).
     Undial {

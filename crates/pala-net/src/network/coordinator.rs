@@ -59,7 +59,8 @@ pub(super) async fn coordinator(
     let m = shared.metrics.clone();
     let max = shared.cfg.max_payload;
     let mut peers: HashMap<NodeId, Entry> = HashMap::new();
-    let mut dials: HashMap<PeerAddr, Arc<AtomicBool>> = HashMap::new();
+    // Per dialed address: its cancel flag and its proposer-policy flag.
+    let mut dials: HashMap<PeerAddr, (Arc<AtomicBool>, Arc<AtomicBool>)> = HashMap::new();
     let mut next_exec = 0usize;
     let set_connected = |peers: &HashMap<NodeId, Entry>| {
         let mut c = shared.connected.write().unwrap_or_else(|e| e.into_inner());
@@ -101,22 +102,30 @@ pub(super) async fn coordinator(
                     route(&m, &mut peers, id, frame.clone(), &kill, &set_connected);
                 }
             }
-            In::Cmd(Ok(NetCommand::Dial { addr, expected })) => {
-                if dials.contains_key(&addr) {
+            In::Cmd(Ok(NetCommand::Dial {
+                addr,
+                expected,
+                policy,
+            })) => {
+                let is_proposer = policy == DialPolicy::Proposer;
+                if let Some((_, p)) = dials.get(&addr) {
+                    p.store(is_proposer, Ordering::Relaxed);
                     continue;
                 }
                 let cancel = Arc::new(AtomicBool::new(false));
-                dials.insert(addr.clone(), cancel.clone());
+                let proposer = Arc::new(AtomicBool::new(is_proposer));
+                dials.insert(addr.clone(), (cancel.clone(), proposer.clone()));
                 let target = DialTarget {
                     addr,
                     expected,
                     cancel,
+                    proposer,
                 };
                 let _ = executors[next_exec % executors.len()].send(Job::Dial(target));
                 next_exec = next_exec.wrapping_add(1);
             }
             In::Cmd(Ok(NetCommand::Undial { addr })) => {
-                if let Some(c) = dials.remove(&addr) {
+                if let Some((c, _)) = dials.remove(&addr) {
                     c.store(true, Ordering::Relaxed);
                 }
             }
@@ -138,7 +147,7 @@ pub(super) async fn coordinator(
                     kill(e, CloseReason::Shutdown);
                 }
                 set_connected(&peers);
-                for c in dials.values() {
+                for (c, _) in dials.values() {
                     c.store(true, Ordering::Relaxed);
                 }
                 drop(stop);

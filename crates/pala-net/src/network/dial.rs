@@ -121,12 +121,6 @@ pub(super) async fn inbound(shared: Arc<Layer>, stream: TcpStream, mut permit: I
     publish_gate(&shared);
 }
 
-enum DialOutcome {
-    ConnectFailed,
-    HandshakeFailed,
-    Ran,
-}
-
 /// Connects to the first of `addrs` that answers within the dial timeout.
 async fn connect_any(shared: &Layer, target: &PeerAddr, addrs: &[SocketAddr]) -> Option<TcpStream> {
     for &addr in addrs {
@@ -144,19 +138,19 @@ async fn dial_once(
     target: &PeerAddr,
     resolver: &mut Resolver,
     expected: Option<NodeId>,
-) -> DialOutcome {
+) -> Attempt {
     // Resolved on every attempt: the name may point to a new IP since the last one.
     let addrs = match resolver.resolve(target, shared.cfg.dial_timeout).await {
         Ok(a) => a,
         Err(e) => {
             debug!(%target, "{e}");
             shared.metrics.dial_failures.fetch_add(1, Ordering::Relaxed);
-            return DialOutcome::ConnectFailed;
+            return Attempt::ConnectFailed;
         }
     };
     let Some(stream) = connect_any(shared, target, &addrs).await else {
         shared.metrics.dial_failures.fetch_add(1, Ordering::Relaxed);
-        return DialOutcome::ConnectFailed;
+        return Attempt::ConnectFailed;
     };
     let addr = stream.peer_addr().unwrap_or(addrs[0]);
     tune_socket(shared, &stream);
@@ -201,20 +195,27 @@ async fn dial_once(
                 v.hello,
             )
             .await;
-            DialOutcome::Ran
+            Attempt::Ran
         }
         Err(r) => {
             shared.handshake_failed(addr, Direction::Outbound, r);
-            DialOutcome::HandshakeFailed
+            Attempt::HandshakeFailed(r)
         }
     }
 }
 
 pub(super) async fn dial_loop(shared: Arc<Layer>, t: DialTarget) {
     let cfg = &shared.cfg;
-    let step = cfg.dial_backoff_step.max(Duration::from_millis(1));
-    let mut backoff = step;
-    let mut burst_start = Instant::now();
+    let mut schedule = Schedule::new(
+        Timings {
+            step: cfg.dial_backoff_step,
+            backoff_max: cfg.dial_backoff_max,
+            burst: cfg.dial_burst,
+            period: cfg.reconnect_period,
+            proposer_max: cfg.proposer_redial_max,
+        },
+        Instant::now(),
+    );
     let mut resolver = Resolver::default();
     loop {
         if t.cancel.load(Ordering::Relaxed) || shared.stopping.load(Ordering::Relaxed) {
@@ -228,22 +229,8 @@ pub(super) async fn dial_loop(shared: Arc<Layer>, t: DialTarget) {
             }
         }
         debug!(addr = %t.addr, expected = ?t.expected, "dialing");
-        match dial_once(&shared, &t.addr, &mut resolver, t.expected).await {
-            DialOutcome::Ran => {
-                backoff = step;
-                burst_start = Instant::now();
-                glommio::timer::sleep(step).await;
-            }
-            DialOutcome::ConnectFailed => {
-                if burst_start.elapsed() < cfg.dial_burst {
-                    glommio::timer::sleep(backoff).await;
-                    backoff = (backoff + step).min(cfg.dial_backoff_max);
-                } else {
-                    glommio::timer::sleep(cfg.reconnect_period).await;
-                }
-            }
-            // No immediate retry after a failed handshake (S-5).
-            DialOutcome::HandshakeFailed => glommio::timer::sleep(cfg.reconnect_period).await,
-        }
+        let attempt = dial_once(&shared, &t.addr, &mut resolver, t.expected).await;
+        let wait = schedule.after(t.policy(), attempt, Instant::now());
+        glommio::timer::sleep(wait).await;
     }
 }

@@ -133,7 +133,15 @@ impl Api {
                 if st.ready && !st.stopping {
                     text(200, "ready\n")
                 } else {
-                    text(503, "not ready: catching up or no peers\n")
+                    let why = if st.stopping {
+                        "stopping"
+                    } else {
+                        st.not_ready.as_str()
+                    };
+                    with_type(
+                        full(503, format!("not ready: {why}\n")),
+                        "text/plain; charset=utf-8",
+                    )
                 }
             }
             "/openapi.json" => with_type(full(200, OPENAPI), "application/json"),

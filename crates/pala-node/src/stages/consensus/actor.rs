@@ -28,7 +28,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder};
 use pala_core::driver::{Driver, Event};
 use pala_core::{Committees, Input, MessageVerifier, Node, Role, Tick};
 use pala_net::NetCommand;
-use pala_types::{Committee, Epoch, SignatureScheme};
+use pala_types::{Committee, Epoch, Message, SignatureScheme};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -258,6 +258,9 @@ impl Loop {
                 match &i {
                     Input::PeerConnected(p) => self.d.links.peer(*p, true),
                     Input::PeerDisconnected(p) => self.d.links.peer(*p, false),
+                    Input::Message { from, msg } if matches!(**msg, Message::Status(_)) => {
+                        self.d.links.answered(*from)
+                    }
                     _ => {}
                 }
                 self.local.push_back(i)

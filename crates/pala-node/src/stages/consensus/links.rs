@@ -4,7 +4,7 @@
 //! core's committees turns into the few commands that differ.
 
 use crate::membership::Membership;
-use pala_net::{CommitteeAdmission, NetCommand, PeerAddr};
+use pala_net::{CommitteeAdmission, DialPolicy, NetCommand, PeerAddr};
 use pala_types::{Committee, NodeId};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
@@ -28,8 +28,15 @@ pub struct Links {
     bootnode_peers: HashSet<NodeId>,
     /// Proposer addresses the network layer keeps connected.
     dialed: BTreeMap<PeerAddr, NodeId>,
+    /// Bootnode addresses that are also proposers in force, dialed under the proposer
+    /// policy until they are not.
+    proposer_bootnodes: BTreeSet<PeerAddr>,
     /// Peers connected now.
     peers: BTreeSet<NodeId>,
+    /// Connected peers that have sent a status on their current connection: their
+    /// id was proven in the handshake (S-3) and they answered, which is what readiness
+    /// counts (a connection that is up but silent does not).
+    answered: BTreeSet<NodeId>,
 }
 
 /// What [`Links::new`] starts from.
@@ -60,7 +67,9 @@ impl Links {
             bootnodes: s.bootnodes,
             bootnode_peers: HashSet::new(),
             dialed: BTreeMap::new(),
+            proposer_bootnodes: BTreeSet::new(),
             peers: BTreeSet::new(),
+            answered: BTreeSet::new(),
         }
     }
 
@@ -71,6 +80,7 @@ impl Links {
             .map(|(addr, expected)| NetCommand::Dial {
                 addr: addr.clone(),
                 expected: *expected,
+                policy: DialPolicy::Periodic,
             })
             .collect()
     }
@@ -80,9 +90,30 @@ impl Links {
     pub fn align(&mut self, m: &Membership) -> Vec<NetCommand> {
         self.admission.set_committees(&m.admitted());
         let mut targets = m.dial_targets();
-        // One dial per address: a bootnode that is also a proposer stays dialed as one.
-        targets.retain(|addr, _| !self.bootnodes.contains_key(addr));
         let mut out = Vec::new();
+        // One dial per address: a bootnode that is also a proposer stays dialed as one,
+        // under the proposer policy while it is one (a Dial of an address already dialed
+        // changes only its policy).
+        for (addr, expected) in &self.bootnodes {
+            let proposer = targets.contains_key(addr);
+            let changed = if proposer {
+                self.proposer_bootnodes.insert(addr.clone())
+            } else {
+                self.proposer_bootnodes.remove(addr)
+            };
+            if changed {
+                out.push(NetCommand::Dial {
+                    addr: addr.clone(),
+                    expected: *expected,
+                    policy: if proposer {
+                        DialPolicy::Proposer
+                    } else {
+                        DialPolicy::Periodic
+                    },
+                });
+            }
+        }
+        targets.retain(|addr, _| !self.bootnodes.contains_key(addr));
         let gone: Vec<PeerAddr> = self
             .dialed
             .keys()
@@ -98,6 +129,7 @@ impl Links {
                 out.push(NetCommand::Dial {
                     addr,
                     expected: Some(id),
+                    policy: DialPolicy::Proposer,
                 });
             }
         }
@@ -152,11 +184,25 @@ impl Links {
 
     /// A peer connected or disconnected.
     pub fn peer(&mut self, peer: NodeId, up: bool) {
+        // A new connection has said nothing yet, whatever the old one said.
+        self.answered.remove(&peer);
         if up {
             self.peers.insert(peer);
         } else {
             self.peers.remove(&peer);
         }
+    }
+
+    /// A verified status arrived from a connected peer.
+    pub fn answered(&mut self, peer: NodeId) {
+        if self.peers.contains(&peer) {
+            self.answered.insert(peer);
+        }
+    }
+
+    /// The connected peers that have sent a status on their current connection.
+    pub fn answering(&self) -> &BTreeSet<NodeId> {
+        &self.answered
     }
 
     /// A peer reached through a bootnode address.

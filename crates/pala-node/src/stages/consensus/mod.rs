@@ -15,7 +15,9 @@
 //! - dials, undials and disconnects of a reconfiguration (C-3, C-5) through the same gate;
 //! - a snapshot of the core's committees to the verify stage after each change (the one
 //!   source of truth is `Node::committees()`);
-//! - the status snapshot, every 200 ms and at each role change;
+//! - the status snapshot, every 200 ms and at each role change, with readiness
+//!   (`readiness`: caught up, and a proposer reaches a quorum of voters, a voter its
+//!   primary);
 //! - the chain view ([`crate::chain_view`]), only when asked, with the last epoch changes
 //!   it records as the core reports them.
 //!
@@ -27,6 +29,7 @@ mod doppelganger;
 mod host;
 mod ingress;
 mod links;
+mod readiness;
 
 pub use actor::{ConsensusDeps, ConsensusStage};
 pub use doppelganger::Doppelganger;

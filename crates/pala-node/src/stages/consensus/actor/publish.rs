@@ -1,5 +1,6 @@
 //! The status snapshot and the gauges the consensus stage publishes.
 
+use super::super::readiness::{readiness, Facts};
 use super::Loop;
 use crate::status::StatusView;
 use pala_types::SignerBitmap;
@@ -25,10 +26,26 @@ impl Loop {
         }
         m.doppelganger_tripped
             .set(self.host.doppelganger.tripped().into());
-        // A node that stopped signing (its key is live elsewhere) is not fit for traffic.
-        let ready = !peers.is_empty()
-            && !self.host.doppelganger.tripped()
-            && c.head_block().height() + 2 * c.config().k as u64 + 2 >= m.peer_head_height.get();
+        let target = m.peer_head_height.get();
+        let session = c.epoch().session;
+        let ready = readiness(&Facts {
+            me: c.id(),
+            role: c.role(),
+            epoch: c.epoch(),
+            committee: c.committees().get(session).map(|c| &**c),
+            any_peer: !peers.is_empty(),
+            answering: self.d.links.answering(),
+            head_height: c.head_block().height(),
+            k: c.config().k,
+            target,
+            // A node that stopped signing (its key is live elsewhere) is not fit for traffic.
+            doppelganger: self.host.doppelganger.tripped(),
+            quiet_ms: self
+                .host
+                .doppelganger
+                .quiet_until()
+                .saturating_sub(self.d.ticks.now()),
+        });
         self.d.status.publish(StatusView {
             id: c.id().to_hex(),
             role: self.role.as_str().into(),
@@ -41,7 +58,8 @@ impl Loop {
             peers,
             applied_height: self.d.app_view.applied_height(),
             mempool_txs: self.d.mempool.size().0,
-            ready,
+            ready: ready.is_ok(),
+            not_ready: ready.err().map(|r| r.to_string()).unwrap_or_default(),
             stopping: self.stopping,
         });
         *m.core_counters.lock().unwrap_or_else(|e| e.into_inner()) = c.counters().clone();
