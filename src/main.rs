@@ -216,22 +216,24 @@ fn run_scenario(name: &str, seed: u64, trace: bool) -> Result<()> {
     }
 }
 
-/// Recovery after healing over the sweep's seeds: (ms until finality resumed, ms until
-/// every honest node caught up, epochs the frontier advanced, seed).
-fn print_recovery(r: &[(Option<u64>, Option<u64>, u32, u64)]) {
-    let figure =
-        |name: &str, pick: &dyn Fn(&(Option<u64>, Option<u64>, u32, u64)) -> Option<u64>| {
-            let mut ms: Vec<(u64, u64)> = r.iter().filter_map(|x| Some((pick(x)?, x.3))).collect();
-            ms.sort_unstable();
-            let q = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)].0;
-            if let Some(&(max, seed)) = ms.last() {
-                println!(
-                    "{name} after healing: p50 {} ms, p99 {} ms, max {max} ms (seed {seed})",
-                    q(0.5),
-                    q(0.99)
-                );
-            }
-        };
+/// One seed's recovery after healing: (ms until finality resumed, ms until every honest
+/// node caught up, epochs the frontier advanced, seed).
+type SeedRecovery = (Option<u64>, Option<u64>, u32, u64);
+
+/// Recovery after healing over the sweep's seeds.
+fn print_recovery(r: &[SeedRecovery]) {
+    let figure = |name: &str, pick: &dyn Fn(&SeedRecovery) -> Option<u64>| {
+        let mut ms: Vec<(u64, u64)> = r.iter().filter_map(|x| Some((pick(x)?, x.3))).collect();
+        ms.sort_unstable();
+        let q = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)].0;
+        if let Some(&(max, seed)) = ms.last() {
+            println!(
+                "{name} after healing: p50 {} ms, p99 {} ms, max {max} ms (seed {seed})",
+                q(0.5),
+                q(0.99)
+            );
+        }
+    };
     figure("finality resumed", &|x| x.0);
     figure("every honest node caught up", &|x| x.1);
     if let Some((_, _, e, s)) = r.iter().max_by_key(|x| (x.2, std::cmp::Reverse(x.3))) {
