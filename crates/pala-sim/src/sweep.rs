@@ -256,11 +256,13 @@ pub fn run_plan(p: SeedPlan, trace: bool) -> (SeedResult, Sim) {
 }
 
 /// How long recovery after healing may take (the spec's mechanism, not a measured
-/// figure): in the worst case the epoch in progress times out and then each proposer
-/// in turn gets one epoch (E-1..E-6: a voter timeout, the clock messages to the
-/// proposers and the clock notarization back, the statuses of N-2), after which the
-/// honest primary's chain needs K + 2 blocks to finalize past the old head (F-B), each a
-/// block time, a round trip and a disk sync.
+/// figure): in the worst case the epoch in progress times out, each proposer in turn
+/// gets one epoch (E-1..E-6: a voter timeout, the clock messages to the proposers and
+/// the clock notarization back, the statuses of N-2), and one more epoch goes to a
+/// primary restarted from an empty disk at healing, whose first `(e,1)` cannot match the
+/// voters' heads before it has synced (V-5c, W-8); then the honest primary's chain needs
+/// K + 2 blocks to finalize past the old head (F-B), each a block time, a round trip and
+/// a disk sync.
 #[derive(Clone, Copy, Debug)]
 pub struct RecoveryBudget {
     /// Epochs the honest frontier may advance after healing.
@@ -277,8 +279,8 @@ impl RecoveryBudget {
         let epoch = cfg.core.voter_timeout_ms + 4 * one_way;
         let block = cfg.block_time_ms + 2 * one_way + cfg.disk_sync_ms;
         RecoveryBudget {
-            epochs: cfg.proposers as u32 + 1,
-            ms: (proposers + 1) * epoch + (cfg.core.k as u64 + 2) * block,
+            epochs: cfg.proposers as u32 + 2,
+            ms: (proposers + 2) * epoch + (cfg.core.k as u64 + 2) * block,
         }
     }
 }
@@ -349,7 +351,7 @@ fn heal_phase(sim: &mut Sim) -> (Option<String>, Recovery) {
     let budget = RecoveryBudget::of(&sim.cfg);
     let failure = if rec.epochs > budget.epochs {
         Some(format!(
-            "liveness: the honest frontier advanced {} epochs after healing, budget {} (a full rotation of the proposers plus the epoch in progress)",
+            "liveness: the honest frontier advanced {} epochs after healing, budget {} (the epoch in progress, a full rotation of the proposers and one for a primary that lost its disk)",
             rec.epochs, budget.epochs
         ))
     } else if rec.ms.is_none_or(|ms| ms > budget.ms) {

@@ -253,3 +253,14 @@ fn seeds_1243_and_1393_pass_when_torn_crashes_respect_batches() {
         assert_eq!(r.failure, None, "seed {seed}");
     }
 }
+
+/// Found by the independent block checker (D-4) at seed 3432 of the plain sweep: the only
+/// proposer, restarted from an empty disk, began production of (1,1) on genesis; before
+/// the payload came back, chain sync brought the notarized blocks it had made of (1,1)
+/// before losing its disk, and it sealed an (1,1,1) on (1,1,10). It now gives the epoch
+/// up instead (N-1(b) checked again at sealing).
+#[test]
+fn seed_3432_a_primary_that_lost_its_disk_never_builds_an_e1_on_a_head_of_its_own_epoch() {
+    let r = pala_sim::sweep::run_seed(3432);
+    assert_eq!(r.failure, None);
+}

@@ -278,7 +278,15 @@ impl Node {
         };
         let k = self.k();
         let parent = if sn.s == 1 {
-            self.chain.head_block().clone()
+            let head = self.chain.head_block().clone();
+            if head.sn().epoch >= sn.epoch {
+                // N-1(b) held when production began, but the head moved into this epoch
+                // while the payload was on its way (chain sync brought blocks this
+                // proposer made before it lost its disk): an (e,1) on it would break
+                // D-4, so give the epoch up as N-1 would have.
+                return false;
+            }
+            head
         } else {
             match self.chain.block(BlockSn::at(sn.epoch, sn.s - 1)) {
                 Some(b) => b.clone(),
