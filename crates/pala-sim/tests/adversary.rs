@@ -264,3 +264,14 @@ fn seed_3432_a_primary_that_lost_its_disk_never_builds_an_e1_on_a_head_of_its_ow
     let r = pala_sim::sweep::run_seed(3432);
     assert_eq!(r.failure, None);
 }
+
+/// Found by the independent block checker (C-2) at seed 1449 of the reconfiguration
+/// sweep: a primary asked for the payload of a timeout block while its head was before
+/// the stop block, the head reached the stop block before the payload came back, and it
+/// sealed transactions after the stop block (the voters refused the block). Sealing now
+/// leaves them out.
+#[test]
+fn seed_1449_a_timeout_block_sealed_after_the_stop_block_carries_no_transactions() {
+    let r = pala_sim::sweep::run_seed_mode(1449, true);
+    assert_eq!(r.failure, None);
+}

@@ -318,6 +318,15 @@ impl Node {
         } else {
             1
         };
+        let stop = self.cfg.stop_offset;
+        let txs = if stop > 0 && session_offset > stop {
+            // C-2. The payload was asked for when the head was still before the stop
+            // block; an (e,1) takes the head at sealing as its parent, which may since
+            // have reached the stop block (seed 1449 of the reconfiguration sweep).
+            Vec::new()
+        } else {
+            txs
+        };
         let block = Arc::new(Block::new(
             BlockHeader {
                 sn,
