@@ -311,14 +311,6 @@ fn frontier(sim: &Sim) -> Epoch {
 /// must be over; measures the time to the first finality and the epochs spent.
 fn heal_phase(sim: &mut Sim) -> (Option<String>, Recovery) {
     let violation = |sim: &Sim| Some(format!("{:?}", sim.violations[0]));
-    let base = (0..sim.len())
-        .filter(|&i| sim.is_honest(i))
-        .map(|i| sim.finalized_height(i))
-        .max()
-        .unwrap_or(0);
-    let at_heal = frontier(sim);
-    let mut rec = Recovery::default();
-    let end = FAULT_PHASE_MS + LIVENESS_BOUND_MS;
     let best = |sim: &Sim| {
         (0..sim.len())
             .filter(|&i| sim.is_honest(i))
@@ -326,6 +318,10 @@ fn heal_phase(sim: &mut Sim) -> (Option<String>, Recovery) {
             .max()
             .unwrap_or(0)
     };
+    let base = best(sim);
+    let at_heal = frontier(sim);
+    let mut rec = Recovery::default();
+    let end = FAULT_PHASE_MS + LIVENESS_BOUND_MS;
     let mut t = FAULT_PHASE_MS;
     while rec.caught_up_ms.is_none() && t < end {
         t += RECOVERY_STEP_MS;
