@@ -8,8 +8,8 @@ use crate::error::{HandshakeError, IdentityError, KeyFileError};
 use crate::handshake::HandshakeSignature;
 use blst::BLST_ERROR;
 use pala_types::{
-    BatchItem, Committee, Domain, DomainTag, Member, NodeId, PreparedKeys, PublicKey, Signature,
-    SignatureScheme, Signer, SignerBitmap, VoteCounting,
+    BatchItem, Committee, Domain, DomainTag, Member, NodeId, PreparedKeys, PublicKey, QuorumItem,
+    Signature, SignatureScheme, Signer, SignerBitmap, VoteCounting,
 };
 use rand::RngCore;
 use rayon::prelude::*;
@@ -374,6 +374,71 @@ fn verify_point(sig: &raw::Signature, pk: &raw::PublicKey, dst: &[u8], msg: &[u8
     sig.verify(true, msg, dst, &[], pk, false) == BLST_ERROR::BLST_SUCCESS
 }
 
+/// One decoded (key, signature, message) triple of a batch.
+struct Resolved<'a> {
+    pk: PkAffine,
+    sig: SigAffine,
+    domain: Domain,
+    msg: &'a [u8],
+}
+
+/// The random-linear-combination check of decoded triples (see
+/// [`SignatureScheme::verify_batch`] of [`BlsScheme`]). A lone triple is checked as it is.
+fn rlc_verify(network_id: u64, items: &[Resolved<'_>]) -> bool {
+    let tags: Vec<DomainTag> = DOMAINS.iter().map(|d| d.tag(network_id)).collect();
+    if let [i] = items {
+        let mut ctx = blst::Pairing::new(true, &tags[domain_index(i.domain)]);
+        return ctx.aggregate(&i.pk, false, &i.sig, true, i.msg, &[]) == BLST_ERROR::BLST_SUCCESS
+            && {
+                ctx.commit();
+                ctx.finalverify(None)
+            };
+    }
+    let chunk = items
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(PAR_MIN_LEN / 2);
+    let parts: Option<Vec<Vec<blst::Pairing<'_>>>> = items
+        .par_chunks(chunk)
+        .map(|c| {
+            let mut rng = rand::thread_rng();
+            let mut ctxs: Vec<Option<blst::Pairing<'_>>> =
+                (0..DOMAINS.len()).map(|_| None).collect();
+            for item in c {
+                let d = domain_index(item.domain);
+                let ctx = ctxs[d].get_or_insert_with(|| blst::Pairing::new(true, &tags[d]));
+                let mut r = [0u8; 8];
+                while r == [0u8; 8] {
+                    rng.fill_bytes(&mut r);
+                }
+                if ctx.mul_n_aggregate(&item.pk, false, &item.sig, true, &r, 64, item.msg, &[])
+                    != BLST_ERROR::BLST_SUCCESS
+                {
+                    return None;
+                }
+            }
+            let mut out: Vec<blst::Pairing<'_>> = ctxs.into_iter().flatten().collect();
+            for ctx in &mut out {
+                ctx.commit();
+            }
+            Some(out)
+        })
+        .collect();
+    let Some(parts) = parts else {
+        return false;
+    };
+    let mut all = parts.into_iter().flatten();
+    let Some(mut acc) = all.next() else {
+        return false;
+    };
+    for ctx in all {
+        if acc.merge(&ctx) != BLST_ERROR::BLST_SUCCESS {
+            return false;
+        }
+    }
+    acc.finalverify(None)
+}
+
 impl SignatureScheme for BlsScheme {
     fn name(&self) -> &'static str {
         SCHEME_NAME
@@ -446,65 +511,79 @@ impl SignatureScheme for BlsScheme {
             [i] => return self.verify(i.public_key, i.domain, network_id, i.msg, i.signature),
             _ => {}
         }
-        let decoded: Option<Vec<(PkAffine, SigAffine)>> = items
+        let decoded: Option<Vec<Resolved<'_>>> = items
             .par_iter()
             .with_min_len(PAR_MIN_LEN)
             .map(|i| {
-                Some((
-                    self.point(i.public_key)?.into(),
-                    decode_sig(i.signature)?.into(),
-                ))
+                Some(Resolved {
+                    pk: self.point(i.public_key)?.into(),
+                    sig: decode_sig(i.signature)?.into(),
+                    domain: i.domain,
+                    msg: i.msg,
+                })
             })
             .collect();
-        let Some(decoded) = decoded else {
-            return false;
-        };
-        let tags: Vec<DomainTag> = DOMAINS.iter().map(|d| d.tag(network_id)).collect();
-        let chunk = items
-            .len()
-            .div_ceil(rayon::current_num_threads().max(1))
-            .max(PAR_MIN_LEN / 2);
-        let order: Vec<usize> = (0..items.len()).collect();
-        let parts: Option<Vec<Vec<blst::Pairing<'_>>>> = order
-            .par_chunks(chunk)
-            .map(|c| {
-                let mut rng = rand::thread_rng();
-                let mut ctxs: Vec<Option<blst::Pairing<'_>>> =
-                    (0..DOMAINS.len()).map(|_| None).collect();
-                for &k in c {
-                    let d = domain_index(items[k].domain);
-                    let ctx = ctxs[d].get_or_insert_with(|| blst::Pairing::new(true, &tags[d]));
-                    let mut r = [0u8; 8];
-                    while r == [0u8; 8] {
-                        rng.fill_bytes(&mut r);
-                    }
-                    let (pk, sig) = &decoded[k];
-                    if ctx.mul_n_aggregate(pk, false, sig, true, &r, 64, items[k].msg, &[])
-                        != BLST_ERROR::BLST_SUCCESS
-                    {
-                        return None;
-                    }
-                }
-                let mut out: Vec<blst::Pairing<'_>> = ctxs.into_iter().flatten().collect();
-                for ctx in &mut out {
-                    ctx.commit();
-                }
-                Some(out)
-            })
-            .collect();
-        let Some(parts) = parts else {
-            return false;
-        };
-        let mut all = parts.into_iter().flatten();
-        let Some(mut acc) = all.next() else {
-            return false;
-        };
-        for ctx in all {
-            if acc.merge(&ctx) != BLST_ERROR::BLST_SUCCESS {
-                return false;
-            }
+        decoded.is_some_and(|d| rlc_verify(network_id, &d))
+    }
+
+    /// Quorum signatures join the same random linear combination with the aggregate key
+    /// of their signers (derived from this scheme's prepared keys: total minus the
+    /// missing), so a proposal and the notarization that comes with it cost one final
+    /// exponentiation and three Miller loops instead of two and four.
+    fn verify_with_quorums(
+        &self,
+        network_id: u64,
+        singles: &[BatchItem<'_>],
+        quorums: &[QuorumItem<'_>],
+    ) -> bool {
+        if quorums.is_empty() {
+            return self.verify_batch(network_id, singles);
         }
-        acc.finalverify(None)
+        if singles.is_empty() && quorums.len() == 1 {
+            let q = &quorums[0];
+            return q
+                .keys
+                .verify_subset(q.signers, q.extra, q.domain, network_id, q.msg, q.signature);
+        }
+        let mut resolved = Vec::with_capacity(singles.len() + quorums.len());
+        for i in singles {
+            let (Some(pk), Some(sig)) = (self.point(i.public_key), decode_sig(i.signature)) else {
+                return false;
+            };
+            resolved.push(Resolved {
+                pk: pk.into(),
+                sig: sig.into(),
+                domain: i.domain,
+                msg: i.msg,
+            });
+        }
+        for q in quorums {
+            let Some(keys) = q
+                .keys
+                .as_any()
+                .and_then(|a| a.downcast_ref::<BlsPreparedKeys>())
+            else {
+                // Keys of another scheme: checked on their own.
+                if !q
+                    .keys
+                    .verify_subset(q.signers, q.extra, q.domain, network_id, q.msg, q.signature)
+                {
+                    return false;
+                }
+                continue;
+            };
+            let (Some(pk), Some(sig)) = (keys.subset_key(q.signers, q.extra), decode_sig(q.signature))
+            else {
+                return false;
+            };
+            resolved.push(Resolved {
+                pk: pk.into(),
+                sig: sig.into(),
+                domain: q.domain,
+                msg: q.msg,
+            });
+        }
+        rlc_verify(network_id, &resolved)
     }
 
     fn prepare_keys(&self, pks: &[PublicKey]) -> Arc<dyn PreparedKeys> {
@@ -588,29 +667,24 @@ impl BlsPreparedKeys {
         }
     }
 
-    fn verify_subset_point(
-        &self,
-        signers: &SignerBitmap,
-        extra: Option<&raw::PublicKey>,
-        dst: &[u8],
-        msg: &[u8],
-        sig: &raw::Signature,
-    ) -> bool {
+    /// The key that verifies a quorum signature of `signers` plus `extra`, or `None`.
+    fn subset_key(&self, signers: &SignerBitmap, extra: Option<&PublicKey>) -> Option<raw::PublicKey> {
+        let extra = match extra {
+            None => None,
+            Some(pk) => Some(self.scheme.point(pk)?),
+        };
         let agg = match (self.subset(signers), extra) {
             (Some(mut agg), Some(e)) => {
-                if agg.add_public_key(e, false).is_err() {
-                    return false;
-                }
+                agg.add_public_key(&e, false).ok()?;
                 agg
             }
             (Some(agg), None) => agg,
-            // The extra key alone, as `PlainPreparedKeys` allows; quorum rules are the caller's.
             (None, Some(e)) if signers.len() == self.keys.len() && signers.count() == 0 => {
-                raw::AggregatePublicKey::from_public_key(e)
+                raw::AggregatePublicKey::from_public_key(&e)
             }
-            _ => return false,
+            _ => return None,
         };
-        verify_point(sig, &agg.to_public_key(), dst, msg)
+        Some(agg.to_public_key())
     }
 }
 
@@ -628,17 +702,14 @@ impl PreparedKeys for BlsPreparedKeys {
         msg: &[u8],
         sig: &Signature,
     ) -> bool {
-        let Some(sig) = decode_sig(sig) else {
+        let (Some(sig), Some(pk)) = (decode_sig(sig), self.subset_key(signers, extra)) else {
             return false;
         };
-        let extra = match extra {
-            None => None,
-            Some(pk) => match self.scheme.point(pk) {
-                Some(p) => Some(p),
-                None => return false,
-            },
-        };
-        self.verify_subset_point(signers, extra.as_ref(), &domain.tag(network_id), msg, &sig)
+        verify_point(&sig, &pk, &domain.tag(network_id), msg)
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
 

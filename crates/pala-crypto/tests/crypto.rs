@@ -8,8 +8,8 @@ use pala_crypto::{
     IdentityError, KeyFileError, PublicIdentity, SecretKey,
 };
 use pala_types::{
-    BatchItem, Domain, Hash, PublicKey, Signature, SignatureScheme, Signer, SignerBitmap,
-    VoteCounting,
+    BatchItem, Domain, Hash, PreparedKeys, PublicKey, QuorumItem, Signature, SignatureScheme,
+    Signer, SignerBitmap, VoteCounting,
 };
 
 const NET: u64 = 7;
@@ -228,6 +228,90 @@ fn batch_of_independent_messages() {
     let junk = Signature(vec![7; 3]);
     items[5].signature = &junk;
     assert!(!scheme.verify_batch(NET, &items));
+}
+
+/// A proposal signature and the quorum signatures that come with it, in one combination:
+/// every valid mix passes, and any one bad signature, bitmap or extra key fails the lot.
+#[test]
+fn quorum_signatures_join_the_batch_of_single_signatures() {
+    let (committee, proposers, voters) =
+        seeded_committee("mixed", 1, 2, 4, NET, VoteCounting::Seat);
+    let scheme = BlsScheme::new();
+    let pks: Vec<PublicKey> = committee
+        .voters
+        .iter()
+        .map(|m| m.public_key.clone())
+        .collect();
+    let prepared = scheme.prepare_keys(&pks);
+    let block = hash();
+    let other = Hash::of(b"block (1,1,1)");
+    let proposal = proposers[0].sign(Domain::Proposal, NET, &block.0);
+    let notarize = |who: &[usize], msg: &Hash| {
+        let mut bm = SignerBitmap::new(4);
+        let mut sigs = vec![proposers[1].sign(Domain::Vote, NET, &msg.0)];
+        for &i in who {
+            bm.insert(i);
+            sigs.push(voters[i].sign(Domain::Vote, NET, &msg.0));
+        }
+        let refs: Vec<&Signature> = sigs.iter().collect();
+        (bm, scheme.aggregate(&refs).unwrap())
+    };
+    let (bm_a, agg_a) = notarize(&[0, 1, 2], &other);
+    let (bm_b, agg_b) = notarize(&[1, 2, 3], &block);
+    let single = [BatchItem {
+        public_key: proposers[0].public_key(),
+        domain: Domain::Proposal,
+        msg: &block.0,
+        signature: &proposal,
+    }];
+    fn quorum<'a>(
+        keys: &'a dyn PreparedKeys,
+        signers: &'a SignerBitmap,
+        msg: &'a Hash,
+        signature: &'a Signature,
+        extra: Option<&'a PublicKey>,
+    ) -> QuorumItem<'a> {
+        QuorumItem {
+            keys,
+            signers,
+            extra,
+            domain: Domain::Vote,
+            msg: &msg.0,
+            signature,
+        }
+    }
+    let keys = prepared.as_ref();
+    let extra = Some(proposers[1].public_key());
+    let good = [
+        quorum(keys, &bm_a, &other, &agg_a, extra),
+        quorum(keys, &bm_b, &block, &agg_b, extra),
+    ];
+    assert!(scheme.verify_with_quorums(NET, &single, &good));
+    assert!(scheme.verify_with_quorums(NET, &[], &good));
+    assert!(scheme.verify_with_quorums(NET, &[], &good[..1]));
+    assert!(scheme.verify_with_quorums(NET, &single, &[]));
+    assert!(!scheme.verify_with_quorums(NET + 1, &single, &good));
+    // Each quorum signature claims the other's bitmap: the plain sum would not tell.
+    let swapped = [
+        quorum(keys, &bm_b, &other, &agg_a, extra),
+        quorum(keys, &bm_a, &block, &agg_b, extra),
+    ];
+    assert!(!scheme.verify_with_quorums(NET, &single, &swapped));
+    let no_extra = [good[0], quorum(keys, &bm_b, &block, &agg_b, None)];
+    assert!(!scheme.verify_with_quorums(NET, &single, &no_extra));
+    let wrong_msg = [good[0], quorum(keys, &bm_b, &other, &agg_b, extra)];
+    assert!(!scheme.verify_with_quorums(NET, &single, &wrong_msg));
+    let bad_single = [BatchItem {
+        signature: &agg_b,
+        ..single[0]
+    }];
+    assert!(!scheme.verify_with_quorums(NET, &bad_single, &good));
+    let short = SignerBitmap::new(3);
+    assert!(!scheme.verify_with_quorums(
+        NET,
+        &single,
+        &[good[0], quorum(keys, &short, &block, &agg_b, extra)]
+    ));
 }
 
 // ---------------------------------------------------------------------------------------

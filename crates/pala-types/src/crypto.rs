@@ -286,6 +286,29 @@ pub trait PreparedKeys: Send + Sync {
         msg: &[u8],
         sig: &Signature,
     ) -> bool;
+    /// The concrete type, so a scheme can reach its own prepared keys inside a batch of
+    /// [`SignatureScheme::verify_with_quorums`]; `None` makes it check them on their own.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+}
+
+/// A quorum signature for [`SignatureScheme::verify_with_quorums`]: the aggregate over
+/// `msg` of the members `signers` of a prepared list plus `extra` (D-12, D-14).
+#[derive(Clone, Copy)]
+pub struct QuorumItem<'a> {
+    /// The prepared list the bitmap indexes.
+    pub keys: &'a dyn PreparedKeys,
+    /// The members who signed.
+    pub signers: &'a SignerBitmap,
+    /// A key outside the list that signed too (the aggregating proposer).
+    pub extra: Option<&'a PublicKey>,
+    /// Domain of the message.
+    pub domain: Domain,
+    /// The signed bytes.
+    pub msg: &'a [u8],
+    /// The aggregate signature.
+    pub signature: &'a Signature,
 }
 
 /// One independent (key, message, signature) triple for [`SignatureScheme::verify_batch`].
@@ -333,6 +356,22 @@ pub trait SignatureScheme: Send + Sync {
         items
             .iter()
             .all(|i| self.verify(i.public_key, i.domain, network_id, i.msg, i.signature))
+    }
+    /// Verifies independent single signatures and quorum signatures at once; true only
+    /// if every one is valid. A voter receives a proposal and the notarization it must
+    /// check for it together (one multi-pairing instead of two). The default checks them
+    /// one by one.
+    fn verify_with_quorums(
+        &self,
+        network_id: u64,
+        singles: &[BatchItem<'_>],
+        quorums: &[QuorumItem<'_>],
+    ) -> bool {
+        self.verify_batch(network_id, singles)
+            && quorums.iter().all(|q| {
+                q.keys
+                    .verify_subset(q.signers, q.extra, q.domain, network_id, q.msg, q.signature)
+            })
     }
     /// Prepares an ordered key list for subset verification.
     fn prepare_keys(&self, pks: &[PublicKey]) -> Arc<dyn PreparedKeys>;

@@ -19,8 +19,8 @@ pub use block::{Block, BlockHeader, ConsensusInfo};
 pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use committee::{Committee, Member, VoteCounting};
 pub use crypto::{
-    BatchItem, Domain, DomainTag, PreparedKeys, PublicKey, Signature, SignatureScheme, Signer,
-    SignerBitmap,
+    BatchItem, Domain, DomainTag, PreparedKeys, PublicKey, QuorumItem, Signature, SignatureScheme,
+    Signer, SignerBitmap,
 };
 pub use ids::{BlockSn, Epoch, Hash, NodeId, Session};
 pub use messages::{
