@@ -19,9 +19,11 @@
 //! |---|---|
 //! | V-3 proposals, PV-3 single votes, E-4 clock messages, D-12/D-14 quorum signatures, C-8 sync prefixes | `verify.rs` |
 //! | PV-2/PV-3 vote batches: one aggregate per block, bisection on failure | `verify/votes.rs` |
+//! | batches of other messages: each quorum signature once, one random linear combination | `verify/batch.rs` |
 //! | section 0.1 item 1, D-7, D-8, D-16 committee admission (proofs of possession) | `verify/committee.rs` |
 //! | the memory of recently verified quorum signatures (N-3 repeats) | `verify/recent.rs` |
 
+mod batch;
 mod committee;
 mod recent;
 mod votes;
@@ -29,12 +31,14 @@ mod votes;
 pub use committee::{validate_committee, CommitteeError};
 
 use crate::fasthash::FastMap;
+use batch::{Check, QuorumClaim};
 use pala_types::{
     Block, ClockMessage, ClockNotarization, Committee, Domain, EpochResponse, Message, NodeId,
-    Notarization, NotarizedBlock, PreparedKeys, Proposal, PublicKey, Session, Signature,
-    SignatureScheme, SignerBitmap, Vote,
+    Notarization, NotarizedBlock, PreparedKeys, Proposal, PublicKey, Session, SignatureScheme,
+    Vote,
 };
 use recent::RecentQuorumSigs;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -244,15 +248,15 @@ impl MessageVerifier {
     /// Verifies every signature in `msg`.
     pub fn verify(&self, msg: Message) -> Result<Verified<Message>, VerifyError> {
         match &msg {
-            Message::Proposal(p) => self.check_proposal(p)?,
-            Message::Vote(v) => self.check_vote(v)?,
-            Message::Notarization(n) => self.check_notarization(n)?,
-            Message::Clock(c) => self.check_clock(c)?,
-            Message::ClockNotarization(c) => self.check_clock_notarization(c)?,
-            Message::UnnotarizedProposals(ps) => {
-                for p in ps {
-                    self.check_proposal(p)?;
-                }
+            Message::Proposal(_)
+            | Message::Vote(_)
+            | Message::Notarization(_)
+            | Message::Clock(_)
+            | Message::ClockNotarization(_)
+            | Message::UnnotarizedProposals(_) => {
+                let mut checks = Vec::new();
+                self.plan(&msg, &mut checks)?;
+                self.run(&checks)?;
             }
             Message::Epoch(r) => {
                 if let Some(c) = &r.clock {
@@ -293,6 +297,26 @@ impl MessageVerifier {
         Ok(Verified::new(msg))
     }
 
+    /// The signature checks of a message that carries no sync data; `Ok` with nothing
+    /// planned for the others (they go through [`MessageVerifier::verify`]).
+    fn plan<'m>(&'m self, msg: &'m Message, out: &mut Vec<Check<'m>>) -> Result<(), VerifyError> {
+        match msg {
+            Message::Proposal(p) => self.plan_proposal(p, out),
+            Message::Vote(v) => self.plan_vote(v, out),
+            Message::Notarization(n) => self.plan_notarization(n, out),
+            Message::Clock(c) => self.plan_clock(c, out),
+            Message::ClockNotarization(c) => self.plan_clock_notarization(c, out),
+            Message::UnnotarizedProposals(ps) => {
+                ps.iter().try_for_each(|p| self.plan_proposal(p, out))
+            }
+            Message::Status(_)
+            | Message::GetEpoch(_)
+            | Message::Epoch(_)
+            | Message::GetFresherHead(_)
+            | Message::FresherHead(_) => Ok(()),
+        }
+    }
+
     /// Position of voter `id` in the voter list of `session` (PV-3: votes and clock
     /// messages count only from voters of their session).
     fn voter_position(&self, session: Session, id: &NodeId) -> Result<usize, VerifyError> {
@@ -308,23 +332,26 @@ impl MessageVerifier {
         Ok(&self.committees.keys(session)?.committee.voters[i].public_key)
     }
 
-    fn check_proposal(&self, p: &Proposal) -> Result<(), VerifyError> {
+    /// V-3: the primary of the block's epoch signed it; then what the block embeds.
+    fn plan_proposal<'m>(
+        &'m self,
+        p: &'m Proposal,
+        out: &mut Vec<Check<'m>>,
+    ) -> Result<(), VerifyError> {
         let sn = p.block.sn();
         let c = &self.committees.keys(sn.epoch.session)?.committee;
         let primary = c.primary(sn.epoch);
         if primary.id != p.proposer {
             return Err(VerifyError::NotPrimary);
         }
-        if !self.scheme.verify(
-            &primary.public_key,
-            Domain::Proposal,
-            self.network_id,
-            &p.block.hash().0,
-            &p.signature,
-        ) {
-            return Err(VerifyError::BadSignature("proposal"));
-        }
-        self.check_block_contents(&p.block)
+        out.push(Check::Single {
+            pk: &primary.public_key,
+            domain: Domain::Proposal,
+            msg: Cow::Owned(p.block.hash().0.to_vec()),
+            sig: &p.signature,
+            what: "proposal",
+        });
+        self.plan_block_contents(&p.block, out)
     }
 
     /// C-9: a chain of notarized blocks of the session the answer is about, each the
@@ -368,118 +395,142 @@ impl MessageVerifier {
 
     /// Verifies the notarizations and clock notarization embedded in a block.
     pub fn check_block_contents(&self, b: &Block) -> Result<(), VerifyError> {
+        let mut checks = Vec::new();
+        self.plan_block_contents(b, &mut checks)?;
+        self.run(&checks)
+    }
+
+    fn plan_block_contents<'m>(
+        &'m self,
+        b: &'m Block,
+        out: &mut Vec<Check<'m>>,
+    ) -> Result<(), VerifyError> {
         for n in &b.consensus.notarizations {
-            self.check_notarization(n)?;
+            self.plan_notarization(n, out)?;
         }
         if let Some(c) = &b.consensus.clock {
-            self.check_clock_notarization(c)?;
+            self.plan_clock_notarization(c, out)?;
         }
         Ok(())
     }
 
-    fn check_vote(&self, v: &Vote) -> Result<(), VerifyError> {
-        let pk = self.voter_key(v.sn.epoch.session, &v.voter)?;
-        if self.scheme.verify(
-            pk,
-            Domain::Vote,
-            self.network_id,
-            &v.block_hash.0,
-            &v.signature,
-        ) {
-            Ok(())
-        } else {
-            Err(VerifyError::BadSignature("vote"))
-        }
+    /// PV-3: a voter of the vote's session signed it.
+    fn plan_vote<'m>(&'m self, v: &'m Vote, out: &mut Vec<Check<'m>>) -> Result<(), VerifyError> {
+        out.push(Check::Single {
+            pk: self.voter_key(v.sn.epoch.session, &v.voter)?,
+            domain: Domain::Vote,
+            msg: Cow::Borrowed(&v.block_hash.0),
+            sig: &v.signature,
+            what: "vote",
+        });
+        Ok(())
     }
 
-    fn check_clock(&self, c: &ClockMessage) -> Result<(), VerifyError> {
-        let pk = self.voter_key(c.epoch.session, &c.voter)?;
-        if self.scheme.verify(
-            pk,
-            Domain::Clock,
-            self.network_id,
-            &c.epoch.signing_bytes(),
-            &c.signature,
-        ) {
-            Ok(())
-        } else {
-            Err(VerifyError::BadSignature("clock message"))
-        }
+    /// E-4: a voter of the epoch's session signed it.
+    fn plan_clock<'m>(
+        &'m self,
+        c: &'m ClockMessage,
+        out: &mut Vec<Check<'m>>,
+    ) -> Result<(), VerifyError> {
+        out.push(Check::Single {
+            pk: self.voter_key(c.epoch.session, &c.voter)?,
+            domain: Domain::Clock,
+            msg: Cow::Owned(c.epoch.signing_bytes().to_vec()),
+            sig: &c.signature,
+            what: "clock message",
+        });
+        Ok(())
     }
 
     /// D-12 with the fixes of section 0.1 item 5.
     pub fn check_notarization(&self, n: &Notarization) -> Result<(), VerifyError> {
-        self.check_quorum_signature(
-            n.sn.epoch.session,
-            &n.signers,
-            n.proposer_idx,
-            Domain::Vote,
-            &n.block_hash.0,
-            &n.signature,
-            "notarization",
+        let mut checks = Vec::new();
+        self.plan_notarization(n, &mut checks)?;
+        self.run(&checks)
+    }
+
+    fn plan_notarization<'m>(
+        &'m self,
+        n: &'m Notarization,
+        out: &mut Vec<Check<'m>>,
+    ) -> Result<(), VerifyError> {
+        self.plan_quorum(
+            QuorumClaim {
+                session: n.sn.epoch.session,
+                signers: &n.signers,
+                proposer_idx: n.proposer_idx,
+                domain: Domain::Vote,
+                msg: Cow::Borrowed(&n.block_hash.0),
+                sig: &n.signature,
+                what: "notarization",
+            },
+            out,
         )
     }
 
     /// D-14 with the same checks as D-12.
     pub fn check_clock_notarization(&self, c: &ClockNotarization) -> Result<(), VerifyError> {
-        self.check_quorum_signature(
-            c.epoch.session,
-            &c.signers,
-            c.proposer_idx,
-            Domain::Clock,
-            &c.epoch.signing_bytes(),
-            &c.signature,
-            "clock notarization",
+        let mut checks = Vec::new();
+        self.plan_clock_notarization(c, &mut checks)?;
+        self.run(&checks)
+    }
+
+    fn plan_clock_notarization<'m>(
+        &'m self,
+        c: &'m ClockNotarization,
+        out: &mut Vec<Check<'m>>,
+    ) -> Result<(), VerifyError> {
+        self.plan_quorum(
+            QuorumClaim {
+                session: c.epoch.session,
+                signers: &c.signers,
+                proposer_idx: c.proposer_idx,
+                domain: Domain::Clock,
+                msg: Cow::Owned(c.epoch.signing_bytes().to_vec()),
+                sig: &c.signature,
+                what: "clock notarization",
+            },
+            out,
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn check_quorum_signature(
-        &self,
-        session: Session,
-        signers: &SignerBitmap,
-        proposer_idx: u16,
-        domain: Domain,
-        msg: &[u8],
-        sig: &Signature,
-        what: &'static str,
+    /// The structure of a quorum signature (D-12 fixes: bitmap length, quorum recomputed
+    /// from the bitmap, proposer index); its signature joins `out` unless the same one
+    /// verified recently.
+    fn plan_quorum<'m>(
+        &'m self,
+        q: QuorumClaim<'m>,
+        out: &mut Vec<Check<'m>>,
     ) -> Result<(), VerifyError> {
-        let sk = self.committees.keys(session)?;
+        let sk = self.committees.keys(q.session)?;
         let c = &sk.committee;
-        if signers.len() != c.voters.len() {
+        if q.signers.len() != c.voters.len() {
             return Err(VerifyError::BitmapLength {
-                got: signers.len(),
+                got: q.signers.len(),
                 expected: c.voters.len(),
             });
         }
-        if !c.is_quorum(signers) {
+        if !c.is_quorum(q.signers) {
             return Err(VerifyError::BelowQuorum {
-                got: c.weight(signers),
+                got: c.weight(q.signers),
                 quorum: c.quorum(),
             });
         }
         let proposer = c
             .proposers
-            .get(proposer_idx as usize)
-            .ok_or(VerifyError::ProposerIndex(proposer_idx))?;
+            .get(q.proposer_idx as usize)
+            .ok_or(VerifyError::ProposerIndex(q.proposer_idx))?;
         if self
             .recent()
-            .contains(c, domain, msg, proposer_idx, signers, sig)
+            .contains(c, q.domain, &q.msg, q.proposer_idx, q.signers, q.sig)
         {
             return Ok(());
         }
-        if !sk.voter_keys.verify_subset(
-            signers,
-            Some(&proposer.public_key),
-            domain,
-            self.network_id,
-            msg,
-            sig,
-        ) {
-            return Err(VerifyError::BadSignature(what));
-        }
-        self.recent()
-            .remember(c, domain, msg, proposer_idx, signers, sig);
+        out.push(Check::Quorum {
+            keys: sk,
+            proposer: &proposer.public_key,
+            claim: q,
+        });
         Ok(())
     }
 }
