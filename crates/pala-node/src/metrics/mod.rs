@@ -59,6 +59,8 @@ pub struct Metrics {
     pub clock_in: Counter,
     /// Messages that failed signature verification.
     pub verify_failures: Counter,
+    /// Votes not verified because a verified quorum for their block was delivered.
+    pub votes_after_quorum: Counter,
     /// Sizes of verification batches.
     pub verify_batch: Histogram,
     /// Votes per aggregate-verified vote batch at the primary proposer.
@@ -116,6 +118,7 @@ impl Default for Metrics {
             proposals_in: Counter::default(),
             clock_in: Counter::default(),
             verify_failures: Counter::default(),
+            votes_after_quorum: Counter::default(),
             verify_batch: Histogram::new(SIZE_BOUNDS),
             vote_batch: Histogram::new(SIZE_BOUNDS),
             fsync: Histogram::new(LATENCY_BOUNDS),
@@ -162,6 +165,12 @@ impl Metrics {
                 "pala_proposals_received",
                 "Verified proposals handed to the core.",
                 &self.proposals_in,
+            ),
+            (
+                "pala_votes_after_quorum",
+                "Votes left unverified because a verified quorum of their block had reached \
+                 the core (the notarization needs no more).",
+                &self.votes_after_quorum,
             ),
             (
                 "pala_clock_received",

@@ -2,13 +2,13 @@
 
 use super::heads::PeerHeads;
 use super::ingress::{VerifyControl, VerifyMailbox};
+use super::vote_gate::VoteGate;
 use crate::metrics::{peer_label, Metrics};
 use crate::stages::consensus::{ConsensusMailbox, ConsensusMessage};
 use anyhow::{Context, Result};
 use pala_core::{Committees, Input, MessageVerifier};
 use pala_net::{Direction, NetCommand, NetEvent, PeerAddr};
 use pala_types::{Message, NodeId, SignatureScheme};
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{debug, info, trace, warn};
@@ -82,6 +82,9 @@ struct Loop {
     verifier: MessageVerifier,
     failures: HashMap<NodeId, u32>,
     peer_heads: PeerHeads,
+    /// Votes waiting for a quorum, tagged (batch, slot in that batch, peer).
+    gate: VoteGate<(u64, usize, NodeId)>,
+    batch_seq: u64,
 }
 
 impl Loop {
@@ -93,6 +96,8 @@ impl Loop {
             verifier,
             failures: HashMap::new(),
             peer_heads: PeerHeads::default(),
+            gate: VoteGate::default(),
+            batch_seq: 0,
         }
     }
 
@@ -197,6 +202,7 @@ impl Loop {
                             "sync response received"
                         );
                     }
+                    crate::stages::consensus::trace_pipeline("verifying", &message);
                     msgs.push((slots.len(), peer, message));
                     slots.push(None);
                 }
@@ -204,32 +210,44 @@ impl Loop {
         }
         if !msgs.is_empty() {
             m.verify_batch.observe(msgs.len() as f64);
-            let verifier = &self.verifier;
-            // Votes on one block share a message: they are checked as one aggregate per
-            // block, with bisection only when an aggregate fails (PV-3); every other
-            // message is verified on its own, in parallel on the pool.
+            // Votes wait in the gate until their block's signers weigh a quorum, then the
+            // votes on one block are checked as one aggregate, with bisection only when an
+            // aggregate fails (PV-3); the other messages are checked as one combination.
+            let batch = self.batch_seq;
+            self.batch_seq += 1;
             let mut votes = Vec::new();
             let mut others = Vec::new();
             for (i, peer, msg) in msgs {
                 match msg {
-                    Message::Vote(v) => votes.push(((i, peer), v)),
+                    Message::Vote(v) => votes.push(((batch, i, peer), v)),
                     msg => others.push((i, peer, msg)),
                 }
             }
+            let gated = self.gate.admit(self.verifier.committees(), votes);
+            m.votes_after_quorum.inc_by(gated.redundant);
+            let votes = gated.verify;
+            let verifier = &self.verifier;
             let checked: Vec<_> = self.deps.pool.install(|| {
-                let mut out: Vec<_> = others
-                    .into_par_iter()
-                    .map(|(i, peer, msg)| (i, peer, verifier.verify(msg)))
+                let (meta, raw): (Vec<_>, Vec<_>) = others
+                    .into_iter()
+                    .map(|(i, peer, msg)| ((i, peer), msg))
+                    .unzip();
+                let mut out: Vec<_> = meta
+                    .into_iter()
+                    .zip(verifier.verify_many(raw))
+                    .map(|((i, peer), r)| (Some(i), peer, r))
                     .collect();
                 if !votes.is_empty() {
                     let (meta, raw): (Vec<_>, Vec<_>) = votes.into_iter().unzip();
                     m.vote_batch.observe(raw.len() as f64);
                     let results = verifier.verify_votes(raw);
-                    out.extend(
-                        meta.into_iter()
-                            .zip(results)
-                            .map(|((i, peer), r)| (i, peer, r.map(Into::into))),
-                    );
+                    for ((b, i, peer), r) in meta.into_iter().zip(results) {
+                        if let Ok(v) = &r {
+                            self.gate.verified(verifier.committees(), v);
+                        }
+                        // A vote held from an earlier batch has no slot in this one.
+                        out.push(((b == batch).then_some(i), peer, r.map(Into::into)));
+                    }
                 }
                 out
             });
@@ -237,8 +255,11 @@ impl Loop {
                 match r {
                     Ok(msg) => {
                         count_message(m, &msg);
-                        slots[i] =
-                            Some(ConsensusMessage::Input(Input::Message { from: peer, msg }));
+                        let input = ConsensusMessage::Input(Input::Message { from: peer, msg });
+                        match i {
+                            Some(i) => slots[i] = Some(input),
+                            None => slots.push(Some(input)),
+                        }
                     }
                     Err(e) => {
                         m.verify_failures.inc();

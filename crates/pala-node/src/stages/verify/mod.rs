@@ -12,6 +12,7 @@
 mod actor;
 mod heads;
 mod ingress;
+mod vote_gate;
 
 pub use actor::{VerifyDeps, VerifyStage};
 pub use ingress::VerifyMailbox;
