@@ -295,6 +295,7 @@ impl Loop {
         self.host.now = now;
         if let Input::Message { from, msg } = &input {
             self.host.doppelganger.inspect(from, msg);
+            super::host::trace_pipeline("received", msg);
         }
         self.driver
             .handle(&mut self.core, now, input, &mut self.host);
@@ -326,6 +327,7 @@ impl Loop {
             return;
         };
         self.host.payload = None;
+        tracing::trace!(%sn, txs = txs.len(), "payload given");
         let payload = self.host.payload_of(txs);
         self.driver
             .payload(&mut self.core, now, sn, payload, &mut self.host);

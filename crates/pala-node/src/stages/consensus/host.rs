@@ -106,12 +106,11 @@ impl Host for StageHost {
         match effect {
             Released::Send { to, msg } => {
                 log_sync(&to, &msg);
+                trace_pipeline("send", &msg);
                 self.command(NetCommand::Send { to, message: msg })
             }
             Released::Broadcast(msg) => {
-                if let Message::Proposal(p) = &msg {
-                    trace!(sn = %p.block.sn(), "proposal broadcast");
-                }
+                trace_pipeline("broadcast", &msg);
                 self.command(NetCommand::Broadcast { message: msg })
             }
             Released::Finalized { block, .. } => self.finalized.push(block),
@@ -124,6 +123,7 @@ impl Host for StageHost {
     }
 
     fn payload(&mut self, now: Tick, sn: BlockSn) -> Option<Payload> {
+        trace!(%sn, "payload asked");
         // The mempool is consulted by the stage, which knows whether it is stopping.
         self.payload = Some(PendingPayload {
             sn,
@@ -140,6 +140,18 @@ impl Host for StageHost {
                 None
             }
         }
+    }
+}
+
+/// The pipeline's messages at `trace` level (`RUST_LOG=pala_node::stages::consensus=trace`),
+/// so a timeline of one block (proposal, votes, notarization) can be read off the logs of
+/// the nodes when finality is slower than the round trips explain.
+pub(crate) fn trace_pipeline(what: &'static str, msg: &Message) {
+    match msg {
+        Message::Proposal(p) => trace!(sn = %p.block.sn(), "{what} proposal"),
+        Message::Vote(v) => trace!(sn = %v.sn, voter = %v.voter.to_hex(), "{what} vote"),
+        Message::Notarization(n) => trace!(sn = %n.sn, "{what} notarization"),
+        _ => {}
     }
 }
 

@@ -33,6 +33,7 @@ mod readiness;
 
 pub use actor::{ConsensusDeps, ConsensusStage};
 pub use doppelganger::Doppelganger;
+pub(crate) use host::trace_pipeline;
 pub use host::StageHost;
 pub use ingress::{
     durable_signal, ConsensusMailbox, ConsensusMessage, ConsensusStopped, DurableNotifier,
