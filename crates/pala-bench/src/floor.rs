@@ -13,6 +13,10 @@ pub struct BlsFloor {
     /// Median time to check an already aggregated signature of all V voters against the
     /// committee's prepared keys (a voter's notarization check).
     pub notarization_check_us: f64,
+    /// Median time to check a proposal signature and a notarization of all V voters in
+    /// one random linear combination, as the node's voters check the two when they
+    /// arrive together (`SignatureScheme::verify_with_quorums`).
+    pub proposal_with_notarization_us: f64,
     /// The block's irreducible crypto: V x (verify the proposal + sign the vote + check
     /// the notarization) + 2 signatures + one aggregate check at the proposer.
     pub floor_us: f64,
@@ -67,8 +71,27 @@ pub fn measure_bls_floor(voters: usize) -> BlsFloor {
     let notarization_check_us = median_us(31, || {
         assert!(prepared.verify_subset(&everyone, None, Domain::Vote, 1, &msg, &agg));
     });
+    let proposal_sig = signers[0].sign(Domain::Proposal, 1, &msg);
+    let proposal_with_notarization_us = median_us(31, || {
+        let single = [pala_types::BatchItem {
+            public_key: &pks[0],
+            domain: Domain::Proposal,
+            msg: &msg,
+            signature: &proposal_sig,
+        }];
+        let quorum = [pala_types::QuorumItem {
+            keys: prepared.as_ref(),
+            signers: &everyone,
+            extra: None,
+            domain: Domain::Vote,
+            msg: &msg,
+            signature: &agg,
+        }];
+        assert!(scheme.verify_with_quorums(1, &single, &quorum));
+    });
     let v = voters as f64;
     BlsFloor {
+        proposal_with_notarization_us,
         sign_us,
         verify_us,
         aggregate_check_us,
