@@ -3,6 +3,7 @@
 //! is the one of `pala demo` (`pala_node::demo`); this adds the result file and, with
 //! `--link-delay-ms` and friends, emulated wide-area links between the processes.
 
+use crate::bench_regions::{self, RegionMatrix};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pala_bench::link::{LinkProfile, Relay, RelayStats};
@@ -39,11 +40,17 @@ pub struct ClusterArgs {
     /// Probability per chunk of a loss, emulated as a 200 ms retransmission delay.
     #[arg(long, default_value_t = 0.0)]
     pub loss: f64,
+    /// A region latency matrix (JSON, e.g. perf/regions/aws-10.json): node i, proposers
+    /// first, is placed in region i mod R and every link gets the one-way delay between
+    /// its two regions (instead of --link-delay-ms).
+    #[arg(long, value_name = "FILE", conflicts_with = "link_delay_ms")]
+    pub regions: Option<PathBuf>,
 }
 
 impl ClusterArgs {
     fn link(&self) -> Option<LinkProfile> {
         let emulated = self.link_delay_ms.is_some()
+            || self.regions.is_some()
             || self.jitter_ms > 0
             || self.bandwidth_mbps.is_some()
             || self.loss > 0.0;
@@ -59,17 +66,34 @@ impl ClusterArgs {
 
 /// Puts a relay in front of every proposer and points the genesis at the relays, so
 /// every connection (voter to proposer, proposer to proposer) crosses one emulated link.
+/// With a region matrix each node dials from its own loopback address and each relay
+/// delays a connection by the dialer's region.
 fn start_relays(
     layout: &ClusterLayout<'_>,
     profile: LinkProfile,
+    regions: Option<&RegionMatrix>,
     stats: &mut Vec<Arc<RelayStats>>,
 ) -> Result<Vec<Relay>> {
     let mut genesis = std::fs::read_to_string(&layout.genesis)
         .with_context(|| format!("reading {}", layout.genesis.display()))?;
+    if regions.is_some() {
+        for (n, config) in layout.configs.iter().enumerate() {
+            bench_regions::set_source_address(config, n)?;
+        }
+    }
     let mut relays = Vec::new();
-    for real in &layout.proposer_listen {
-        let relay = Relay::start("127.0.0.1:0".parse()?, *real, profile)
-            .context("starting a link relay")?;
+    for (p, real) in layout.proposer_listen.iter().enumerate() {
+        let listen = "127.0.0.1:0".parse()?;
+        let relay = match regions {
+            None => Relay::start(listen, *real, profile),
+            Some(m) => Relay::per_source(
+                listen,
+                *real,
+                m.profiles_for(p, layout.configs.len(), profile),
+                profile,
+            ),
+        }
+        .context("starting a link relay")?;
         let (from, to) = (format!("\"{real}\""), format!("\"{}\"", relay.addr()));
         if !genesis.contains(&from) {
             bail!("the genesis does not name the proposer address {real}");
@@ -87,17 +111,34 @@ fn start_relays(
 pub fn run(a: &ClusterArgs) -> Result<()> {
     let mut res = BenchResult::new("cluster");
     let link = a.link();
+    let regions = a.regions.as_deref().map(RegionMatrix::load).transpose()?;
+    if regions
+        .as_ref()
+        .is_some_and(|_| a.cluster.proposers + a.cluster.voters > 245)
+    {
+        bail!("--regions gives each node its own 127.0.0.x: at most 245 nodes");
+    }
     let mut relay_stats = Vec::new();
     let cpu_before = process_cpu_s();
     let r = demo::run_cluster_with(&a.cluster, |layout| match link {
-        Some(p) => start_relays(layout, p, &mut relay_stats),
+        Some(p) => start_relays(layout, p, regions.as_ref(), &mut relay_stats),
         None => Ok(Vec::new()),
     })?;
     res.machine.load_after = pala_bench::stats::load_average();
     demo::print_summary(&r);
     fill(&mut res, &a.cluster, &r);
     if let Some(p) = link {
-        report_link(&mut res, &p, &r, &relay_stats, process_cpu_s() - cpu_before);
+        report_link(
+            &mut res,
+            &p,
+            &r,
+            &relay_stats,
+            process_cpu_s() - cpu_before,
+            regions.is_none(),
+        );
+    }
+    if let Some(m) = &regions {
+        report_regions(&mut res, m, &r);
     }
     report_crypto_floor(&mut res, &r);
     for role in ["primary", "proposer", "voter"] {
@@ -126,6 +167,7 @@ fn report_link(
     r: &ClusterReport,
     stats: &[Arc<RelayStats>],
     bench_cpu_s: f64,
+    uniform: bool,
 ) {
     let d = p.delay.as_secs_f64() * 1000.0;
     let sum = |f: fn(&RelayStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
@@ -143,14 +185,16 @@ fn report_link(
         )),
         p.loss
     );
-    println!(
+    if uniform {
+        println!(
         "  theory (F-B, hub and spoke): block final at the primary after 4 delays = {:.0} ms, at voters after 5 = {:.0} ms; tx final after 6 = {:.0} ms",
         4.0 * d,
         5.0 * d,
         6.0 * d
     );
+    }
     let bound = r.k as f64 / (2.0 * d / 1000.0);
-    if d > 0.0 {
+    if uniform && d > 0.0 {
         println!(
             "  K / (2 x delay) bound    : {bound:.1} blocks/s; measured {:.1} ({:.0} %)",
             r.blocks_per_s,
@@ -171,10 +215,12 @@ fn report_link(
     );
     res.params.insert("loss".into(), json!(p.loss));
     let f = &mut res.figures;
-    f.insert("theory_block_final_primary_ms".into(), json!(4.0 * d));
-    f.insert("theory_block_final_voter_ms".into(), json!(5.0 * d));
-    f.insert("theory_tx_final_ms".into(), json!(6.0 * d));
-    if d > 0.0 {
+    if uniform {
+        f.insert("theory_block_final_primary_ms".into(), json!(4.0 * d));
+        f.insert("theory_block_final_voter_ms".into(), json!(5.0 * d));
+        f.insert("theory_tx_final_ms".into(), json!(6.0 * d));
+    }
+    if uniform && d > 0.0 {
         f.insert("k_over_2d_blocks_per_sec".into(), json!(bound));
     }
     f.insert("relay_cpu_s".into(), json!(relay_cpu_s));
@@ -245,6 +291,34 @@ fn report_crypto_floor(res: &mut BenchResult, r: &ClusterReport) {
         res.figures
             .insert(format!("cpu_to_crypto_floor_ratio_{role}"), json!(ratio));
     }
+}
+
+/// Where the nodes were and what hub-and-spoke finality their primary's quorum links allow.
+fn report_regions(res: &mut BenchResult, m: &RegionMatrix, r: &ClusterReport) {
+    let names: Vec<String> = (0..r.proposers + r.voters)
+        .map(|n| m.regions[m.region_of(n)].clone())
+        .collect();
+    let (proposers, voters) = names.split_at(r.proposers);
+    println!(
+        "  regions                  : proposers in {}; voters in {} ({})",
+        proposers.join(", "),
+        voters.join(", "),
+        m.source
+    );
+    let voter_ids: Vec<usize> = (r.proposers..r.proposers + r.voters).collect();
+    let t = m.theory(0, &voter_ids);
+    println!(
+        "  theory (primary's quorum links): the quorum's farthest voter is {:.1} ms away; block final at the primary after 4 of its delays = {:.0} ms, at voters p50 {:.0} ms, farthest voter {:.0} ms",
+        t.quorum_delay_ms, t.primary_ms, t.voter_p50_ms, t.voter_max_ms
+    );
+    res.params.insert("regions".into(), json!(names));
+    let f = &mut res.figures;
+    f.insert("theory_quorum_delay_ms".into(), json!(t.quorum_delay_ms));
+    f.insert("theory_block_final_primary_ms".into(), json!(t.primary_ms));
+    f.insert(
+        "theory_block_final_voter_p50_ms".into(),
+        json!(t.voter_p50_ms),
+    );
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {

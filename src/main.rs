@@ -2,6 +2,7 @@
 
 mod bench_cli;
 mod bench_cluster;
+mod bench_regions;
 mod node_cli;
 
 use anyhow::{bail, Result};

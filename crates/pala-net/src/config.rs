@@ -1,6 +1,6 @@
 //! Settings of the network layer. Defaults are the numbers of docs/protocol.md section 11.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// The protocol version this build speaks (S-2.3); peers within one version are accepted.
@@ -93,6 +93,11 @@ pub struct NetConfig {
     pub proposer_redial_max: Duration,
     /// TCP keep-alive idle time (150 s); `None` leaves the OS default.
     pub tcp_keepalive: Option<Duration>,
+    /// Local address outbound connections are bound to (`None`: the OS chooses). For a
+    /// host with several addresses whose peers admit or route by source, and for
+    /// emulated wide-area links on one machine, where each node dials from its own
+    /// 127.0.0.x so a relay can tell them apart.
+    pub source_address: Option<IpAddr>,
     /// Largest frame payload accepted or sent (64 MiB).
     pub max_payload: usize,
     /// Capacity of each connection's outbound queue in messages (1024); a full queue closes
@@ -143,6 +148,7 @@ impl Default for NetConfig {
             reconnect_period: Duration::from_secs(15),
             proposer_redial_max: Duration::from_secs(1),
             tcp_keepalive: Some(Duration::from_secs(150)),
+            source_address: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
             outbound_queue: 1024,
             event_queue: 8192,

@@ -133,3 +133,41 @@ fn unresolvable_name_fails_without_stalling_other_dials() {
         "the unresolvable name is retried"
     );
 }
+
+/// `source_address`: the dialer's connections leave from the configured local address
+/// (what the proposer's side sees as the peer's address), and a source it cannot bind
+/// fails the attempt instead of dialing from elsewhere.
+#[test]
+fn outbound_connections_leave_from_the_source_address() {
+    init_tracing();
+    let k = Keys::new();
+    let port = free_port("127.0.0.1").unwrap();
+    let mut pc = cfg(true);
+    pc.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let p = k.start(1, pc, k.admission(&[1], &[2, 3]));
+    let mut vc = cfg(false);
+    vc.source_address = Some("127.0.0.7".parse().unwrap());
+    let v = k.start(2, vc, Arc::new(AdmitAll));
+    let target: PeerAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    v.dial(target.clone(), Some(p.id())).unwrap();
+    match wait_event(&p, T, |e| matches!(e, NetEvent::PeerUp { .. })) {
+        Some(NetEvent::PeerUp { peer, addr, .. }) => {
+            assert_eq!(peer, v.id());
+            assert_eq!(addr.ip().to_string(), "127.0.0.7", "{addr}");
+        }
+        other => panic!("no PeerUp from the source address: {other:?}"),
+    }
+    // 192.0.2.1 (TEST-NET-1) is no address of this host: every attempt fails to bind.
+    let mut bad = cfg(false);
+    bad.source_address = Some("192.0.2.1".parse().unwrap());
+    let w = k.start(3, bad, Arc::new(AdmitAll));
+    w.dial(target, Some(p.id())).unwrap();
+    assert!(
+        wait_event(&w, Duration::from_secs(2), |e| matches!(
+            e,
+            NetEvent::PeerUp { .. }
+        ))
+        .is_none(),
+        "a source address the host does not have never connects"
+    );
+}

@@ -132,6 +132,10 @@ pub struct NetworkSection {
     /// whose frame does not fit is closed. At least the 64 MiB of one frame of the largest
     /// size.
     pub max_inflight_frame_mib: usize,
+    /// Local IP address outbound connections leave from (empty: the OS chooses). For a
+    /// host with several addresses whose peers expect one of them, and for emulated
+    /// links on one machine (`pala bench cluster --regions`).
+    pub source_address: String,
 }
 
 impl Default for NetworkSection {
@@ -148,6 +152,7 @@ impl Default for NetworkSection {
             max_handshakes: 128,
             max_handshakes_per_source: 32,
             max_inflight_frame_mib: 128,
+            source_address: String::new(),
         }
     }
 }

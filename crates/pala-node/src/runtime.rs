@@ -444,6 +444,8 @@ fn net_config(
         max_handshakes: cfg.network.max_handshakes,
         max_handshakes_per_source: cfg.network.max_handshakes_per_source,
         max_inflight_frame_bytes: cfg.network.max_inflight_frame_mib << 20,
+        // Validated by the config check.
+        source_address: cfg.network.source_address.parse().ok(),
         ..NetConfig::default()
     }
 }

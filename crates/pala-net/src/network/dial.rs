@@ -2,6 +2,8 @@
 //! role handshake of both sides before a connection is handed to the coordinator.
 
 use super::*;
+use std::io;
+use std::os::fd::{FromRawFd, IntoRawFd};
 
 pub(super) async fn accept_loop(
     shared: Arc<Layer>,
@@ -124,13 +126,50 @@ pub(super) async fn inbound(shared: Arc<Layer>, stream: TcpStream, mut permit: I
 /// Connects to the first of `addrs` that answers within the dial timeout.
 async fn connect_any(shared: &Layer, target: &PeerAddr, addrs: &[SocketAddr]) -> Option<TcpStream> {
     for &addr in addrs {
-        match with_deadline(shared.cfg.dial_timeout, TcpStream::connect(addr)).await {
+        let connect = async {
+            match shared.cfg.source_address {
+                None => TcpStream::connect(addr).await.map_err(io::Error::from),
+                Some(source) => connect_from(source, addr, shared.cfg.dial_timeout).await,
+            }
+        };
+        match with_deadline(shared.cfg.dial_timeout, connect).await {
             Some(Ok(s)) => return Some(s),
             Some(Err(e)) => debug!(%target, %addr, "connect failed: {e}"),
             None => debug!(%target, %addr, "connect timed out"),
         }
     }
     None
+}
+
+/// Connects to `addr` from the local address `source`. glommio's connect cannot bind
+/// first, so the bind and connect run on a short-lived thread (as name lookups do, see
+/// `addr.rs`) and the connected socket moves to the executor.
+async fn connect_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let (tx, rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("pala-connect".into())
+        .spawn(move || {
+            let connected = (|| {
+                let domain = socket2::Domain::for_address(addr);
+                let s = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+                s.bind(&SocketAddr::new(source, 0).into()).map_err(|e| {
+                    io::Error::new(e.kind(), format!("binding to source address {source}: {e}"))
+                })?;
+                s.connect_timeout(&addr.into(), timeout)?;
+                Ok::<_, io::Error>(s)
+            })();
+            let _ = tx.send(connected);
+        })?;
+    let socket = rx
+        .recv_async()
+        .await
+        .map_err(|_| io::Error::other("the connect thread ended without an answer"))??;
+    // SAFETY: the descriptor comes from `into_raw_fd`, so nothing else owns it.
+    Ok(unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) })
 }
 
 async fn dial_once(

@@ -70,6 +70,16 @@ pub(super) fn cross_check(c: &Config) -> Result<(), ConfigError> {
             ),
         ));
     }
+    if !n.source_address.is_empty() && n.source_address.parse::<std::net::IpAddr>().is_err() {
+        return Err(bad(
+            "network.source_address",
+            format!(
+                "`{}` is not an IP address (a local address of this host, e.g. 10.0.0.5, or \
+                 empty to let the OS choose)",
+                n.source_address
+            ),
+        ));
+    }
     if n.max_handshakes_per_source > n.max_handshakes {
         return Err(bad(
             "network.max_handshakes_per_source",
@@ -128,6 +138,8 @@ mod tests {
         assert!(e.contains("consensus.sync_period_ms"), "{e}");
         let e = err("[network]\nmax_inflight_frame_mib = 8\n");
         assert!(e.contains("network.max_inflight_frame_mib"), "{e}");
+        let e = err("[network]\nsource_address = \"host.example\"\n");
+        assert!(e.contains("network.source_address"), "{e}");
         let e = err("[network]\nmax_handshakes = 4\n");
         assert!(e.contains("network.max_handshakes_per_source"), "{e}");
         // The defaults and the fast template are consistent.
