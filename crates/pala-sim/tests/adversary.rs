@@ -275,3 +275,23 @@ fn seed_1449_a_timeout_block_sealed_after_the_stop_block_carries_no_transactions
     let r = pala_sim::sweep::run_seed_mode(1449, true);
     assert_eq!(r.failure, None);
 }
+
+/// Found by the recovery budget at seed 5030 of the reconfiguration sweep: proposer n1
+/// saw the stop block of session 1 finalized, entered session 2 and crashed; the others
+/// had missed the notarization that finalized it. Restarted, n1 answered their epoch
+/// requests with an empty stop block proof (C-9 kept it in memory only), and the ten
+/// others stayed in session 1 for over 5 s after healing, timing out epoch after epoch.
+/// A node restarted inside the window now rebuilds the proof from its store (C-9d).
+#[test]
+fn seed_5030_a_proposer_restarted_inside_the_reconfiguration_window_still_proves_the_stop_block() {
+    let (r, sim) = run_plan(pala_sim::sweep::plan_with(5030, true), false);
+    assert_eq!(r.failure, None);
+    let applied: u64 = (0..sim.len())
+        .filter_map(|i| sim.node(i))
+        .map(|n| n.counters().get(pala_core::CoreEvent::StopProofApplied))
+        .sum();
+    assert!(
+        applied > 0,
+        "the laggards finalized the stop block from the proof"
+    );
+}

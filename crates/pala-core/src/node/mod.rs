@@ -181,7 +181,7 @@ impl Node {
         if let Some(p) = &proof {
             last_clock_of_session.insert(p.epoch.session, p.clone());
         }
-        Node {
+        let mut node = Node {
             cfg: config,
             me,
             signer,
@@ -220,7 +220,9 @@ impl Node {
             retry_pending: false,
             sync_dirty: false,
             counters: Counters::default(),
-        }
+        };
+        node.rebuild_stop_proof(); // C-9d
+        node
     }
 
     /// This node's id.
