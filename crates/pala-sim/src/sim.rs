@@ -158,14 +158,7 @@ pub type ProgressFn = Box<dyn FnMut(&str)>;
 impl Sim {
     /// Builds the nodes, the committee and the links; nothing runs until [`Sim::run_until`].
     pub fn new(cfg: SimConfig) -> Sim {
-        let n = cfg
-            .sessions
-            .iter()
-            .flat_map(|(p, v)| p.iter().chain(v))
-            .map(|i| i + 1)
-            .chain([cfg.proposers + cfg.voters])
-            .max()
-            .unwrap_or(0);
+        let n = cfg.key_count();
         type Keys = (
             Arc<dyn SignatureScheme>,
             Vec<Arc<dyn Signer>>,
