@@ -173,7 +173,7 @@ impl Node {
         let proves = |b: &Block| {
             b.sn().epoch.session == session
                 && b.sn().s > k
-                && b.height() - u64::from(k) >= stop_block.height()
+                && b.height().saturating_sub(u64::from(k)) >= stop_block.height()
         };
         let proof = match above_stop.iter().position(|nb| proves(&nb.block)) {
             Some(i) => {
