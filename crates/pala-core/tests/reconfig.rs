@@ -321,3 +321,112 @@ fn c9_a_stop_block_proof_that_is_no_chain_is_refused() {
         Err(VerifyError::StopProof(_))
     ));
 }
+
+/// What a store that applies every persisted record holds, as a restarting node loads it
+/// (P-3): the finalized chain as the archive, the rest as the recovered state.
+fn reload(outs: &[Output], genesis: &Arc<Block>) -> (RecoveredState, Arc<MemArchive>) {
+    let mut blocks = std::collections::BTreeMap::new();
+    let mut notas = std::collections::BTreeMap::new();
+    let mut rec = RecoveredState::default();
+    let archive = MemArchive::default();
+    let mut fin = genesis.sn();
+    archive.0.lock().unwrap().insert(
+        0,
+        NotarizedBlock {
+            block: genesis.clone(),
+            notarization: None,
+        },
+    );
+    for o in outs {
+        let Output::Persist(r) = o else { continue };
+        match r {
+            StateChange::Block(b) => {
+                blocks.insert(b.sn(), b.clone());
+            }
+            StateChange::Notarization(n) => {
+                notas.insert(n.sn, n.clone());
+            }
+            StateChange::Finalized { sn, .. } => {
+                let mut cur = *sn;
+                while let Some(b) = blocks.get(&cur) {
+                    archive.0.lock().unwrap().insert(
+                        b.height(),
+                        NotarizedBlock {
+                            block: b.clone(),
+                            notarization: notas.get(&cur).cloned(),
+                        },
+                    );
+                    cur = b.parent_sn();
+                }
+                fin = *sn;
+            }
+            StateChange::Epoch { epoch, clock } => rec.epoch = Some((*epoch, clock.clone())),
+            StateChange::Committee(c) => rec.committees.push(c.clone()),
+            _ => {}
+        }
+    }
+    let fin_h = blocks.get(&fin).map_or(0, |b| b.height());
+    rec.finalized = archive.0.lock().unwrap().get(&fin_h).cloned();
+    rec.blocks = blocks
+        .values()
+        .filter(|b| b.height() > fin_h)
+        .cloned()
+        .collect();
+    rec.notarizations = notas.into_values().filter(|n| n.sn > fin).collect();
+    (rec, Arc::new(archive))
+}
+
+/// The epoch answer `node` gives a node of session 1 in epoch `e`.
+fn epoch_answer(f: &Fixture, node: &mut Node, e: Epoch) -> Message {
+    let outs = f.deliver(node, 0, 2, Message::GetEpoch(e));
+    outs.iter()
+        .find_map(|o| match o {
+            Output::Send {
+                msg: m @ Message::Epoch(_),
+                ..
+            } => Some(m.clone()),
+            _ => None,
+        })
+        .expect("it answers")
+}
+
+/// C-9d (seed 5030 of the reconfiguration sweep): a node that restarts inside the
+/// reconfiguration window rebuilds the stop block's proof from its store, so the nodes it
+/// left behind in session 1 can still finalize the stop block from its epoch answer. Both
+/// cases: the finalized head is the stop block itself (the proof is all above it), or
+/// beyond it (the proof starts in the archive).
+#[test]
+fn c9d_a_restarted_node_still_proves_the_stop_block_final() {
+    let f = fixture(true);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 8);
+    for (delivered, final_after, proof) in [
+        (7, BlockSn::new(1, 1, 5), vec![sn(1, 1, 6), sn(1, 1, 7)]),
+        (8, BlockSn::new(1, 1, 6), vec![sn(1, 1, 6), sn(1, 1, 7)]),
+    ] {
+        // A saw the stop block (1,1,5) finalized, entered session 2, and restarts.
+        let mut a = f.node(1);
+        let refs: Vec<&Arc<Block>> = c1[..delivered].iter().collect();
+        let outs = f.deliver(&mut a, 0, 0, fresher(&refs, &f));
+        assert_eq!((a.epoch(), a.finalized()), (Epoch::new(2, 1), final_after));
+        let (rec, archive) = reload(&outs, &f.genesis);
+        let mut a = Node::recover(f.params(1, archive), rec);
+        assert_eq!((a.epoch(), a.finalized()), (Epoch::new(2, 1), final_after));
+        // B missed (1,1,7) and timed out into epoch (1,2), whose blocks hang off (1,1,6).
+        let mut b = f.node(2);
+        let refs: Vec<&Arc<Block>> = c1[..6].iter().collect();
+        f.deliver(&mut b, 0, 0, fresher(&refs, &f));
+        let br = f.chain(&c1[..6], Epoch::new(1, 2), 2);
+        f.deliver(&mut b, 0, 0, fresher(&[&br[0], &br[1]], &f));
+        assert_eq!(b.finalized(), BlockSn::new(1, 1, 4));
+        let answer = epoch_answer(&f, &mut a, Epoch::new(1, 2));
+        let Message::Epoch(r) = &answer else {
+            unreachable!("matched in epoch_answer")
+        };
+        let sns: Vec<BlockSn> = r.stop_proof.iter().map(|nb| nb.block.sn()).collect();
+        assert_eq!(sns, proof, "delivered {delivered}");
+        f.deliver(&mut b, 0, 1, answer);
+        assert_eq!(b.finalized(), BlockSn::new(1, 1, 5));
+        assert_eq!(b.epoch(), Epoch::new(2, 1), "reconfiguration began");
+        assert_eq!(b.counters().get(CoreEvent::StopProofApplied), 1);
+    }
+}

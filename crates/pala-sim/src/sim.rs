@@ -158,14 +158,7 @@ pub type ProgressFn = Box<dyn FnMut(&str)>;
 impl Sim {
     /// Builds the nodes, the committee and the links; nothing runs until [`Sim::run_until`].
     pub fn new(cfg: SimConfig) -> Sim {
-        let n = cfg
-            .sessions
-            .iter()
-            .flat_map(|(p, v)| p.iter().chain(v))
-            .map(|i| i + 1)
-            .chain([cfg.proposers + cfg.voters])
-            .max()
-            .unwrap_or(0);
+        let n = cfg.key_count();
         type Keys = (
             Arc<dyn SignatureScheme>,
             Vec<Arc<dyn Signer>>,
@@ -325,6 +318,14 @@ impl Sim {
     fn boot(&mut self, i: usize) {
         let rec = self.nodes[i].disk.recovered();
         let node = Node::recover(self.params(i), rec);
+        self.log(|| {
+            format!(
+                "n{i} boots: epoch {:?}, finalized {:?}, head {:?}",
+                node.epoch(),
+                node.finalized(),
+                node.head()
+            )
+        });
         let n = &mut self.nodes[i];
         n.inc += 1;
         n.core = Some(node);
@@ -497,10 +498,15 @@ impl Sim {
                     return;
                 }
                 let kind = msg.kind();
+                let detail = if self.cfg.trace {
+                    trace_detail(&msg)
+                } else {
+                    String::new()
+                };
                 match self.verifier.verify(msg) {
                     Ok(v) => {
                         let id = self.ids[from];
-                        self.log(|| format!("n{to} <- n{from} {kind}"));
+                        self.log(|| format!("n{to} <- n{from} {kind}{detail}"));
                         self.feed(to, Input::Message { from: id, msg: v });
                     }
                     Err(e) => {
@@ -652,5 +658,34 @@ impl Sim {
             "cargo run --release -- sim run --scenario {scenario} --seed {} --trace",
             self.cfg.seed
         )
+    }
+}
+
+/// What the trace shows of a message beyond its kind: the fields that explain sync.
+fn trace_detail(msg: &Message) -> String {
+    match msg {
+        Message::Status(s) => format!(
+            " epoch {:?} head {:?} final {:?}",
+            s.epoch, s.head, s.finalized
+        ),
+        Message::GetEpoch(e) => format!(" {e:?}"),
+        Message::Epoch(r) => format!(
+            " session {} clock {:?} last {} stop proof {:?}",
+            r.session,
+            r.clock.as_ref().map(|c| c.epoch),
+            r.is_last,
+            r.stop_proof
+                .iter()
+                .map(|b| b.block.sn())
+                .collect::<Vec<_>>()
+        ),
+        Message::GetFresherHead(r) => format!(" from {:?}", r.head),
+        Message::FresherHead(r) => format!(
+            " {:?}",
+            r.blocks.iter().map(|b| b.block.sn()).collect::<Vec<_>>()
+        ),
+        Message::Proposal(p) => format!(" {:?}", p.block.sn()),
+        Message::Notarization(n) => format!(" {:?}", n.sn),
+        _ => String::new(),
     }
 }

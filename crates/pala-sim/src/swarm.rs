@@ -24,9 +24,11 @@ const ALL_KINDS: [&str; 11] = [
     "fresher_head",
 ];
 
-/// Adds the swarm's choices to `p`. Twins are left out of reconfiguration plans: the
-/// committee schedule draws node indexes the twin instance would collide with.
-pub fn add_swarm(seed: u64, p: &mut SeedPlan, reconfig: bool) {
+/// Adds the swarm's choices to `p`. Under reconfiguration the twin's key is drawn from
+/// session 1's voters here; the committee schedule, drawn afterwards, keeps it only if
+/// every later session it votes in has room for one more fault, and its second instance
+/// gets an index after every node a session names (`SimConfig::twin_index`).
+pub fn add_swarm(seed: u64, p: &mut SeedPlan) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5a4a_12a5);
     if rng.gen_bool(0.6) {
         let rules = rng.gen_range(1..=4);
@@ -77,7 +79,7 @@ pub fn add_swarm(seed: u64, p: &mut SeedPlan, reconfig: bool) {
         .expect("non-empty");
         p.cfg.byzantine.insert(rng.gen_range(0..proposers), b);
     }
-    if !reconfig && proposers >= 2 && rng.gen_bool(0.3) {
+    if proposers >= 2 && rng.gen_bool(0.3) {
         if let Some(t) = twin(&mut rng, p) {
             p.cfg.twins.push(t);
         }

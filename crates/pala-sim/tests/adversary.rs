@@ -1,7 +1,7 @@
 //! The sharper adversary of issue 17 as scenarios, each under many seeds: twins with
 //! split views, correlated withholding, forged consensus objects and torn crashes.
-//! Every safety checker runs after every event; liveness is required after healing
-//! (sweep::run_plan: 3 blocks beyond the best pre-heal height within 6 s).
+//! Every safety checker runs after every event; after healing, finality must resume
+//! within the recovery budget and open session changes must complete (sweep::run_plan).
 
 use pala_sim::sweep::{run_plan, SeedPlan, FAULT_PHASE_MS};
 use pala_sim::{
@@ -204,26 +204,28 @@ fn torn_crashes_keep_safety() {
 }
 
 /// The swarm keeps the sweep reproducible: a seed with twins, withholding rules and a
-/// torn crash gives the same trace twice.
+/// torn crash gives the same trace twice, with and without committee changes.
 #[test]
 fn swarm_seed_with_twins_rules_and_torn_crash_is_deterministic() {
     use pala_sim::sweep::plan_with;
-    let seed = (0..500)
-        .find(|&s| {
-            let p = plan_with(s, false);
-            !p.cfg.twins.is_empty()
-                && !p.cfg.adversary.is_empty()
-                && p.actions
-                    .iter()
-                    .any(|(_, a)| matches!(a, Action::CrashTorn(_)))
-        })
-        .expect("the swarm draws such a seed");
-    let (a, sa) = run_plan(plan_with(seed, false), true);
-    let (b, sb) = run_plan(plan_with(seed, false), true);
-    assert_eq!(a.failure, None, "seed {seed}");
-    assert_eq!(a.events, b.events);
-    assert_eq!(sa.adversary_hits, sb.adversary_hits);
-    assert!(sa.trace == sb.trace, "seed {seed}: traces differ");
+    for reconfig in [false, true] {
+        let seed = (0..500)
+            .find(|&s| {
+                let p = plan_with(s, reconfig);
+                !p.cfg.twins.is_empty()
+                    && !p.cfg.adversary.is_empty()
+                    && p.actions
+                        .iter()
+                        .any(|(_, a)| matches!(a, Action::CrashTorn(_)))
+            })
+            .expect("the swarm draws such a seed");
+        let (a, sa) = run_plan(plan_with(seed, reconfig), true);
+        let (b, sb) = run_plan(plan_with(seed, reconfig), true);
+        assert_eq!(a.failure, None, "seed {seed} (reconfig {reconfig})");
+        assert_eq!(a.events, b.events);
+        assert_eq!(sa.adversary_hits, sb.adversary_hits);
+        assert!(sa.trace == sb.trace, "seed {seed}: traces differ");
+    }
 }
 
 /// Found by the swarm's torn crashes (reconfiguration sweep, seeds 1243 and 1393): a
@@ -236,6 +238,7 @@ fn swarm_seed_with_twins_rules_and_torn_crash_is_deterministic() {
 fn seeds_1243_and_1393_torn_inside_the_stop_block_batch() {
     for seed in [1243, 1393] {
         let mut p = pala_sim::sweep::plan_with(seed, true);
+        p.cfg.twins.clear(); // the plan as found, before reconfiguration plans drew twins
         p.cfg.torn_at_batch_ends = false;
         let (r, _) = run_plan(p, false);
         assert_eq!(r.failure, None, "seed {seed}");
@@ -248,6 +251,7 @@ fn seeds_1243_and_1393_torn_inside_the_stop_block_batch() {
 fn seeds_1243_and_1393_pass_when_torn_crashes_respect_batches() {
     for seed in [1243, 1393] {
         let mut p = pala_sim::sweep::plan_with(seed, true);
+        p.cfg.twins.clear(); // the plan as found, before reconfiguration plans drew twins
         p.cfg.torn_at_batch_ends = true;
         let (r, _) = run_plan(p, false);
         assert_eq!(r.failure, None, "seed {seed}");
@@ -274,4 +278,104 @@ fn seed_3432_a_primary_that_lost_its_disk_never_builds_an_e1_on_a_head_of_its_ow
 fn seed_1449_a_timeout_block_sealed_after_the_stop_block_carries_no_transactions() {
     let r = pala_sim::sweep::run_seed_mode(1449, true);
     assert_eq!(r.failure, None);
+}
+
+/// Found by the recovery budget at seed 5030 of the reconfiguration sweep: proposer n1
+/// saw the stop block of session 1 finalized, entered session 2 and crashed; the others
+/// had missed the notarization that finalized it. Restarted, n1 answered their epoch
+/// requests with an empty stop block proof (C-9 kept it in memory only), and the ten
+/// others stayed in session 1 for over 5 s after healing, timing out epoch after epoch.
+/// A node restarted inside the window now rebuilds the proof from its store (C-9d).
+#[test]
+fn seed_5030_a_proposer_restarted_inside_the_reconfiguration_window_still_proves_the_stop_block() {
+    let (r, sim) = run_plan(pala_sim::sweep::plan_with(5030, true), false);
+    assert_eq!(r.failure, None);
+    let applied: u64 = (0..sim.len())
+        .filter_map(|i| sim.node(i))
+        .map(|n| n.counters().get(pala_core::CoreEvent::StopProofApplied))
+        .sum();
+    assert!(
+        applied > 0,
+        "the laggards finalized the stop block from the proof"
+    );
+}
+
+/// Twins across committee changes: one key runs twice with split views (its proposers
+/// split into two sides) while the committee changes every few blocks; the key is drawn
+/// from the whole pool, so its instances may vote in session 1, only in later sessions,
+/// or in some and not others. Partitions cut the cluster so that each instance votes with
+/// a different group. The key is the one fault of every session it serves in, so two
+/// quorums still share an honest voter: no two honest nodes may finalize different
+/// blocks, every stop block is the same everywhere (C-7d), and finality and the session
+/// changes resume after healing within the recovery and reconfiguration budgets.
+#[test]
+fn twins_across_a_committee_change_stay_safe_and_live() {
+    let seeds = 24;
+    let mut changes = Vec::new();
+    let mut split_votes = 0u64;
+    for seed in 0..seeds {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e1c);
+        let proposers = rng.gen_range(2..=3);
+        let voters = *[4usize, 5, 7].choose(&mut rng).unwrap();
+        let mut cfg = base(seed, proposers, voters);
+        cfg.core.stop_offset = rng.gen_range(4..=8);
+        let pool: Vec<usize> = (proposers..proposers + voters + rng.gen_range(1..=3)).collect();
+        let of = *pool.choose(&mut rng).unwrap();
+        for _ in 0..pala_sim::sweep::RECONFIG_SESSIONS {
+            let n = *[4usize, 5, 7].choose(&mut rng).unwrap();
+            let mut vs: Vec<usize> = pool.choose_multiple(&mut rng, n).copied().collect();
+            vs.sort_unstable();
+            let mut ps: Vec<usize> = (0..proposers).collect();
+            ps.shuffle(&mut rng);
+            cfg.sessions.push((ps, vs));
+        }
+        let sides = if proposers == 3 && rng.gen_bool(0.5) {
+            vec![1, 2]
+        } else {
+            vec![rng.gen_range(0..proposers)]
+        };
+        cfg.twins.push(Twin {
+            of,
+            sides: sides.clone(),
+        });
+        let twin = cfg.twin_index(0);
+        let mut actions = Vec::new();
+        let mut t = rng.gen_range(100..400);
+        while t < FAULT_PHASE_MS - 300 {
+            // Each side's proposers with its instance and a random half of the others.
+            let mut a: Vec<usize> = (0..proposers).filter(|p| !sides.contains(p)).collect();
+            let mut b: Vec<usize> = sides.clone();
+            a.push(of);
+            b.push(twin);
+            for &v in pool.iter().filter(|&&v| v != of) {
+                if rng.gen_bool(0.5) {
+                    a.push(v)
+                } else {
+                    b.push(v)
+                }
+            }
+            actions.push((t, Action::Partition(vec![a, b])));
+            t += rng.gen_range(200..600);
+            actions.push((t, Action::Heal));
+            t += rng.gen_range(100..400);
+        }
+        actions.push((FAULT_PHASE_MS, Action::Heal));
+        let (r, sim) = run_plan(SeedPlan { cfg, actions }, false);
+        assert_eq!(r.failure, None, "seed {seed}");
+        assert!(sim.is_twin(twin) && sim.is_twin(of) && !sim.is_honest(of));
+        let votes = |i: usize| {
+            sim.node(i)
+                .map_or(0, |n| n.counters().get(pala_core::CoreEvent::VotesSent))
+        };
+        split_votes += u64::from(votes(of) > 0 && votes(twin) > 0);
+        changes.push(r.sessions_changed);
+    }
+    assert!(
+        changes.iter().all(|&c| c >= 2),
+        "every seed crosses committee changes with the twins running: {changes:?}"
+    );
+    assert!(
+        split_votes * 4 >= seeds * 3,
+        "both instances of the key vote in most seeds ({split_votes} of {seeds})"
+    );
 }

@@ -12,7 +12,7 @@
 //! | `voted`, vote guard, `pending`, clock guard | guards only | `Voter` (`voting`) |
 //! | `votes`, `unnotarized_proposals`, `clocks`, production | no | `Proposer` (`production`) |
 //! | peer statuses, sync slots and penalties | no | `Syncer` (`sync`) |
-//! | schedule, stop-block root, next committee, deferred blocks | committees only | `Reconfiguration` |
+//! | schedule, stop-block root, next committee, deferred blocks, stop block proofs | committees only; the open window's proof is rebuilt from the store (C-9d) | `Reconfiguration` |
 //!
 //! After every input, `settle` runs the follow-up work that many rules trigger, in one
 //! place: retrying pending proposals (V-7), production (N-1), the chain syncer (W-7) and
@@ -181,7 +181,7 @@ impl Node {
         if let Some(p) = &proof {
             last_clock_of_session.insert(p.epoch.session, p.clone());
         }
-        Node {
+        let mut node = Node {
             cfg: config,
             me,
             signer,
@@ -220,7 +220,9 @@ impl Node {
             retry_pending: false,
             sync_dirty: false,
             counters: Counters::default(),
-        }
+        };
+        node.rebuild_stop_proof(); // C-9d
+        node
     }
 
     /// This node's id.

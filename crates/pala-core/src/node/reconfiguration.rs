@@ -15,6 +15,11 @@
 //!   finalized it are kept (for the last few sessions) and sent with the epoch answer to
 //!   nodes still in that session: C-7c may drop them from the finalized chain, and then
 //!   nothing else proves the stop block final to a node that missed them.
+//! - **C-9d** [INFERRED; the sweep's seed 5030] The proof lives in memory, so a node
+//!   restarted inside a reconfiguration window rebuilds it from its store: the finalized
+//!   blocks from the stop block up to the finalized head, then the notarized chain above
+//!   it up to the first block whose notarization finalizes the stop block (F-1). Without
+//!   it, the nodes it left behind in session S ask it for the epoch and get nothing.
 
 use super::Node;
 use crate::counters::CoreEvent;
@@ -122,6 +127,91 @@ impl Node {
         proofs.insert(stop.sn().epoch.session, proof);
         while proofs.len() > STOP_PROOFS_KEPT {
             proofs.pop_first();
+        }
+    }
+
+    /// C-9d: the proof of the window this node was in when it stopped, rebuilt from what
+    /// recovery loaded (`self.chain` rooted at the finalized head, the archive below it).
+    /// Only the open window's proof can be rebuilt: once the next session is final, C-7c
+    /// may have dropped the blocks that finalized the stop block from every store.
+    pub(super) fn rebuild_stop_proof(&mut self) {
+        let stop = self.cfg.stop_offset;
+        let fin = self.chain.finalized_block().clone();
+        let session = fin.sn().epoch.session;
+        if stop == 0 || self.epoch.session <= session {
+            return; // no window open: the finalized head's session is still ours
+        }
+        // Persists are applied in order, so `L` left the session only after `Finalized`
+        // reached the stop block: it is the finalized head or one of its ancestors of the
+        // session. Walk down the archive to it, keeping the blocks passed.
+        let mut above_stop = Vec::new();
+        let mut cur = NotarizedBlock {
+            block: fin.clone(),
+            notarization: self.chain.get(fin.sn()).and_then(|e| e.nota.clone()),
+        };
+        while cur.block.header.session_offset != stop {
+            if cur.block.sn().epoch.session != session || cur.block.header.session_offset < stop {
+                return;
+            }
+            let parent_hash = cur.block.header.parent_hash;
+            let Some(parent) = self
+                .archive
+                .finalized_at(cur.block.height() - 1)
+                .filter(|p| p.block.hash() == parent_hash)
+            else {
+                return; // pruned from the archive: nothing to prove with
+            };
+            above_stop.push(std::mem::replace(&mut cur, parent));
+        }
+        let stop_block = cur.block;
+        above_stop.reverse();
+        // F-1: a notarized (e, t) with t > K finalizes (e, t - K), K parents up in its own
+        // epoch; it proves the stop block final when that block is at or above it. Blocks
+        // of the next session prove it too, but a node still in session S cannot verify
+        // them (C-8), so the proof stays in S (C-9b).
+        let k = self.k();
+        let proves = |b: &Block| {
+            b.sn().epoch.session == session
+                && b.sn().s > k
+                && b.height().saturating_sub(u64::from(k)) >= stop_block.height()
+        };
+        let proof = match above_stop.iter().position(|nb| proves(&nb.block)) {
+            Some(i) => {
+                above_stop.truncate(i + 1);
+                above_stop
+            }
+            None => {
+                let Some(trigger) = self
+                    .chain
+                    .entries()
+                    .filter(|(_, e)| e.connected && proves(&e.block))
+                    .map(|(sn, e)| (e.block.height(), sn))
+                    .min()
+                    .map(|(_, sn)| sn)
+                else {
+                    return;
+                };
+                let mut tail = Vec::new();
+                let mut sn = trigger;
+                while sn != fin.sn() {
+                    let e = self
+                        .chain
+                        .get(sn)
+                        .expect("a connected entry's ancestors are stored");
+                    tail.push(NotarizedBlock {
+                        block: e.block.clone(),
+                        notarization: e.nota.clone(),
+                    });
+                    sn = e.block.parent_sn();
+                }
+                tail.reverse();
+                above_stop.extend(tail);
+                above_stop
+            }
+        };
+        // C-9b: every block of a proof carries its notarization.
+        if proof.iter().all(|nb| nb.notarization.is_some()) {
+            self.reconfig.stop_proofs.insert(session, proof);
         }
     }
 

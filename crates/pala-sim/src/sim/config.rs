@@ -99,6 +99,23 @@ pub struct Twin {
 }
 
 impl SimConfig {
+    /// Number of distinct keys: session 1's members and every node a later session
+    /// names. Twin instances come after them.
+    pub fn key_count(&self) -> usize {
+        self.sessions
+            .iter()
+            .flat_map(|(p, v)| p.iter().chain(v))
+            .map(|i| i + 1)
+            .chain([self.proposers + self.voters])
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Node index of the second instance of `self.twins[k]`'s key.
+    pub fn twin_index(&self, k: usize) -> usize {
+        self.key_count() + k
+    }
+
     /// One proposer, `voters` voters, the spec's test timers.
     pub fn new(seed: u64, proposers: usize, voters: usize) -> Self {
         SimConfig {

@@ -8,7 +8,7 @@ use pala_types::{NodeId, Signature, Signer};
 use std::sync::Arc;
 
 /// Appends a copy of each twin's key (signer and proof of possession); the twin of
-/// `cfg.twins[k]` gets node index `keys + k`.
+/// `cfg.twins[k]` gets node index `cfg.twin_index(k)`, after every key a session names.
 pub(super) fn add_keys(
     cfg: &SimConfig,
     mut signers: Vec<Arc<dyn Signer>>,
