@@ -128,7 +128,10 @@ pub fn set_source_address(path: &Path, n: usize) -> Result<()> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let empty = "\nsource_address = \"\"\n";
     if !text.contains(empty) {
-        bail!("{} has no empty network.source_address to set", path.display());
+        bail!(
+            "{} has no empty network.source_address to set",
+            path.display()
+        );
     }
     let line = format!("\nsource_address = \"{}\"\n", source_address(n));
     std::fs::write(path, text.replacen(empty, &line, 1))

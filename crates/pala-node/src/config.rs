@@ -254,7 +254,12 @@ pub struct BlockSection {
     pub max_txs: usize,
     /// Most transaction bytes per block.
     pub max_bytes: usize,
-    /// Longest wait for transactions before a block is made with what is there.
+    /// The keep-alive: longest time between two blocks when there is nothing to carry or
+    /// to finalize. While transactions wait, or a block with transactions is not final
+    /// yet, the primary makes a block as soon as the K window lets it (N-3), whatever
+    /// this says; with nothing to do it makes an empty block after this long, so voters
+    /// never time it out (below `consensus.voter_timeout_ms`) and an idle chain costs
+    /// little CPU.
     pub max_wait_ms: u64,
 }
 
@@ -263,7 +268,8 @@ impl Default for BlockSection {
         BlockSection {
             max_txs: 10_000,
             max_bytes: 4 << 20,
-            max_wait_ms: 200,
+            // A sixth of the production voter timeout (6 s).
+            max_wait_ms: 1000,
         }
     }
 }
@@ -572,10 +578,15 @@ pub fn fast_template() -> Config {
     c.consensus.first_proposal_delay_ms = 200;
     c.consensus.heartbeat_ms = 1000;
     c.consensus.sync_period_ms = 200;
-    c.consensus.k = 4;
+    // On one machine there is no round trip for a deep pipeline to hide: every block in
+    // flight costs CPU that the blocks to finalize are waiting for (perf/cluster.md:
+    // K = 2 gave the lowest tail of K = 1, 2 and 4 under load).
+    c.consensus.k = 2;
     // Local clusters start every node at once: a wait would only delay the first blocks.
     c.consensus.doppelganger_wait_ms = 0;
-    c.block.max_wait_ms = 50;
+    // The keep-alive, a quarter of the voter timeout: blocks with transactions and the
+    // ones that finalize them are made at once anyway.
+    c.block.max_wait_ms = 500;
     c.runtime.verify_threads = 1;
     c.http.threads = 2;
     c
@@ -597,7 +608,7 @@ genesis_file = "g"
         let env = vec![("PALA_CONSENSUS_K".to_string(), "5".to_string())];
         let c = Config::from_toml(MIN, Path::new("x.toml"), &env).unwrap();
         assert_eq!(c.consensus.k, 5);
-        assert_eq!(c.block.max_wait_ms, 200);
+        assert_eq!(c.block.max_wait_ms, 1000);
     }
 
     #[test]

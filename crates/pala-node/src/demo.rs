@@ -32,7 +32,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2000)]
     pub rate: u64,
     /// K, outstanding unnotarized proposals.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     pub k: u32,
     /// Keep the cluster directory (keys, configs, data, logs) instead of deleting it.
     #[arg(long)]
@@ -44,9 +44,10 @@ pub struct DemoArgs {
     /// epoch change and the standby proposer taking over.
     #[arg(long)]
     pub kill_primary_after: Option<u64>,
-    /// Longest time the primary waits for transactions before it makes a block
-    /// (`block.max_wait_ms`).
-    #[arg(long, default_value_t = 50)]
+    /// The keep-alive (`block.max_wait_ms`): longest time between two blocks when there is
+    /// nothing to carry or finalize (blocks with transactions and the K blocks that
+    /// finalize them are made at once).
+    #[arg(long, default_value_t = 500)]
     pub block_wait_ms: u64,
 }
 

@@ -30,8 +30,8 @@ pub(super) fn cross_check(c: &Config) -> Result<(), ConfigError> {
         return Err(bad(
             "block.max_wait_ms",
             format!(
-                "{} is not below consensus.voter_timeout_ms ({}): voters would time out the \
-                 proposer while it waits for transactions",
+                "{} is not below consensus.voter_timeout_ms ({}): voters would time out an \
+                 idle proposer between two keep-alive blocks",
                 c.block.max_wait_ms, t.voter_timeout_ms
             ),
         ));
