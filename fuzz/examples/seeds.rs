@@ -92,6 +92,7 @@ fn chain(n: u32, v: &BlsSigner) -> Vec<NotarizedBlock> {
                 height: u64::from(s),
                 session_offset: s,
                 timestamp_ms: 1_700_000_000_000 + u64::from(s) * 100,
+                state: pala_types::StateCommitment::NONE,
             },
             txs,
             consensus,

@@ -84,6 +84,7 @@ fn block() -> impl Strategy<Value = Arc<Block>> {
                         height,
                         session_offset,
                         timestamp_ms,
+                        state: pala_types::StateCommitment::NONE,
                     },
                     txs,
                     ConsensusInfo {

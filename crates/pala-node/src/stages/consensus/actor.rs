@@ -326,7 +326,7 @@ impl Loop {
             return;
         };
         self.host.payload = None;
-        let payload = self.host.payload_of(txs);
+        let payload = self.host.payload_of(txs, self.d.app_view.commitment());
         self.driver
             .payload(&mut self.core, now, sn, payload, &mut self.host);
         self.after_events();
