@@ -343,6 +343,17 @@ fn main() {
         &[&[0u8][..], &file[..file.len() - 32]].concat(),
     );
 
+    // State sync: the manifest of a snapshot of that store, and its chunk in the chunk
+    // form (form byte 254: chunks of 2033 bytes; the store is small enough for one).
+    let state = kv.snapshot(2033).expect("a snapshot after three blocks");
+    let manifest = pala_types::codec::Encode::to_bytes(&state.manifest);
+    write("state_snapshot", "manifest", &[&[1u8][..], &manifest].concat());
+    write(
+        "state_snapshot",
+        "chunks",
+        &[&[254u8][..], &state.chunks.concat()].concat(),
+    );
+
     let change = committee_change_tx(&committee(2));
     write("committee_change", "two_proposers_four_voters", &change);
     write("kv_tx", "committee_change", &change);

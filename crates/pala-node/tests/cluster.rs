@@ -84,6 +84,19 @@ fn cluster_finalizes_and_every_node_serves_transactions() {
         );
     }
     c.assert_chains_match();
+    // Blocks commit to the state a few heights back, and every node agrees with them.
+    let (_, b) = get_json(c.http[0], &format!("/block/{top}")).unwrap();
+    let committed = b["state"]["height"].as_u64().unwrap();
+    assert!(
+        committed > 0 && committed < top,
+        "block {top} commits to {committed}"
+    );
+    c.wait("every node checked commitments", 30, |c| {
+        (0..6).all(|i| c.metric(i, "pala_state_commitments_checked_total") > 0.0)
+    });
+    for i in 0..6 {
+        assert_eq!(c.metric(i, "pala_state_commitment_mismatches_total"), 0.0);
+    }
     // Bad input is refused with a reason, not a crash.
     let (code, body) = request(c.http[2], "POST", "/tx", Some(b"not json")).unwrap();
     assert_eq!(code, 400, "{body}");

@@ -219,3 +219,48 @@ impl Decode for Arc<Block> {
         Block::decode(r).map(Arc::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_commitment_is_encoded_and_covered_by_the_block_hash() {
+        let g = Block::genesis(b"net".to_vec());
+        assert_eq!(g.header.state, StateCommitment::NONE);
+        assert!(!StateCommitment::NONE.is_some());
+        let mut header = g.header.clone();
+        header.height = 9;
+        header.state = StateCommitment {
+            height: 7,
+            digest: Hash::of(b"state after 7"),
+        };
+        let b = Block::new(header.clone(), vec![], ConsensusInfo::default());
+        let back = Block::from_bytes(&b.to_bytes()).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(back.hash(), b.hash());
+        for other in [
+            StateCommitment {
+                height: 6,
+                ..header.state
+            },
+            StateCommitment {
+                digest: Hash::of(b"another state"),
+                ..header.state
+            },
+        ] {
+            let h = BlockHeader {
+                state: other,
+                ..header.clone()
+            };
+            assert_ne!(
+                Block::new(h, vec![], ConsensusInfo::default()).hash(),
+                b.hash()
+            );
+        }
+        // Genesis encodes a zero commitment: 40 bytes after the timestamp.
+        let bytes = g.to_bytes();
+        let at = 2 * 12 + 32 + 8 + 4 + 8;
+        assert_eq!(&bytes[at..at + 40], &[0u8; 40]);
+    }
+}

@@ -226,8 +226,12 @@ impl State {
             height: block.height(),
             digest,
         };
-        if let Err(m) = checked {
-            self.diverge(&m);
+        match checked {
+            Ok(true) => {
+                self.deps.metrics.state_commitments_checked.inc();
+            }
+            Ok(false) => {}
+            Err(m) => self.diverge(&m),
         }
         if let Some(p) = &self.deps.snapshots {
             if !self.diverged && p.due(block.height()) {

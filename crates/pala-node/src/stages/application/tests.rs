@@ -113,6 +113,7 @@ fn agreeing_commitments_pass_and_snapshots_are_taken_at_the_interval() {
     let dir = tempfile::tempdir().unwrap();
     let r = run(dir.path(), &blocks);
     assert_eq!(r.metrics.state_commitment_mismatches.get(), 0);
+    assert_eq!(r.metrics.state_commitments_checked.get(), 3);
     assert_eq!(r.view.commitment(), honest[4]);
     let store = r.store.lock().unwrap();
     assert_eq!(store.heights(), vec![4, 2]);
@@ -138,6 +139,11 @@ fn a_disagreeing_commitment_is_counted_and_stops_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let r = run(dir.path(), &blocks);
     assert_eq!(r.metrics.state_commitment_mismatches.get(), 2);
+    assert_eq!(
+        r.metrics.state_commitments_checked.get(),
+        2,
+        "blocks 3 and 6"
+    );
     // The store's own state is still the honest one: the node applies what is final.
     assert_eq!(r.view.commitment(), honest[5]);
     let store = r.store.lock().unwrap();
