@@ -91,6 +91,7 @@ fn cluster_finalizes_and_every_node_serves_transactions() {
         committed > 0 && committed < top,
         "block {top} commits to {committed}"
     );
+    eprintln!("block {top} commits to the state after height {committed}");
     c.wait("every node checked commitments", 30, |c| {
         (0..6).all(|i| c.metric(i, "pala_state_commitments_checked_total") > 0.0)
     });

@@ -189,8 +189,8 @@ impl State {
         self.store.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Logs and counts a mismatch; the first one stops snapshots (module docs of
-    /// `commitments`).
+    /// Logs and counts a mismatch; the first one against this node's own digest stops
+    /// snapshots (module docs of `commitments`).
     fn diverge(&mut self, m: &Mismatch) {
         error!(
             block = m.block_height,
@@ -199,7 +199,9 @@ impl State {
             "{m}"
         );
         self.deps.metrics.state_commitment_mismatches.inc();
-        if self.diverged {
+        // A commitment to a height not below its block's is the proposer's error alone,
+        // whatever this node's state: it says nothing against this node's snapshots.
+        if self.diverged || m.mine.is_none() {
             return;
         }
         self.diverged = true;

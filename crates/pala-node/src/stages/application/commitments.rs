@@ -7,9 +7,16 @@
 //! any commitment whose height is still in its history of the last [`HISTORY`] digests
 //! (older ones, after a restart or a long pipeline, are not checkable and pass
 //! unchecked). A commitment to a height at or above `b`'s own cannot come from an honest
-//! proposer and counts as a mismatch too. A mismatch means this node's state, or the
+//! proposer and counts as a mismatch too (logged and counted; it says nothing about this
+//! node's state). A digest that differs from this node's means this node's state, or the
 //! proposer's, is not the committed one: the stage logs both digests and heights, counts
 //! it (`pala_state_commitment_mismatches_total`) and stops serving snapshots.
+//!
+//! Voters do not check commitments before they vote (a voter may not have applied the
+//! committed height yet), so a finalized commitment is vouched for by its proposer alone:
+//! a faulty proposer can make honest nodes stop serving snapshots, and a joining node
+//! must not take one commitment as proof of a state without more (see
+//! `docs/operators.md`, *State commitments and snapshots*).
 
 use pala_types::{Block, Hash, StateCommitment};
 use std::collections::VecDeque;

@@ -151,8 +151,31 @@ fn a_disagreeing_commitment_is_counted_and_stops_snapshots() {
     assert!(store.manifests().is_empty(), "none served");
     let why = store.refused().unwrap();
     assert!(
+        why.contains("block 4"),
+        "the first mismatch against this node's state: {why}"
+    );
+    assert!(
         why.contains(&forged.digest.to_string()) && why.contains(&honest[1].digest.to_string()),
         "{why}"
     );
     assert!(dir.path().join("snapshots/DIVERGED").exists());
+}
+
+#[test]
+fn a_commitment_to_an_impossible_height_is_counted_but_blames_only_the_proposer() {
+    let plain: Vec<_> = (1..=4).map(|h| block(h, StateCommitment::NONE)).collect();
+    let honest = digests(&plain);
+    let blocks = vec![
+        block(1, StateCommitment::NONE),
+        block(2, StateCommitment::NONE),
+        block(3, honest[2]),
+        block(4, honest[2]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &blocks);
+    assert_eq!(r.metrics.state_commitment_mismatches.get(), 1);
+    assert_eq!(r.metrics.state_commitments_checked.get(), 1);
+    let store = r.store.lock().unwrap();
+    assert_eq!(store.refused(), None);
+    assert_eq!(store.heights(), vec![4, 2], "snapshots go on");
 }
