@@ -52,6 +52,7 @@ fn block(s: u32, txs: usize, signer: &BlsSigner) -> Arc<Block> {
             height: u64::from(s),
             session_offset: s,
             timestamp_ms: 1_700_000_000_000,
+            state: pala_types::StateCommitment::NONE,
         },
         (0..txs).map(|i| vec![(i % 251) as u8; 250]).collect(),
         ConsensusInfo {

@@ -185,11 +185,13 @@ impl Host for Recorder {
         let payload = Payload {
             txs: vec![vec![0x5a; 256]],
             timestamp_ms: now,
+            state: pala_types::StateCommitment::NONE,
         };
         let input = Input::Payload {
             sn,
             txs: payload.txs.clone(),
             timestamp_ms: payload.timestamp_ms,
+            state: payload.state,
         };
         self.log[self.node].push((self.tick, input));
         Some(payload)
@@ -297,6 +299,7 @@ fn chain_fork_switch(c: &mut Criterion) {
                 height: parent.height() + 1,
                 session_offset: parent.header.session_offset + 1,
                 timestamp_ms: 0,
+                state: pala_types::StateCommitment::NONE,
             },
             Vec::new(),
             ConsensusInfo::default(),

@@ -44,6 +44,7 @@ fn block(sn: BlockSn, notas: Vec<Notarization>) -> Arc<Block> {
             height: 10,
             session_offset: 10,
             timestamp_ms: 0,
+            state: pala_types::StateCommitment::NONE,
         },
         vec![b"payload".to_vec()],
         ConsensusInfo {

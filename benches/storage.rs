@@ -94,6 +94,7 @@ fn make_chain(n: usize, payload: usize) -> Vec<Arc<Block>> {
                 height: parent.height() + 1,
                 session_offset: s as u32,
                 timestamp_ms: s as u64,
+                state: pala_types::StateCommitment::NONE,
             },
             vec![tx],
             ConsensusInfo::default(),

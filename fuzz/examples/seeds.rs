@@ -92,6 +92,7 @@ fn chain(n: u32, v: &BlsSigner) -> Vec<NotarizedBlock> {
                 height: u64::from(s),
                 session_offset: s,
                 timestamp_ms: 1_700_000_000_000 + u64::from(s) * 100,
+                state: pala_types::StateCommitment::NONE,
             },
             txs,
             consensus,
@@ -340,6 +341,17 @@ fn main() {
         "app_snapshot",
         "body",
         &[&[0u8][..], &file[..file.len() - 32]].concat(),
+    );
+
+    // State sync: the manifest of a snapshot of that store, and its chunk in the chunk
+    // form (form byte 254: chunks of 2033 bytes; the store is small enough for one).
+    let state = kv.snapshot(2033).expect("a snapshot after three blocks");
+    let manifest = pala_types::codec::Encode::to_bytes(&state.manifest);
+    write("state_snapshot", "manifest", &[&[1u8][..], &manifest].concat());
+    write(
+        "state_snapshot",
+        "chunks",
+        &[&[254u8][..], &state.chunks.concat()].concat(),
     );
 
     let change = committee_change_tx(&committee(2));

@@ -420,6 +420,7 @@ mod tests {
                 height: parent.height() + 1,
                 session_offset: parent.header.session_offset + 1,
                 timestamp_ms: 0,
+                state: pala_types::StateCommitment::NONE,
             },
             vec![],
             ConsensusInfo::default(),

@@ -4,7 +4,7 @@ use crate::config::Tick;
 use crate::verify::Verified;
 use pala_types::{
     Block, BlockSn, ClockNotarization, Committee, Epoch, Hash, Message, NodeId, Notarization,
-    NotarizedBlock, Session,
+    NotarizedBlock, Session, StateCommitment,
 };
 use std::sync::Arc;
 
@@ -50,6 +50,9 @@ pub enum Input {
         /// (D-6); the core stamps `max(parent's timestamp, timestamp_ms)`. Unlike
         /// [`Tick`], this clock may step; the core never times anything with it.
         timestamp_ms: u64,
+        /// The application state the host had applied, sealed into the block's header
+        /// as given (the core never looks inside it).
+        state: StateCommitment,
     },
 }
 

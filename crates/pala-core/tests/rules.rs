@@ -292,12 +292,14 @@ fn t24_t25_late_votes_and_invalid_votes() {
         sn: sn1,
         txs: vec![],
         timestamp_ms: 0,
+        state: pala_types::StateCommitment::NONE,
     });
     let sn2 = p.pending_payload.remove(0);
     p.input(Input::Payload {
         sn: sn2,
         txs: vec![],
         timestamp_ms: 0,
+        state: pala_types::StateCommitment::NONE,
     });
     let b1 = p.node.chain().block(sn1).unwrap().clone();
     // T-25: a vote from a non-member is rejected by the verifier and changes nothing.
@@ -332,6 +334,7 @@ fn t24_t25_late_votes_and_invalid_votes() {
         sn: p.pending_payload[0],
         txs: vec![],
         timestamp_ms: 0,
+        state: pala_types::StateCommitment::NONE,
     });
     let b3 = outs
         .iter()
@@ -708,6 +711,7 @@ fn block_timestamp_is_the_wall_clock_but_never_before_the_parent() {
             sn,
             txs: vec![],
             timestamp_ms,
+            state: pala_types::StateCommitment::NONE,
         });
         p.node.chain().block(sn).expect("sealed").clone()
     };

@@ -26,6 +26,7 @@ fn sized_message(size: usize) -> Message {
         height: 1,
         session_offset: 1,
         timestamp_ms: 0,
+        state: pala_types::StateCommitment::NONE,
     };
     let make = |n: usize| {
         Message::Proposal(Proposal {

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// The protocol version this build speaks (S-2.3); peers within one version are accepted.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest payload a frame may carry by default: 64 MiB (W-4, 2^26 bytes).
 pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 26;

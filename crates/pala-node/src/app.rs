@@ -3,11 +3,21 @@
 //! The runtime hands every finalized block to [`Application::apply`] in height order,
 //! exactly once: the application persists the height it has applied, and on restart the
 //! runtime replays finalized blocks from storage above that height before any new block.
+//! After each block the application's [`Application::state_digest`] is what the node's
+//! proposals commit to ([`pala_types::StateCommitment`]); [`Application::snapshot`] and
+//! [`Application::restore`] move the whole state for state sync (`crate::state_sync`).
 
-use pala_types::codec::{put_bytes, DecodeError, Reader};
+mod kv_snapshot;
+mod kv_state;
+pub mod lthash;
+#[cfg(test)]
+mod state_tests;
+
+use crate::state_sync::{Manifest, RestoreError, Snapshot};
+use kv_state::{KvState, RecentBlock};
+use pala_types::codec::DecodeError;
 use pala_types::{Block, Hash};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -25,6 +35,19 @@ pub trait Application: Send + Sync {
     /// runtime replays the finalized blocks above `applied_height()` from storage on
     /// start, an application may checkpoint less often than it is called.
     fn persist(&mut self) -> std::io::Result<()>;
+    /// The digest of the state after `applied_height()`: equal on every replica that
+    /// applied the same blocks, different for any other state (a collision-resistant
+    /// commitment). Called after every block, so it must not walk the state.
+    fn state_digest(&self) -> Hash;
+    /// The state after `applied_height()` as a manifest and chunks of at most about
+    /// `chunk_bytes` each, whose manifest names the block at that height and the state's
+    /// digest. `None` before the first block.
+    fn snapshot(&self, chunk_bytes: usize) -> Option<Snapshot>;
+    /// Replaces the state by the one `chunks` hold, each already checked against
+    /// `manifest` ([`crate::state_sync::Restore`] does), after checking that the rebuilt
+    /// state's digest is `manifest.state_digest`. On error the state is unchanged. The
+    /// caller makes the new state durable with [`Application::persist`].
+    fn restore(&mut self, manifest: &Manifest, chunks: &[Vec<u8>]) -> Result<(), RestoreError>;
 }
 
 /// A key-value transaction: set `k` to `v`. `n` is a client nonce so that the same
@@ -77,29 +100,8 @@ pub const DEFAULT_DEDUP_WINDOW_MS: u64 = 60_000;
 /// checkpoint that took `d` is followed by the next one no sooner than `d / SHARE`.
 const CHECKPOINT_TIME_SHARE: f64 = 0.05;
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"PALAKV01";
-
-/// One applied block's transaction hashes, kept until it leaves the window.
-struct RecentBlock {
-    timestamp_ms: u64,
-    height: u64,
-    txs: Vec<[u8; 32]>,
-}
-
-#[derive(Default)]
-struct KvState {
-    applied_height: u64,
-    /// Largest block timestamp applied; the window ends here (timestamps of consecutive
-    /// blocks need not increase across a proposer switch, so the window uses the max).
-    newest_timestamp_ms: u64,
-    map: BTreeMap<String, KvEntry>,
-    /// Transaction hash -> height, for the transactions of `recent`.
-    dedup: HashMap<[u8; 32], u64>,
-    recent: VecDeque<RecentBlock>,
-}
-
 /// The built-in replicated key-value store, checkpointed as a checksummed binary
-/// snapshot (write-then-rename).
+/// snapshot (write-then-rename) that also keeps its state digest's multiset hash.
 pub struct KvStore {
     /// The network whose committee-change transactions are accepted (None: refused).
     network_id: Option<u64>,
@@ -122,97 +124,11 @@ fn invalid(path: &Path, what: impl std::fmt::Display) -> std::io::Error {
     )
 }
 
-impl KvState {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.map.len() * 48 + self.dedup.len() * 32);
-        out.extend_from_slice(SNAPSHOT_MAGIC);
-        out.extend_from_slice(&self.applied_height.to_le_bytes());
-        out.extend_from_slice(&self.newest_timestamp_ms.to_le_bytes());
-        out.extend_from_slice(&(self.map.len() as u32).to_le_bytes());
-        for (k, e) in &self.map {
-            put_bytes(&mut out, k.as_bytes());
-            put_bytes(&mut out, e.value.as_bytes());
-            out.extend_from_slice(&e.height.to_le_bytes());
-        }
-        out.extend_from_slice(&(self.recent.len() as u32).to_le_bytes());
-        for b in &self.recent {
-            out.extend_from_slice(&b.timestamp_ms.to_le_bytes());
-            out.extend_from_slice(&b.height.to_le_bytes());
-            out.extend_from_slice(&(b.txs.len() as u32).to_le_bytes());
-            for h in &b.txs {
-                out.extend_from_slice(h);
-            }
-        }
-        let sum = Hash::of(&out);
-        out.extend_from_slice(&sum.0);
-        out
-    }
-
-    fn decode(buf: &[u8]) -> Result<KvState, DecodeError> {
-        let body_len = buf
-            .len()
-            .checked_sub(32)
-            .ok_or_else(|| DecodeError::Truncated {
-                what: "snapshot checksum",
-                needed: 32 - buf.len(),
-            })?;
-        let (body, sum) = buf.split_at(body_len);
-        if Hash::of(body).0 != sum {
-            return Err(DecodeError::Invalid {
-                what: "snapshot checksum",
-                detail: "does not match the contents".into(),
-            });
-        }
-        let mut r = Reader::new(body);
-        if r.take(8, "snapshot magic")? != SNAPSHOT_MAGIC {
-            return Err(DecodeError::Invalid {
-                what: "snapshot magic",
-                detail: "not a key-value snapshot of this version".into(),
-            });
-        }
-        let text = |b: &[u8], what: &'static str| {
-            String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Invalid {
-                what,
-                detail: "not UTF-8".into(),
-            })
-        };
-        let mut st = KvState {
-            applied_height: r.u64("applied height")?,
-            newest_timestamp_ms: r.u64("newest timestamp")?,
-            ..KvState::default()
-        };
-        for _ in 0..r.count(16, "keys")? {
-            let k = text(r.bytes("key")?, "key")?;
-            let value = text(r.bytes("value")?, "value")?;
-            let height = r.u64("value height")?;
-            st.map.insert(k, KvEntry { value, height });
-        }
-        for _ in 0..r.count(20, "recent blocks")? {
-            let timestamp_ms = r.u64("block timestamp")?;
-            let height = r.u64("block height")?;
-            let n = r.count(32, "transaction hashes")?;
-            let mut txs = Vec::with_capacity(n);
-            for _ in 0..n {
-                let h = r.array::<32>("transaction hash")?;
-                st.dedup.insert(h, height);
-                txs.push(h);
-            }
-            st.recent.push_back(RecentBlock {
-                timestamp_ms,
-                height,
-                txs,
-            });
-        }
-        r.finish()?;
-        Ok(st)
-    }
-}
-
 /// Decodes the bytes of a snapshot file as [`KvStore::open`] does and returns the number
 /// of keys; the fuzz target of `fuzz/` feeds it arbitrary bytes without a file per input.
 #[doc(hidden)]
 pub fn decode_snapshot(buf: &[u8]) -> Result<usize, DecodeError> {
-    KvState::decode(buf).map(|st| st.map.len())
+    KvState::decode(buf).map(|st| st.map().len())
 }
 
 impl KvStore {
@@ -256,28 +172,28 @@ impl KvStore {
 
     /// Reads a key.
     pub fn get(&self, k: &str) -> Option<&KvEntry> {
-        self.st.map.get(k)
+        self.st.map().get(k)
     }
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.st.map.len()
+        self.st.map().len()
     }
 
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
-        self.st.map.is_empty()
+        self.st.map().is_empty()
     }
 
     /// The height at which the transaction with this hash took effect, if that was
     /// within the deduplication window.
     pub fn applied(&self, h: &Hash) -> Option<u64> {
-        self.st.dedup.get(&h.0).copied()
+        self.st.dedup().get(&h.0).copied()
     }
 
     /// Transaction hashes remembered for deduplication.
     pub fn remembered_txs(&self) -> usize {
-        self.st.dedup.len()
+        self.st.dedup().len()
     }
 
     /// Writes a checkpoint now if anything changed since the last one.
@@ -321,16 +237,8 @@ impl KvStore {
             .st
             .newest_timestamp_ms
             .saturating_sub(self.dedup_window_ms);
-        while let Some(b) = self.st.recent.front() {
-            if b.timestamp_ms >= horizon {
-                break;
-            }
-            let b = self.st.recent.pop_front().expect("front exists");
-            for h in b.txs {
-                if self.st.dedup.get(&h) == Some(&b.height) {
-                    self.st.dedup.remove(&h);
-                }
-            }
+        while self.st.oldest_recent().is_some_and(|ts| ts < horizon) {
+            self.st.pop_recent();
         }
     }
 }
@@ -356,17 +264,17 @@ impl Application for KvStore {
             return 0;
         }
         let mut taken = Vec::new();
+        let mut in_block = std::collections::HashSet::new();
         for tx in &block.txs {
             let Ok(t) = KvTx::decode(tx) else { continue };
             // Two proposers may both include a forwarded transaction; only the first
             // finalized copy takes effect.
             let hash = Hash::of(tx).0;
-            if self.st.dedup.contains_key(&hash) {
+            if self.st.dedup().contains_key(&hash) || !in_block.insert(hash) {
                 continue;
             }
-            self.st.dedup.insert(hash, h);
             taken.push(hash);
-            self.st.map.insert(
+            self.st.set(
                 t.k,
                 KvEntry {
                     value: t.v,
@@ -377,7 +285,9 @@ impl Application for KvStore {
         let n = taken.len();
         self.st.newest_timestamp_ms = self.st.newest_timestamp_ms.max(block.header.timestamp_ms);
         if !taken.is_empty() {
-            self.st.recent.push_back(RecentBlock {
+            // The window is a set: its order in the block must not reach the digest.
+            taken.sort_unstable();
+            self.st.push_recent(RecentBlock {
                 timestamp_ms: block.header.timestamp_ms,
                 height: h,
                 txs: taken,
@@ -385,6 +295,7 @@ impl Application for KvStore {
         }
         self.expire();
         self.st.applied_height = h;
+        self.st.applied_hash = block.hash();
         self.dirty = true;
         n
     }
@@ -403,6 +314,29 @@ impl Application for KvStore {
             }
         }
         self.checkpoint()
+    }
+
+    fn state_digest(&self) -> Hash {
+        self.st.digest()
+    }
+
+    fn snapshot(&self, chunk_bytes: usize) -> Option<Snapshot> {
+        if self.st.applied_height == 0 {
+            return None;
+        }
+        Some(kv_snapshot::snapshot(
+            &self.st,
+            self.dedup_window_ms,
+            chunk_bytes,
+        ))
+    }
+
+    fn restore(&mut self, manifest: &Manifest, chunks: &[Vec<u8>]) -> Result<(), RestoreError> {
+        self.st = kv_snapshot::restore(manifest, chunks, self.dedup_window_ms)?;
+        self.dirty = true;
+        // A restored state's cost is unknown: the next `persist` writes it.
+        self.last_checkpoint = None;
+        Ok(())
     }
 }
 
@@ -427,6 +361,7 @@ mod tests {
                 height,
                 session_offset: 0,
                 timestamp_ms,
+                state: pala_types::StateCommitment::NONE,
             },
             txs,
             ConsensusInfo::default(),

@@ -14,6 +14,7 @@ fn child(parent: &Block, sn: BlockSn, session_offset: u32) -> Arc<Block> {
             height: parent.height() + 1,
             session_offset,
             timestamp_ms: 0,
+            state: pala_types::StateCommitment::NONE,
         },
         vec![],
         ConsensusInfo::default(),

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 mod http;
+mod state_sync;
 pub use http::HttpSection;
+pub use state_sync::{StateSyncSection, MIN_CHUNK_BYTES};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -78,6 +80,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// Snapshots for state sync.
+    #[serde(default)]
+    pub state_sync: StateSyncSection,
 }
 
 /// `[node]`
@@ -293,7 +298,7 @@ impl Default for LogSection {
     }
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "node",
     "network",
     "consensus",
@@ -302,6 +307,7 @@ const SECTIONS: [&str; 8] = [
     "block",
     "http",
     "log",
+    "state_sync",
 ];
 
 fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
@@ -409,6 +415,7 @@ impl Config {
             parse_peer_addr("network.listen", &self.network.listen)?;
         }
         self.http.validate()?;
+        self.state_sync.validate()?;
         for (i, b) in self.network.bootnodes.iter().enumerate() {
             parse_bootnode(&format!("network.bootnodes[{i}]"), b)?;
         }

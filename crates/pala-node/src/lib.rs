@@ -34,6 +34,7 @@ pub mod persistence;
 pub mod preflight;
 pub mod runtime;
 pub mod stages;
+pub mod state_sync;
 pub mod status;
 
 /// The global allocator the node binaries use (mimalloc).

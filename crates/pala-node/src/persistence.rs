@@ -118,6 +118,7 @@ mod tests {
                 height: parent.height() + 1,
                 session_offset: sn.s,
                 timestamp_ms: 1000 + sn.s as u64,
+                state: pala_types::StateCommitment::NONE,
             },
             vec![vec![sn.s as u8]],
             ConsensusInfo::default(),

@@ -98,7 +98,9 @@ impl RunningNode {
         let writer = store;
         let mut kv = KvStore::open(Some(&cfg.node.data_dir.join("app-kv.bin")))?
             .with_network(genesis.network_id);
-        application::replay(&mut kv, &reader)?;
+        let mut history = application::StateHistory::default();
+        let replay_mismatches = application::replay(&mut kv, &reader, &mut history)?;
+        let snapshots = snapshot_policy(&cfg)?;
 
         let scheme: Arc<dyn SignatureScheme> = Arc::new(BlsScheme::new());
         let mut committees = Committees::default();
@@ -215,6 +217,9 @@ impl RunningNode {
                 max_submitted: cfg.mempool.max_txs,
                 fatal: fatal.clone(),
                 data_dir: cfg.node.data_dir.clone(),
+                history,
+                replay_mismatches,
+                snapshots,
             },
         )?;
         let (cons_mailbox, cons_inbox) = consensus::inbox(cap);
@@ -404,6 +409,34 @@ impl RunningNode {
         }
         result
     }
+}
+
+/// Where and how often the application stage takes snapshots for state sync; the kept
+/// ones are checked (damaged files deleted) before the node starts.
+fn snapshot_policy(cfg: &Config) -> Result<Option<application::SnapshotPolicy>> {
+    let s = &cfg.state_sync;
+    if s.snapshot_interval == 0 {
+        return Ok(None);
+    }
+    let dir = cfg.node.data_dir.join("snapshots");
+    let (store, warnings) = crate::state_sync::SnapshotStore::open(&dir, s.keep)
+        .context("opening the state-sync snapshots")?;
+    for w in warnings {
+        warn!("{w}");
+    }
+    if let Some(why) = store.refused() {
+        warn!(
+            "this node serves no state-sync snapshot: {why}. What to do: find out why its \
+             state disagreed (a different binary or configuration than the other nodes), \
+             rebuild its data directory, then delete {}",
+            dir.join("DIVERGED").display()
+        );
+    }
+    Ok(Some(application::SnapshotPolicy {
+        store: Arc::new(std::sync::Mutex::new(store)),
+        interval: s.snapshot_interval,
+        chunk_bytes: s.chunk_bytes,
+    }))
 }
 
 /// The network layer's configuration.

@@ -84,6 +84,20 @@ fn cluster_finalizes_and_every_node_serves_transactions() {
         );
     }
     c.assert_chains_match();
+    // Blocks commit to the state a few heights back, and every node agrees with them.
+    let (_, b) = get_json(c.http[0], &format!("/block/{top}")).unwrap();
+    let committed = b["state"]["height"].as_u64().unwrap();
+    assert!(
+        committed > 0 && committed < top,
+        "block {top} commits to {committed}"
+    );
+    eprintln!("block {top} commits to the state after height {committed}");
+    c.wait("every node checked commitments", 30, |c| {
+        (0..6).all(|i| c.metric(i, "pala_state_commitments_checked_total") > 0.0)
+    });
+    for i in 0..6 {
+        assert_eq!(c.metric(i, "pala_state_commitment_mismatches_total"), 0.0);
+    }
     // Bad input is refused with a reason, not a crash.
     let (code, body) = request(c.http[2], "POST", "/tx", Some(b"not json")).unwrap();
     assert_eq!(code, 400, "{body}");
@@ -105,6 +119,33 @@ fn cluster_finalizes_and_every_node_serves_transactions() {
     for i in (0..6).rev() {
         assert!(c.stop(i), "node {i} exits 0 on SIGTERM");
     }
+    // Every node kept snapshots, and at a height they share their manifests are equal
+    // byte for byte: the same state digest, chunk hashes and block hash.
+    let kept: Vec<_> = (0..6)
+        .map(|i| {
+            let (store, warnings) =
+                pala_node::state_sync::SnapshotStore::open(&c.data_dir(i).join("snapshots"), 2)
+                    .unwrap();
+            assert!(warnings.is_empty(), "node {i}: {warnings:?}");
+            store
+        })
+        .collect();
+    let newest = kept[0].heights()[0];
+    assert_eq!(newest % 10, 0);
+    let mut compared = 0;
+    for store in &kept[1..] {
+        for m in store.manifests() {
+            if let Some(mine) = kept[0]
+                .manifests()
+                .into_iter()
+                .find(|o| o.height == m.height)
+            {
+                assert_eq!(mine, m, "snapshot manifests at height {}", m.height);
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 5, "manifests compared: {compared}");
 }
 
 /// A voter that first starts after the others finalized past genesis knows nothing but

@@ -20,6 +20,56 @@ pub struct BlockHeader {
     pub session_offset: u32,
     /// Proposer's clock when sealing, in milliseconds (informational).
     pub timestamp_ms: u64,
+    /// The application state the proposer had applied when it sealed this block.
+    pub state: StateCommitment,
+}
+
+/// A block's commitment to the application state (the app hash of CometBFT, adapted to a
+/// pipelined chain): `digest` is the state after applying every finalized block up to and
+/// including `height`.
+///
+/// A pipelined proposer seals block `h` long before `h` (or even its parent) is final, so
+/// a block cannot commit to its own result as a CometBFT block commits to its
+/// predecessor's. Block `h` carries instead the newest finalized height its proposer had
+/// applied when it sealed it, always `< h`; once `h` is finalized, its notarization
+/// vouches for that older state. [`StateCommitment::NONE`] (height 0) commits to nothing:
+/// genesis, hosts without an application (the simulator), and a proposer that has
+/// applied no block yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct StateCommitment {
+    /// The finalized height whose resulting state `digest` is (0: no commitment).
+    pub height: u64,
+    /// The application's state digest after `height`.
+    pub digest: Hash,
+}
+
+impl StateCommitment {
+    /// No commitment.
+    pub const NONE: StateCommitment = StateCommitment {
+        height: 0,
+        digest: Hash::ZERO,
+    };
+
+    /// Whether this commits to a state (a height above genesis).
+    pub fn is_some(&self) -> bool {
+        self.height > 0
+    }
+}
+
+impl Encode for StateCommitment {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.height.to_le_bytes());
+        self.digest.encode(out);
+    }
+}
+
+impl Decode for StateCommitment {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(StateCommitment {
+            height: r.u64("state commitment height")?,
+            digest: Hash::decode(r)?,
+        })
+    }
 }
 
 /// Notarizations and the optional clock notarization embedded in a block (section 4).
@@ -68,6 +118,7 @@ impl Block {
                 height: 0,
                 session_offset: 0,
                 timestamp_ms: 0,
+                state: StateCommitment::NONE,
             },
             vec![payload],
             ConsensusInfo::default(),
@@ -107,6 +158,7 @@ impl Block {
         out.extend_from_slice(&h.height.to_le_bytes());
         out.extend_from_slice(&h.session_offset.to_le_bytes());
         out.extend_from_slice(&h.timestamp_ms.to_le_bytes());
+        h.state.encode(out);
         put_seq(out, &self.txs);
         put_seq(out, &self.consensus.notarizations);
         match &self.consensus.clock {
@@ -135,6 +187,7 @@ impl Decode for Block {
             height: r.u64("height")?,
             session_offset: r.u32("session offset")?,
             timestamp_ms: r.u64("timestamp")?,
+            state: StateCommitment::decode(r)?,
         };
         let txs = r.seq(4, "transactions")?;
         let notarizations = r.seq(40, "notarizations")?;
@@ -164,5 +217,50 @@ impl Encode for Arc<Block> {
 impl Decode for Arc<Block> {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Block::decode(r).map(Arc::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_commitment_is_encoded_and_covered_by_the_block_hash() {
+        let g = Block::genesis(b"net".to_vec());
+        assert_eq!(g.header.state, StateCommitment::NONE);
+        assert!(!StateCommitment::NONE.is_some());
+        let mut header = g.header.clone();
+        header.height = 9;
+        header.state = StateCommitment {
+            height: 7,
+            digest: Hash::of(b"state after 7"),
+        };
+        let b = Block::new(header.clone(), vec![], ConsensusInfo::default());
+        let back = Block::from_bytes(&b.to_bytes()).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(back.hash(), b.hash());
+        for other in [
+            StateCommitment {
+                height: 6,
+                ..header.state
+            },
+            StateCommitment {
+                digest: Hash::of(b"another state"),
+                ..header.state
+            },
+        ] {
+            let h = BlockHeader {
+                state: other,
+                ..header.clone()
+            };
+            assert_ne!(
+                Block::new(h, vec![], ConsensusInfo::default()).hash(),
+                b.hash()
+            );
+        }
+        // Genesis encodes a zero commitment: 40 bytes after the timestamp.
+        let bytes = g.to_bytes();
+        let at = 2 * 12 + 32 + 8 + 4 + 8;
+        assert_eq!(&bytes[at..at + 40], &[0u8; 40]);
     }
 }

@@ -15,7 +15,7 @@ pub mod insecure;
 pub mod messages;
 pub mod notarization;
 
-pub use block::{Block, BlockHeader, ConsensusInfo};
+pub use block::{Block, BlockHeader, ConsensusInfo, StateCommitment};
 pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use committee::{Committee, Member, VoteCounting};
 pub use crypto::{

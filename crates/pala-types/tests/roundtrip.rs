@@ -63,6 +63,7 @@ fn block() -> impl Strategy<Value = Arc<Block>> {
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..4),
         proptest::collection::vec(nota(), 0..3),
         proptest::option::of(cnota()),
+        (any::<u64>(), hash()),
     )
         .prop_map(
             |(
@@ -75,6 +76,7 @@ fn block() -> impl Strategy<Value = Arc<Block>> {
                 txs,
                 notarizations,
                 clock,
+                (state_height, state_digest),
             )| {
                 Arc::new(Block::new(
                     BlockHeader {
@@ -84,6 +86,10 @@ fn block() -> impl Strategy<Value = Arc<Block>> {
                         height,
                         session_offset,
                         timestamp_ms,
+                        state: pala_types::StateCommitment {
+                            height: state_height,
+                            digest: state_digest,
+                        },
                     },
                     txs,
                     ConsensusInfo {

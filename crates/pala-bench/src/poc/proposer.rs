@@ -88,6 +88,7 @@ impl Host for ProposerHost {
         Some(Payload {
             txs: self.payload.clone(),
             timestamp_ms: unix_ms(),
+            state: pala_types::StateCommitment::NONE,
         })
     }
 

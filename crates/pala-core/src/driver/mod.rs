@@ -44,6 +44,7 @@ use crate::node::Node;
 use crate::verify::Verified;
 use pala_types::{
     Block, BlockSn, Committee, Epoch, FresherHeadResponse, Message, NodeId, Notarization, Session,
+    StateCommitment,
 };
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -104,6 +105,9 @@ pub struct Payload {
     /// The host's wall-clock time in ms since the Unix epoch: the block's timestamp
     /// (the core keeps timestamps non-decreasing along the chain). Never a [`Tick`].
     pub timestamp_ms: u64,
+    /// The newest finalized height the host's application has applied and its state
+    /// digest, for the block's header ([`StateCommitment::NONE`] without an application).
+    pub state: StateCommitment,
 }
 
 /// What a host provides to a [`Driver`].
@@ -244,6 +248,7 @@ impl<E> Driver<E> {
             sn,
             txs: payload.txs,
             timestamp_ms: payload.timestamp_ms,
+            state: payload.state,
         };
         self.handle(node, now, input, host);
     }
@@ -307,6 +312,7 @@ impl<E> Driver<E> {
                         sn,
                         txs: p.txs,
                         timestamp_ms: p.timestamp_ms,
+                        state: p.state,
                     };
                     self.derived.push_back(input);
                 }

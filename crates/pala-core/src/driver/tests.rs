@@ -115,6 +115,7 @@ impl Host for Recorder {
             Some(Payload {
                 txs: vec![sn.to_string().into_bytes()],
                 timestamp_ms: 1_000_000 + now,
+                state: pala_types::StateCommitment::NONE,
             })
         } else {
             self.requests.push(sn);
@@ -325,6 +326,7 @@ fn a_deferred_payload_is_answered_later_through_the_kit() {
     let payload = Payload {
         txs: vec![b"late".to_vec()],
         timestamp_ms: 42,
+        state: pala_types::StateCommitment::NONE,
     };
     d.payload(&mut n, at + 20, sn, payload, &mut h);
     let p = h.proposals();

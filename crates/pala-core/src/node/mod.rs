@@ -354,7 +354,8 @@ impl Node {
                 sn,
                 txs,
                 timestamp_ms,
-            } => self.on_payload(sn, txs, timestamp_ms),
+                state,
+            } => self.on_payload(sn, txs, timestamp_ms, state),
         }
         self.settle();
         std::mem::take(&mut self.out)

@@ -23,7 +23,7 @@ use crate::counters::CoreEvent;
 use crate::io::{Output, StateChange, TimerKind};
 use pala_types::{
     Block, BlockHeader, BlockSn, ClockMessage, Committee, ConsensusInfo, Domain, Epoch, Message,
-    NodeId, Proposal,
+    NodeId, Proposal, StateCommitment,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +38,9 @@ pub(super) struct Proposer {
     /// The newest wall-clock time a driver supplied with a payload, for the blocks sealed
     /// without one (C-2).
     pub(super) wall_clock_ms: u64,
+    /// The newest state commitment a driver supplied with a payload, for the blocks
+    /// sealed without one (C-2).
+    pub(super) state: StateCommitment,
     /// Votes for its own blocks of the local epoch, as primary (PV).
     pub(super) votes: BTreeMap<BlockSn, VoteCollector>,
     /// Its proposals not notarized yet, resent to voters that appear (N-4, W-7.4).
@@ -136,7 +139,8 @@ impl Node {
         let sn = BlockSn::at(epoch, s);
         if self.after_stop_block(sn) {
             // C-2: no user transactions after the stop block: seal right away.
-            if !self.seal(sn, Vec::new(), self.proposer.wall_clock_ms) {
+            let (now_ms, state) = (self.proposer.wall_clock_ms, self.proposer.state);
+            if !self.seal(sn, Vec::new(), now_ms, state) {
                 self.proposer.production = None;
             }
             self.retry_pending = true;
@@ -250,8 +254,17 @@ impl Node {
         true
     }
 
-    pub(super) fn on_payload(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>, timestamp_ms: u64) {
+    pub(super) fn on_payload(
+        &mut self,
+        sn: BlockSn,
+        txs: Vec<Vec<u8>>,
+        timestamp_ms: u64,
+        state: StateCommitment,
+    ) {
         self.proposer.wall_clock_ms = self.proposer.wall_clock_ms.max(timestamp_ms);
+        if state.height >= self.proposer.state.height {
+            self.proposer.state = state;
+        }
         let Some(prod) = self.proposer.production.as_mut() else {
             return;
         };
@@ -261,7 +274,7 @@ impl Node {
             return;
         }
         prod.awaiting_payload = false;
-        if !self.seal(sn, txs, timestamp_ms) {
+        if !self.seal(sn, txs, timestamp_ms, state) {
             self.proposer.production = None;
         }
     }
@@ -269,7 +282,15 @@ impl Node {
     /// N-3, N-4: builds, stores, signs and broadcasts block `sn`, stamped with the
     /// driver's wall-clock `timestamp_ms`, but never earlier than its parent, so that
     /// timestamps along a chain never decrease even when a proposer's clock is behind.
-    fn seal(&mut self, sn: BlockSn, txs: Vec<Vec<u8>>, timestamp_ms: u64) -> bool {
+    /// `state` is the host's application commitment, sealed as given (the core has no
+    /// application; the node's application stage checks commitments when it applies).
+    fn seal(
+        &mut self,
+        sn: BlockSn,
+        txs: Vec<Vec<u8>>,
+        timestamp_ms: u64,
+        state: StateCommitment,
+    ) -> bool {
         if self.chain.get(sn).is_some() {
             return false; // never a second block at one sn
         }
@@ -335,6 +356,7 @@ impl Node {
                 height: parent.height() + 1,
                 session_offset,
                 timestamp_ms: timestamp_ms.max(parent.header.timestamp_ms),
+                state,
             },
             txs,
             info,

@@ -128,6 +128,7 @@ pub fn sized_message(size: usize) -> Message {
         height: 1,
         session_offset: 1,
         timestamp_ms: 0,
+        state: pala_types::StateCommitment::NONE,
     };
     let probe = |n: usize| {
         Message::Proposal(Proposal {

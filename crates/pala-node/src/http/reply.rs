@@ -38,6 +38,10 @@ pub fn block_json(b: &Block) -> serde_json::Value {
         "hash": b.hash().to_string(),
         "parent": b.header.parent_hash.to_string(),
         "timestamp_ms": b.header.timestamp_ms,
+        "state": {
+            "height": b.header.state.height,
+            "digest": b.header.state.digest.to_string(),
+        },
         "txs": b.txs.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect::<Vec<_>>(),
     })
 }

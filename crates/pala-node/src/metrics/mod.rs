@@ -75,6 +75,12 @@ pub struct Metrics {
     pub finalized_txs: Counter,
     /// Transactions rejected by the application when applied (duplicates, invalid).
     pub txs_skipped: Counter,
+    /// Finalized blocks whose state commitment this node checked and found agreeing.
+    pub state_commitments_checked: Counter,
+    /// Finalized blocks whose state commitment disagreed with this node's state.
+    pub state_commitment_mismatches: Counter,
+    /// State snapshots written for state sync.
+    pub state_snapshots: Counter,
     /// Submitted-to-applied latency of transactions submitted through this node.
     pub tx_latency: Histogram,
     /// Block timestamp to finalization on this node.
@@ -126,6 +132,9 @@ impl Default for Metrics {
             finalized_blocks: Counter::default(),
             finalized_txs: Counter::default(),
             txs_skipped: Counter::default(),
+            state_commitments_checked: Counter::default(),
+            state_commitment_mismatches: Counter::default(),
+            state_snapshots: Counter::default(),
             tx_latency: Histogram::new(LATENCY_BOUNDS),
             block_latency: Histogram::new(LATENCY_BOUNDS),
             txs_submitted: Counter::default(),
@@ -191,6 +200,23 @@ impl Metrics {
                 "pala_txs_skipped",
                 "Finalized transactions the application skipped (duplicate or invalid).",
                 &self.txs_skipped,
+            ),
+            (
+                "pala_state_commitments_checked",
+                "Finalized blocks whose state commitment agreed with this node's own digest \
+                 at that height.",
+                &self.state_commitments_checked,
+            ),
+            (
+                "pala_state_commitment_mismatches",
+                "Finalized blocks whose state commitment disagreed with this node's own \
+                 digest at that height (this node then serves no snapshot).",
+                &self.state_commitment_mismatches,
+            ),
+            (
+                "pala_state_snapshots",
+                "State snapshots written for state sync.",
+                &self.state_snapshots,
             ),
             (
                 "pala_txs_submitted",

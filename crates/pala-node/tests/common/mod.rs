@@ -337,6 +337,8 @@ pub fn test_template() -> Config {
     t.consensus.k = 2;
     t.block.max_wait_ms = 20;
     t.log.level = "warn".into();
+    // Snapshots for state sync every 10 heights, so every multi-process test takes some.
+    t.state_sync.snapshot_interval = 10;
     t
 }
 

@@ -92,5 +92,6 @@ pub(super) fn block_payload(
         txs: vec![tx],
         // Virtual time stands in for the wall clock.
         timestamp_ms: now,
+        state: pala_types::StateCommitment::NONE,
     }
 }

@@ -23,6 +23,7 @@ pub fn child(parent: &Block, sn: BlockSn, payload: usize, tag: u8) -> Arc<Block>
             height: parent.height() + 1,
             session_offset: 1,
             timestamp_ms: 1000 + sn.s as u64,
+            state: pala_types::StateCommitment::NONE,
         },
         vec![(0..payload).map(|i| (i as u8) ^ tag).collect()],
         ConsensusInfo::default(),

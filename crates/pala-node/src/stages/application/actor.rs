@@ -2,7 +2,9 @@
 //! store; nothing here waits for IO but the checkpoint).
 
 use super::checkpoint::{CheckpointPolicy, Verdict};
+use super::commitments::{Mismatch, StateHistory};
 use super::ingress::{AppMessage, AppView, ApplicationMailbox};
+use super::snapshots::SnapshotPolicy;
 use crate::app::{Application, KvStore};
 use crate::clock::WallClock;
 use crate::fatal::Fatal;
@@ -10,9 +12,9 @@ use crate::mempool::MempoolHandle;
 use crate::metrics::Metrics;
 use anyhow::{bail, Context, Result};
 use pala_storage::StorageReader;
-use pala_types::{Block, Hash};
+use pala_types::{Block, Hash, StateCommitment};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
@@ -20,10 +22,20 @@ use tracing::{error, info, warn};
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
 /// Applies finalized blocks that storage has but the store has not (after a crash
-/// between the storage's and the application's writes), so every block is applied once.
-pub fn replay(app: &mut KvStore, storage: &StorageReader) -> Result<()> {
+/// between the storage's and the application's writes), so every block is applied once,
+/// recording each digest in `history` and checking each block's commitment against it.
+/// Returns the commitments that disagreed (the stage reports them when it starts).
+pub fn replay(
+    app: &mut KvStore,
+    storage: &StorageReader,
+    history: &mut StateHistory,
+) -> Result<Vec<Mismatch>> {
+    if app.applied_height() > 0 {
+        history.record(app.applied_height(), app.state_digest());
+    }
+    let mut mismatches = Vec::new();
     let Some((_, hi)) = storage.finalized_range() else {
-        return Ok(());
+        return Ok(mismatches);
     };
     let from = app.applied_height() + 1;
     for h in from..=hi {
@@ -33,7 +45,12 @@ pub fn replay(app: &mut KvStore, storage: &StorageReader) -> Result<()> {
         else {
             bail!("finalized block at height {h} is missing from storage; cannot replay the application");
         };
+        if let Err(m) = history.check(&b) {
+            error!("{m}");
+            mismatches.push(m);
+        }
         app.apply(&b);
+        history.record(h, app.state_digest());
     }
     if hi >= from {
         info!(
@@ -43,7 +60,7 @@ pub fn replay(app: &mut KvStore, storage: &StorageReader) -> Result<()> {
         );
         app.persist().context("persisting the application state")?;
     }
-    Ok(())
+    Ok(mismatches)
 }
 
 /// What the stage needs besides the store.
@@ -60,6 +77,12 @@ pub struct ApplicationDeps {
     pub fatal: Fatal,
     /// The data directory (named in the messages about failed checkpoints).
     pub data_dir: std::path::PathBuf,
+    /// The digests of the last applied heights (from [`replay`]).
+    pub history: StateHistory,
+    /// Commitments [`replay`] found disagreeing.
+    pub replay_mismatches: Vec<Mismatch>,
+    /// Snapshots for state sync (`None`: `state_sync.snapshot_interval = 0`).
+    pub snapshots: Option<SnapshotPolicy>,
 }
 
 /// The running stage.
@@ -72,6 +95,10 @@ struct State {
     deps: ApplicationDeps,
     submitted: HashMap<Hash, Instant>,
     subscribers: Vec<crossbeam_channel::Sender<Arc<Block>>>,
+    /// The newest applied state, which this node's proposals commit to.
+    commitment: Arc<Mutex<StateCommitment>>,
+    /// Set at the first mismatch: no more snapshots are taken or served.
+    diverged: bool,
 }
 
 impl ApplicationStage {
@@ -79,16 +106,30 @@ impl ApplicationStage {
     pub fn spawn(
         store: KvStore,
         capacity: usize,
-        deps: ApplicationDeps,
+        mut deps: ApplicationDeps,
     ) -> Result<(ApplicationStage, ApplicationMailbox, AppView)> {
         let store = Arc::new(RwLock::new(store));
+        let commitment = Arc::new(Mutex::new(deps.history.latest()));
+        let snapshots = deps.snapshots.as_ref().map(|p| p.store.clone());
         let (tx, rx) = flume::bounded(capacity);
-        let state = State {
+        let replayed = std::mem::take(&mut deps.replay_mismatches);
+        let mut state = State {
             store: store.clone(),
             deps,
             submitted: HashMap::new(),
             subscribers: Vec::new(),
+            commitment: commitment.clone(),
+            // A node that diverged before a restart still serves nothing.
+            diverged: snapshots.as_ref().is_some_and(|s| {
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .refused()
+                    .is_some()
+            }),
         };
+        for m in replayed {
+            state.diverge(&m);
+        }
         let thread = std::thread::Builder::new()
             .name("pala-app".into())
             .spawn(move || state.run(rx))
@@ -96,7 +137,11 @@ impl ApplicationStage {
         Ok((
             ApplicationStage { thread },
             ApplicationMailbox { tx },
-            AppView { store },
+            AppView {
+                store,
+                commitment,
+                snapshots,
+            },
         ))
     }
 
@@ -144,14 +189,58 @@ impl State {
         self.store.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Logs and counts a mismatch; the first one against this node's own digest stops
+    /// snapshots (module docs of `commitments`).
+    fn diverge(&mut self, m: &Mismatch) {
+        error!(
+            block = m.block_height,
+            committed_height = m.committed.height,
+            committed_digest = %m.committed.digest,
+            "{m}"
+        );
+        self.deps.metrics.state_commitment_mismatches.inc();
+        // A commitment to a height not below its block's is the proposer's error alone,
+        // whatever this node's state: it says nothing against this node's snapshots.
+        if self.diverged || m.mine.is_none() {
+            return;
+        }
+        self.diverged = true;
+        if let Some(p) = &self.deps.snapshots {
+            let mut store = p.store.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = store.refuse_serving(&m.to_string()) {
+                error!("recording that snapshots are no longer served failed: {e}");
+            }
+        }
+    }
+
     fn apply(&mut self, block: &Arc<Block>) {
-        let applied = {
+        let (applied, digest) = {
             let mut app = self.write();
             if block.height() <= app.applied_height() {
                 return;
             }
-            app.apply(block)
+            let n = app.apply(block);
+            (n, app.state_digest())
         };
+        let checked = self.deps.history.check(block);
+        self.deps.history.record(block.height(), digest);
+        *self.commitment.lock().unwrap_or_else(|e| e.into_inner()) = StateCommitment {
+            height: block.height(),
+            digest,
+        };
+        match checked {
+            Ok(true) => {
+                self.deps.metrics.state_commitments_checked.inc();
+            }
+            Ok(false) => {}
+            Err(m) => self.diverge(&m),
+        }
+        if let Some(p) = &self.deps.snapshots {
+            if !self.diverged && p.due(block.height()) {
+                let app = self.store.read().unwrap_or_else(|e| e.into_inner());
+                p.take(&app, &self.deps.metrics);
+            }
+        }
         let m = &self.deps.metrics;
         m.finalized_blocks.inc();
         m.finalized_txs.inc_by(applied as u64);

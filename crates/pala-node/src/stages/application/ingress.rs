@@ -1,8 +1,9 @@
 //! The application stage's mailbox and its read-only view.
 
 use crate::app::{Application, KvEntry, KvStore};
-use pala_types::{Block, Hash};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use crate::state_sync::SnapshotStore;
+use pala_types::{Block, Hash, StateCommitment};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 pub(super) enum AppMessage {
@@ -58,6 +59,8 @@ impl ApplicationMailbox {
 #[derive(Clone)]
 pub struct AppView {
     pub(super) store: Arc<RwLock<KvStore>>,
+    pub(super) commitment: Arc<Mutex<StateCommitment>>,
+    pub(super) snapshots: Option<Arc<Mutex<SnapshotStore>>>,
 }
 
 impl AppView {
@@ -84,5 +87,17 @@ impl AppView {
     /// Height of the last applied block.
     pub fn applied_height(&self) -> u64 {
         self.read().applied_height()
+    }
+
+    /// The newest applied height and its state digest: what this node's next proposal
+    /// commits to ([`StateCommitment::NONE`] before the first block).
+    pub fn commitment(&self) -> StateCommitment {
+        *self.commitment.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The snapshots kept for state sync (`None` when `state_sync.snapshot_interval` is
+    /// 0).
+    pub fn snapshots(&self) -> Option<Arc<Mutex<SnapshotStore>>> {
+        self.snapshots.clone()
     }
 }

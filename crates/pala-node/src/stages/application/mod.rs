@@ -7,10 +7,23 @@
 //! the mempool; blocks to subscribers; metrics. The store is checkpointed every second
 //! and at shutdown; on start, [`replay`] applies the finalized blocks storage has above
 //! the store's height (after a crash between the two writes).
+//!
+//! State commitments: after every block the stage records the store's digest (the last
+//! [`HISTORY`] heights) and publishes the newest `(height, digest)` through the
+//! [`AppView`], which the consensus stage seals into the blocks it proposes; every
+//! finalized block's commitment is checked against the history (`commitments`). Every
+//! `state_sync.snapshot_interval` heights it writes a snapshot for state sync
+//! (`crate::state_sync`), unless a mismatch was seen.
 
 mod actor;
 mod checkpoint;
+mod commitments;
 mod ingress;
+mod snapshots;
+#[cfg(test)]
+mod tests;
 
 pub use actor::{replay, ApplicationDeps, ApplicationStage};
+pub use commitments::{Mismatch, StateHistory, HISTORY};
 pub use ingress::{AppView, ApplicationMailbox, ApplicationStopped};
+pub use snapshots::SnapshotPolicy;

@@ -328,7 +328,7 @@ impl Loop {
         };
         self.host.payload = None;
         tracing::trace!(%sn, txs = txs.len(), "payload given");
-        let payload = self.host.payload_of(txs);
+        let payload = self.host.payload_of(txs, self.d.app_view.commitment());
         self.driver
             .payload(&mut self.core, now, sn, payload, &mut self.host);
         self.after_events();

@@ -10,7 +10,7 @@ use crate::stages::storage::{PersistJob, StorageMailbox};
 use pala_core::driver::{Durability, Event, Host, Payload, PersistSeq, Released};
 use pala_core::{MessageVerifier, Tick, Verified};
 use pala_net::NetCommand;
-use pala_types::{Block, BlockSn, Message, NodeId};
+use pala_types::{Block, BlockSn, Message, NodeId, StateCommitment};
 use std::sync::Arc;
 use tracing::{debug, trace};
 
@@ -70,11 +70,13 @@ impl StageHost {
         }
     }
 
-    /// The payload of a block: transactions and the wall-clock timestamp (D-6).
-    pub fn payload_of(&self, txs: Vec<Vec<u8>>) -> Payload {
+    /// The payload of a block: transactions, the wall-clock timestamp (D-6) and the
+    /// newest applied state `state` (the application stage's commitment).
+    pub fn payload_of(&self, txs: Vec<Vec<u8>>, state: StateCommitment) -> Payload {
         Payload {
             txs,
             timestamp_ms: self.wall.now_ms(),
+            state,
         }
     }
 
