@@ -6,6 +6,11 @@ use std::time::Duration;
 /// The protocol version this build speaks (S-2.3); peers within one version are accepted.
 pub const PROTOCOL_VERSION: u16 = 2;
 
+/// The oldest peer version accepted: version 2 block headers carry the state commitment,
+/// so version 1 blocks and messages cannot be decoded (upgrading from 1 takes a restart of
+/// the whole network, not a rolling one).
+pub const MIN_PEER_VERSION: u16 = 2;
+
 /// Largest payload a frame may carry by default: 64 MiB (W-4, 2^26 bytes).
 pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 26;
 

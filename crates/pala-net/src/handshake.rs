@@ -12,6 +12,7 @@
 //! stops a server from reflecting the client's signature back.
 
 use crate::admission::Admission;
+use crate::config::MIN_PEER_VERSION;
 use crate::tls::{spki_of, EXPORTER_LABEL, EXPORTER_LEN};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use pala_types::crypto::MAX_KEY_OR_SIG_LEN;
@@ -179,12 +180,13 @@ impl Hello {
         }
     }
 
-    /// Checks the peer's hello against ours (S-2.3).
+    /// Checks the peer's hello against ours (S-2.3): versions one apart may talk (a
+    /// rolling upgrade), but never across [`MIN_PEER_VERSION`].
     pub fn check(&self, peer: &Hello) -> Result<(), HandshakeFailure> {
         if self.network_id != peer.network_id {
             return Err(HandshakeFailure::NetworkId);
         }
-        if self.version.abs_diff(peer.version) > 1 {
+        if self.version.abs_diff(peer.version) > 1 || peer.version < MIN_PEER_VERSION {
             return Err(HandshakeFailure::Version);
         }
         Ok(())
@@ -403,6 +405,15 @@ mod tests {
         );
         assert_eq!(
             h.check(&Hello { version: 7, ..h }),
+            Err(HandshakeFailure::Version)
+        );
+        // Version 1 blocks carry no state commitment: a version 2 node cannot decode them.
+        let ours = Hello {
+            version: crate::PROTOCOL_VERSION,
+            ..h
+        };
+        assert_eq!(
+            ours.check(&Hello { version: 1, ..h }),
             Err(HandshakeFailure::Version)
         );
         assert_eq!(

@@ -49,7 +49,7 @@ pub mod tls;
 
 pub use addr::{AddrParseError, PeerAddr};
 pub use admission::{Admission, AdmitAll, CommitteeAdmission};
-pub use config::{CorePlacement, NetConfig, RateLimits, PROTOCOL_VERSION};
+pub use config::{CorePlacement, NetConfig, RateLimits, MIN_PEER_VERSION, PROTOCOL_VERSION};
 pub use handshake::{HandshakeFailure, Hello, Side};
 pub use limits::FrameBudget;
 pub use metrics::{CloseReason, NetMetrics};

@@ -28,8 +28,10 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Magic bytes at the start of every segment.
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"PALASEG\0";
-/// Layout version written in segment headers (the schema version of P-1).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Layout version written in segment headers (the schema version of P-1). 2: block
+/// headers carry the state commitment (protocol version 2), so blocks stored by version
+/// 1 cannot be decoded.
+pub const SCHEMA_VERSION: u32 = 2;
 /// Size of a segment header.
 pub(crate) const SEGMENT_HEADER_LEN: usize = core::mem::size_of::<SegmentHeader>();
 /// Size of a record header.
@@ -100,8 +102,15 @@ impl SegmentHeader {
         }
         if h.version.get() != SCHEMA_VERSION {
             return Err(format!(
-                "schema version {} is not supported (this build reads {SCHEMA_VERSION})",
-                h.version.get()
+                "schema version {} is not supported (this build reads {SCHEMA_VERSION}){}",
+                h.version.get(),
+                if h.version.get() < SCHEMA_VERSION {
+                    ": the data directory was written by an older pala whose blocks this \
+                     version cannot read; start this node with an empty data directory and \
+                     let it sync, or run the older version"
+                } else {
+                    ": the data directory was written by a newer pala"
+                }
             ));
         }
         if h.id.get() != expected_id {
@@ -440,5 +449,29 @@ pub(crate) fn kind_name(code: u8) -> String {
         Some(k) => k.name().to_string(),
         None if code == COMMIT_KIND => "commit".to_string(),
         None => format!("unknown(0x{code:02x})"),
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    /// A data directory of the first schema (blocks without state commitments) is
+    /// refused with what to do, never read as damage.
+    #[test]
+    fn a_segment_of_an_older_schema_is_refused_with_the_way_out() {
+        let mut h = SegmentHeader::new(3, 42);
+        h.version = U32::new(SCHEMA_VERSION - 1);
+        h.crc = U32::new(h.compute_crc());
+        let e = SegmentHeader::parse(h.bytes(), 3).err().unwrap();
+        assert!(
+            e.contains("older pala") && e.contains("empty data directory"),
+            "{e}"
+        );
+        h.version = U32::new(SCHEMA_VERSION + 1);
+        h.crc = U32::new(h.compute_crc());
+        let e = SegmentHeader::parse(h.bytes(), 3).err().unwrap();
+        assert!(e.contains("newer pala"), "{e}");
+        assert!(SegmentHeader::parse(SegmentHeader::new(3, 42).bytes(), 3).is_ok());
     }
 }
