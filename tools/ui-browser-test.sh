@@ -51,8 +51,8 @@ if [ -z "${PALA:-}" ] && [ ! -x target/release/pala ]; then
 fi
 # shellcheck source=tools/lib/pair.sh
 source tools/lib/pair.sh
-# A block every 400 ms instead of --fast's 50 ms: the page stays readable and the
-# timeout block stays in view long enough to be seen (and photographed).
+# An idle block every 400 ms (the keep-alive; --fast's is 500 ms): the page moves at a
+# steady, readable pace and the timeout block stays in view long enough to be seen.
 export PALA_BLOCK_MAX_WAIT_MS=400
 testnet_start ui 17600 18600 2 4
 browser=""

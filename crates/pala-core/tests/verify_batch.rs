@@ -7,7 +7,7 @@ use pala_crypto::{seeded_committee, BlsScheme, BlsSigner};
 use pala_types::{
     BatchItem, Block, BlockHeader, BlockSn, Committee, ConsensusInfo, Domain, Hash, Message,
     Notarization, PreparedKeys, Proposal, PublicKey, QuorumItem, Signature, SignatureScheme,
-    Signer, SignerBitmap, VoteCounting,
+    Signer, SignerBitmap, StateCommitment, VoteCounting,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -97,6 +97,7 @@ fn block(s: u32, notarizations: Vec<Notarization>) -> Block {
             height: u64::from(s),
             session_offset: s,
             timestamp_ms: 0,
+            state: StateCommitment::NONE,
         },
         vec![vec![s as u8]],
         ConsensusInfo {
