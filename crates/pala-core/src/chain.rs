@@ -441,6 +441,35 @@ mod tests {
         }
     }
 
+    /// F-C's check that a finality target lies on the head's chain (finality.rs) rests on
+    /// this walk: a block of a fork, an older block and an unknown one do not descend.
+    #[test]
+    fn descends_from_follows_parents_only() {
+        let g = Arc::new(Block::genesis(vec![]));
+        let mut c = Chain::new(g.clone(), None);
+        let b11 = child(&g, BlockSn::new(1, 1, 1));
+        let b12 = child(&b11, BlockSn::new(1, 1, 2));
+        let fork = child(&b11, BlockSn::new(1, 2, 1));
+        for b in [&b11, &b12, &fork] {
+            c.insert(b.clone());
+        }
+        assert!(c.descends_from(b12.sn(), b11.sn()));
+        assert!(c.descends_from(b12.sn(), b12.sn()));
+        assert!(c.descends_from(fork.sn(), g.sn()));
+        assert!(
+            !c.descends_from(fork.sn(), b12.sn()),
+            "a fork is fresher but no descendant"
+        );
+        assert!(
+            !c.descends_from(b11.sn(), b12.sn()),
+            "an ancestor does not descend"
+        );
+        assert!(
+            !c.descends_from(BlockSn::new(1, 3, 1), b11.sn()),
+            "unknown block"
+        );
+    }
+
     #[test]
     fn t1_freshest_is_not_longest_and_newest_is_not_notarized() {
         let g = Arc::new(Block::genesis(vec![]));
