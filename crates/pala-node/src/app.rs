@@ -343,29 +343,13 @@ impl Application for KvStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pala_types::{BlockHeader, BlockSn, ConsensusInfo, Epoch};
 
     fn block(height: u64, txs: Vec<Vec<u8>>) -> Block {
         block_at(height, 0, txs)
     }
 
     fn block_at(height: u64, timestamp_ms: u64, txs: Vec<Vec<u8>>) -> Block {
-        Block::new(
-            BlockHeader {
-                sn: BlockSn {
-                    epoch: Epoch::new(1, 1),
-                    s: height as u32,
-                },
-                parent_sn: BlockSn::GENESIS,
-                parent_hash: Hash([0; 32]),
-                height,
-                session_offset: 0,
-                timestamp_ms,
-                state: pala_types::StateCommitment::NONE,
-            },
-            txs,
-            ConsensusInfo::default(),
-        )
+        crate::test_blocks::block_at(height, timestamp_ms, pala_types::StateCommitment::NONE, txs)
     }
 
     #[test]

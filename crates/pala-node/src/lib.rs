@@ -36,6 +36,8 @@ pub mod runtime;
 pub mod stages;
 pub mod state_sync;
 pub mod status;
+#[cfg(test)]
+mod test_blocks;
 
 /// The global allocator the node binaries use (mimalloc).
 pub use mimalloc::MiMalloc as Allocator;

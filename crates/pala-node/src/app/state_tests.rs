@@ -5,25 +5,10 @@ use super::lthash::LtHash;
 use super::*;
 use crate::state_sync::{ChunkInfo, Restore, RestoreError};
 use pala_types::codec::{Decode, Encode};
-use pala_types::{BlockHeader, BlockSn, ConsensusInfo, Epoch, StateCommitment};
+use pala_types::StateCommitment;
 
 fn block_at(height: u64, timestamp_ms: u64, txs: Vec<Vec<u8>>) -> Block {
-    Block::new(
-        BlockHeader {
-            sn: BlockSn {
-                epoch: Epoch::new(1, 1),
-                s: height as u32,
-            },
-            parent_sn: BlockSn::GENESIS,
-            parent_hash: Hash::ZERO,
-            height,
-            session_offset: 0,
-            timestamp_ms,
-            state: StateCommitment::NONE,
-        },
-        txs,
-        ConsensusInfo::default(),
-    )
+    crate::test_blocks::block_at(height, timestamp_ms, StateCommitment::NONE, txs)
 }
 
 fn kv(k: &str, v: &str, n: u64) -> Vec<u8> {

@@ -128,25 +128,9 @@ impl StateHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pala_types::{BlockHeader, BlockSn, ConsensusInfo, Epoch};
 
     fn block(height: u64, state: StateCommitment) -> Block {
-        Block::new(
-            BlockHeader {
-                sn: BlockSn {
-                    epoch: Epoch::new(1, 1),
-                    s: height as u32,
-                },
-                parent_sn: BlockSn::GENESIS,
-                parent_hash: Hash::ZERO,
-                height,
-                session_offset: 0,
-                timestamp_ms: 0,
-                state,
-            },
-            vec![],
-            ConsensusInfo::default(),
-        )
+        crate::test_blocks::block_at(height, 0, state, vec![])
     }
 
     fn at(height: u64, digest: Hash) -> StateCommitment {

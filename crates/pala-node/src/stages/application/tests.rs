@@ -8,7 +8,7 @@ use crate::fatal::Fatal;
 use crate::mempool::MempoolHandle;
 use crate::metrics::Metrics;
 use crate::state_sync::SnapshotStore;
-use pala_types::{Block, BlockHeader, BlockSn, ConsensusInfo, Epoch, Hash, StateCommitment};
+use pala_types::{Block, Hash, StateCommitment};
 use std::sync::{Arc, Mutex};
 
 fn block(height: u64, state: StateCommitment) -> Arc<Block> {
@@ -18,21 +18,11 @@ fn block(height: u64, state: StateCommitment) -> Arc<Block> {
         n: height,
     }
     .encode();
-    Arc::new(Block::new(
-        BlockHeader {
-            sn: BlockSn {
-                epoch: Epoch::new(1, 1),
-                s: height as u32,
-            },
-            parent_sn: BlockSn::GENESIS,
-            parent_hash: Hash::ZERO,
-            height,
-            session_offset: 0,
-            timestamp_ms: height * 100,
-            state,
-        },
+    Arc::new(crate::test_blocks::block_at(
+        height,
+        height * 100,
+        state,
         vec![tx],
-        ConsensusInfo::default(),
     ))
 }
 
