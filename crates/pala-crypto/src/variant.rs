@@ -327,6 +327,16 @@ impl BlsScheme {
         Some(p)
     }
 
+    /// The decoded key and signature of a batch item, or `None` if either is malformed.
+    fn resolve<'a>(&self, i: &BatchItem<'a>) -> Option<Resolved<'a>> {
+        Some(Resolved {
+            pk: self.point(i.public_key)?.into(),
+            sig: decode_sig(i.signature)?.into(),
+            domain: i.domain,
+            msg: i.msg,
+        })
+    }
+
     /// Verifies each item; when the whole batch passes (the common case) this costs one
     /// random-linear-combination check, otherwise the items are checked one by one in
     /// parallel to say which failed.
@@ -514,14 +524,7 @@ impl SignatureScheme for BlsScheme {
         let decoded: Option<Vec<Resolved<'_>>> = items
             .par_iter()
             .with_min_len(PAR_MIN_LEN)
-            .map(|i| {
-                Some(Resolved {
-                    pk: self.point(i.public_key)?.into(),
-                    sig: decode_sig(i.signature)?.into(),
-                    domain: i.domain,
-                    msg: i.msg,
-                })
-            })
+            .map(|i| self.resolve(i))
             .collect();
         decoded.is_some_and(|d| rlc_verify(network_id, &d))
     }
@@ -547,15 +550,10 @@ impl SignatureScheme for BlsScheme {
         }
         let mut resolved = Vec::with_capacity(singles.len() + quorums.len());
         for i in singles {
-            let (Some(pk), Some(sig)) = (self.point(i.public_key), decode_sig(i.signature)) else {
+            let Some(r) = self.resolve(i) else {
                 return false;
             };
-            resolved.push(Resolved {
-                pk: pk.into(),
-                sig: sig.into(),
-                domain: i.domain,
-                msg: i.msg,
-            });
+            resolved.push(r);
         }
         for q in quorums {
             let Some(keys) = q
