@@ -561,12 +561,40 @@ mod tests {
         for x in [&a, &b] {
             c.attach(nota(x, 3));
         }
+        assert_eq!(c.len(), 4, "genesis, a, b and the fork");
+        assert!(!c.is_empty());
         let done = c.finalize(b.sn(), b.sn());
         assert_eq!(
             done.iter().map(|(b, _)| b.sn()).collect::<Vec<_>>(),
             vec![a.sn(), b.sn()]
         );
         assert_eq!(c.len(), 1);
+        assert!(!c.is_empty());
+        assert_eq!(c.root(), b.sn());
         assert!(c.get(fork.sn()).is_none());
+    }
+
+    /// Rerooting at the stop block (a reconfiguration window) keeps only what descends
+    /// from it; the head moves only if it was pruned; an unknown root changes nothing.
+    #[test]
+    fn reroot_keeps_only_what_descends_from_the_new_root() {
+        let g = Arc::new(Block::genesis(vec![]));
+        let mut c = Chain::new(g.clone(), None);
+        let a = child(&g, BlockSn::new(1, 1, 1));
+        let b = child(&a, BlockSn::new(1, 1, 2));
+        let fork = child(&g, BlockSn::new(1, 2, 1));
+        for x in [&a, &b, &fork] {
+            c.insert(x.clone());
+            c.attach(nota(x, 3));
+        }
+        assert_eq!(c.head(), fork.sn(), "the fresher epoch's block is the head");
+        c.reroot(BlockSn::new(1, 1, 7));
+        assert_eq!((c.root(), c.len()), (BlockSn::GENESIS, 4), "unknown root");
+        c.reroot(a.sn());
+        assert_eq!(c.root(), a.sn());
+        assert_eq!(c.len(), 2, "a and b stay");
+        assert!(c.get(fork.sn()).is_none() && c.get(BlockSn::GENESIS).is_none());
+        assert_eq!(c.head(), b.sn(), "the pruned head is recomputed");
+        assert!(c.descends_from(b.sn(), a.sn()));
     }
 }
