@@ -371,11 +371,6 @@ impl Chain {
         self.entries.get(&sn).map(|e| e.block.hash())
     }
 
-    /// All stored sns, for recovery checks and debugging (unordered).
-    pub fn sns(&self) -> impl Iterator<Item = BlockSn> + '_ {
-        self.entries.keys().copied()
-    }
-
     /// Every stored entry with its sn (unordered), for views of the whole tree.
     pub fn entries(&self) -> impl Iterator<Item = (BlockSn, &Entry)> + '_ {
         self.entries.iter().map(|(sn, e)| (*sn, e))
@@ -596,5 +591,37 @@ mod tests {
         assert!(c.get(fork.sn()).is_none() && c.get(BlockSn::GENESIS).is_none());
         assert_eq!(c.head(), b.sn(), "the pruned head is recomputed");
         assert!(c.descends_from(b.sn(), a.sn()));
+    }
+
+    /// N-10 replacement removes a block with its descendants, unlinks it from its
+    /// parent (so later pruning walks only live children), recomputes a removed head,
+    /// and never removes the finalized block or the root, which differ during a
+    /// reconfiguration window.
+    #[test]
+    fn remove_subtree_drops_a_branch_and_spares_the_finalized_block_and_the_root() {
+        let g = Arc::new(Block::genesis(vec![]));
+        let mut c = Chain::new(g.clone(), None);
+        let a = child(&g, BlockSn::new(1, 1, 1));
+        let b = child(&a, BlockSn::new(1, 1, 2));
+        let x = child(&b, BlockSn::new(1, 1, 3));
+        let x2 = child(&x, BlockSn::new(1, 1, 4));
+        let y = child(&b, BlockSn::new(1, 2, 1));
+        for blk in [&a, &b, &x, &x2, &y] {
+            c.insert(blk.clone());
+            c.attach(nota(blk, 3));
+        }
+        c.finalize(b.sn(), a.sn());
+        assert_eq!((c.root(), c.finalized()), (a.sn(), b.sn()));
+        assert_eq!(c.head(), y.sn());
+        c.remove_subtree(y.sn());
+        assert_eq!(c.head(), x2.sn(), "the removed head is recomputed");
+        assert_eq!(c.entries[&b.sn()].children, vec![x.sn()]);
+        c.remove_subtree(x.sn());
+        assert!(c.get(x2.sn()).is_none(), "descendants go too");
+        assert_eq!(c.head(), b.sn());
+        assert!(c.entries[&b.sn()].children.is_empty());
+        c.remove_subtree(b.sn());
+        c.remove_subtree(a.sn());
+        assert_eq!(c.len(), 2, "the finalized block and the root stay");
     }
 }

@@ -88,11 +88,11 @@ impl Default for CoreConfig {
 }
 
 impl CoreConfig {
-    /// The defaults of the spec's simulator tests (section 10: K = 2, `T_VOTER` 60 ms,
-    /// first-proposal delay 10 ms), with heartbeats and sync polls scaled to match.
+    /// The defaults of the spec's simulator tests (section 10: K = 2, as in production,
+    /// `T_VOTER` 60 ms, first-proposal delay 10 ms), with heartbeats and sync polls
+    /// scaled to match.
     pub fn for_tests() -> Self {
         CoreConfig {
-            k: 2,
             voter_timeout_ms: 60,
             first_proposal_delay_ms: 10,
             heartbeat_ms: 100,
