@@ -3,22 +3,23 @@
 #
 #   tools/mutants.sh [OUT]               # pass 1: every mutant of pala-core against the
 #                                        # core's own tests (about 1000; ~1 h here)
-#   tools/mutants.sh --sim [OUT]         # pass 2: only pass 1's survivors (missed and
-#                                        # timed out, so far: pass 1 may still run),
-#                                        # against a bounded sweep; results in OUT-sim/
-#   tools/mutants.sh --recheck [OUT]     # pass 1's survivors against the core's tests as
-#                                        # they are now (tests added since); OUT-recheck/
+#   tools/mutants.sh --recheck [OUT]     # pass 1's survivors (missed or timed out, so
+#                                        # far: pass 1 may still run) against the core's
+#                                        # tests as they are now; results in OUT-recheck/
+#   tools/mutants.sh --sim [OUT]         # pass 2: what is left of them, against a
+#                                        # bounded sweep; results in OUT-sim/
 #   tools/mutants.sh --shard 3/30 [OUT]  # one slice of pass 1, to spread it over sessions
 #   tools/mutants.sh --list              # what would be mutated
 #
 # OUT (default mutants-run/) holds mutants.out/: outcomes.json, caught.txt, missed.txt,
-# timeout.txt, unviable.txt. Pass 2 marks every mutant that is not a survivor of pass 1
-# as done (cargo-mutants --iterate reads OUT-sim/mutants.out/previously_caught.txt) and
-# runs the rest against crates/pala-sim/tests/bounded_sweep.rs: the swarm sweep's first
-# PALA_BOUNDED_SWEEP_SEEDS seeds (default 400) and a quarter as many with committee
-# changes, every checker on. The core's tests are not run again: pass 1 ran them.
-# Rerunning --sim tests only the survivors it has not tested yet. Settings are in
-# .cargo/mutants.toml.
+# timeout.txt, unviable.txt. --recheck and --sim mark every mutant that is not a survivor
+# of pass 1, or that a recheck (or an earlier --sim) caught, as done (cargo-mutants
+# --iterate reads previously_caught.txt) and test the rest; so both can run while pass 1
+# is still going, and again later for the survivors it has found since. --sim runs
+# crates/pala-sim/tests/bounded_sweep.rs: the swarm sweep's first PALA_BOUNDED_SWEEP_SEEDS
+# seeds (default 400) and a quarter as many with committee changes, every checker on.
+# Settings are in .cargo/mutants.toml. Both copy target/ into the scratch tree (a warm
+# start: one run tests a handful of survivors).
 # Every missed mutant must be killed by a new test or explained in perf/mutants.md
 # (equivalent, or dead code to delete).
 set -euo pipefail
@@ -43,23 +44,32 @@ if [ "$mode" != core ]; then
     echo "error: $pass1/missed.txt not found: run pass 1 first (tools/mutants.sh $out)" >&2
     exit 2
   fi
-  sim="$out-$mode"
-  mkdir -p "$sim/mutants.out"
+  dir="$out-$mode"
+  mkdir -p "$dir/mutants.out" "$out-recheck" "$out-sim"
+  touch "$out-recheck/caught-all.txt" "$out-sim/caught-all.txt"
+  # Each run's caught.txt holds only its own catches: keep them all in caught-all.txt.
+  for d in "$out-recheck" "$out-sim"; do
+    if [ -f "$d/mutants.out/caught.txt" ]; then
+      sort -u -o "$d/caught-all.txt" "$d/mutants.out/caught.txt" "$d/caught-all.txt"
+    fi
+  done
+  # Pass 1's survivors are matched by file and description without line and column, so
+  # that tests and fixes added to the core since pass 1 (lines moved) lose none; what a
+  # recheck (and, for --sim, an earlier --sim) caught is matched exactly.
   survivors="$(mktemp)"
-  cat "$pass1/missed.txt" "$pass1/timeout.txt" 2>/dev/null | sort -u >"$survivors"
-  # What earlier pass-2 runs caught is kept in caught-all.txt (each run's caught.txt
-  # holds only its own); everything that is not a survivor of pass 1 counts as done.
-  touch "$sim/caught-all.txt"
-  cat "$sim/mutants.out/caught.txt" 2>/dev/null | sort -u -o "$sim/caught-all.txt" - "$sim/caught-all.txt"
-  cargo mutants --list -p pala-core | sort -u | comm -23 - "$survivors" \
-    | sort -u - "$sim/caught-all.txt" >"$sim/mutants.out/previously_caught.txt"
-  echo "$mode: $(wc -l <"$survivors") survivors of pass 1 (those not caught by an earlier pass 2 run are tested)" >&2
+  cat "$pass1/missed.txt" "$pass1/timeout.txt" 2>/dev/null \
+    | sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /' | sort -u >"$survivors"
+  done_lists=("$out-recheck/caught-all.txt")
+  [ "$mode" = sim ] && done_lists+=("$out-sim/caught-all.txt")
+  cargo mutants --list -p pala-core \
+    | awk 'NR == FNR { s[$0] = 1; next } { k = $0; sub(/:[0-9]+:[0-9]+: /, ": ", k); if (!(k in s)) print }' "$survivors" - \
+    | cat - "${done_lists[@]}" | sort -u >"$dir/mutants.out/previously_caught.txt"
   rm -f "$survivors"
   if [ "$mode" = recheck ]; then
-    exec nice cargo mutants -p pala-core --jobs 1 --iterate -o "$sim"
+    exec nice cargo mutants -p pala-core --jobs 1 --iterate --copy-target=true -o "$dir"
   fi
   export PALA_BOUNDED_SWEEP_SEEDS="${PALA_BOUNDED_SWEEP_SEEDS:-400}"
-  exec nice cargo mutants -p pala-core --jobs 1 --iterate -o "$sim" \
+  exec nice cargo mutants -p pala-core --jobs 1 --iterate --copy-target=true -o "$dir" \
     --test-package pala-sim -- --test bounded_sweep
 fi
 exec nice cargo mutants -p pala-core --jobs 1 -o "$out" "${shard[@]}"

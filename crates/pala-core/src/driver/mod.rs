@@ -204,25 +204,16 @@ impl<E> Driver<E> {
     }
 
     /// Serves a payload request left from an earlier call, then fires every timer due
-    /// at `now`; returns how many inputs that fed.
-    pub fn fire_due<H: Host<Effect = E>>(
-        &mut self,
-        node: &mut Node,
-        now: Tick,
-        host: &mut H,
-    ) -> usize {
-        let mut fed = 0;
+    /// at `now`.
+    pub fn fire_due<H: Host<Effect = E>>(&mut self, node: &mut Node, now: Tick, host: &mut H) {
         if let Some((sn, _)) = self.payload_wanted.take() {
             if let Some(p) = host.payload(now, sn) {
                 self.payload(node, now, sn, p, host);
-                fed += 1;
             }
         }
         for kind in self.timers.take_due(now) {
             self.handle(node, now, Input::Timer(kind), host);
-            fed += 1;
         }
-        fed
     }
 
     /// When the host must call [`Driver::fire_due`] next: the earliest timer deadline,
