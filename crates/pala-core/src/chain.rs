@@ -169,14 +169,9 @@ impl Chain {
         &self.entries[&self.finalized].block
     }
 
-    /// Number of blocks in memory.
-    pub fn len(&self) -> usize {
+    /// Number of blocks in memory (never 0: the finalized block is always there).
+    pub fn block_count(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Never true: the finalized block is always present.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Whether the block at `sn` is notarized in the counted sense (connected).
@@ -556,15 +551,13 @@ mod tests {
         for x in [&a, &b] {
             c.attach(nota(x, 3));
         }
-        assert_eq!(c.len(), 4, "genesis, a, b and the fork");
-        assert!(!c.is_empty());
+        assert_eq!(c.block_count(), 4, "genesis, a, b and the fork");
         let done = c.finalize(b.sn(), b.sn());
         assert_eq!(
             done.iter().map(|(b, _)| b.sn()).collect::<Vec<_>>(),
             vec![a.sn(), b.sn()]
         );
-        assert_eq!(c.len(), 1);
-        assert!(!c.is_empty());
+        assert_eq!(c.block_count(), 1);
         assert_eq!(c.root(), b.sn());
         assert!(c.get(fork.sn()).is_none());
     }
@@ -584,10 +577,14 @@ mod tests {
         }
         assert_eq!(c.head(), fork.sn(), "the fresher epoch's block is the head");
         c.reroot(BlockSn::new(1, 1, 7));
-        assert_eq!((c.root(), c.len()), (BlockSn::GENESIS, 4), "unknown root");
+        assert_eq!(
+            (c.root(), c.block_count()),
+            (BlockSn::GENESIS, 4),
+            "unknown root"
+        );
         c.reroot(a.sn());
         assert_eq!(c.root(), a.sn());
-        assert_eq!(c.len(), 2, "a and b stay");
+        assert_eq!(c.block_count(), 2, "a and b stay");
         assert!(c.get(fork.sn()).is_none() && c.get(BlockSn::GENESIS).is_none());
         assert_eq!(c.head(), b.sn(), "the pruned head is recomputed");
         assert!(c.descends_from(b.sn(), a.sn()));
@@ -622,6 +619,6 @@ mod tests {
         assert!(c.entries[&b.sn()].children.is_empty());
         c.remove_subtree(b.sn());
         c.remove_subtree(a.sn());
-        assert_eq!(c.len(), 2, "the finalized block and the root stay");
+        assert_eq!(c.block_count(), 2, "the finalized block and the root stay");
     }
 }

@@ -32,6 +32,8 @@
 //! is one that is gone) and passes it in. It reads no clock: `now` is the host's
 //! monotonic [`Tick`], and block timestamps come from the host with each [`Payload`].
 
+#[cfg(feature = "mutations")]
+mod broken_gate;
 mod gate;
 mod timers;
 
@@ -339,25 +341,6 @@ impl<E> Driver<E> {
         while let Some(e) = self.gate.pop_released() {
             host.release(e);
         }
-    }
-
-    /// [`Mutation::SendBeforePersist`](crate::Mutation::SendBeforePersist): the first vote
-    /// that has to wait for a persist goes out at once.
-    #[cfg(feature = "mutations")]
-    fn breaks_gate(&mut self, node: &Node, effect: &Released<E>) -> bool {
-        let vote = matches!(
-            effect,
-            Released::Send {
-                msg: Message::Vote(_),
-                ..
-            } | Released::Broadcast(Message::Vote(_))
-        );
-        let fire = vote
-            && !self.broke_gate
-            && self.gate.would_hold()
-            && node.config().mutation == Some(crate::Mutation::SendBeforePersist);
-        self.broke_gate |= fire;
-        fire
     }
 
     #[cfg(not(feature = "mutations"))]

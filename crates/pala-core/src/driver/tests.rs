@@ -368,6 +368,11 @@ fn timers_the_core_arms_fire_through_the_kit() {
     let mut h = Recorder::default();
     d.handle(&mut n, 0, Input::Start, &mut h);
     let cfg = CoreConfig::for_tests();
+    let first = d.next_deadline().expect("the core armed timers");
+    assert!(
+        first > 0 && first <= cfg.sync_period_ms,
+        "the host is next due at the earliest timer, {first}"
+    );
     assert_eq!(
         d.timers().deadline(TimerKind::Heartbeat),
         Some(cfg.heartbeat_ms)

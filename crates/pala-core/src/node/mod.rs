@@ -297,7 +297,7 @@ impl Node {
     /// Sizes of the internal buffers (for memory checks and metrics).
     pub fn buffer_sizes(&self) -> BTreeMap<&'static str, usize> {
         BTreeMap::from([
-            ("blocks", self.chain.len()),
+            ("blocks", self.chain.block_count()),
             ("voted", self.voter.voted.len()),
             ("pending", self.voter.pending.len()),
             ("vote_sets", self.proposer.votes.len()),
