@@ -587,20 +587,39 @@ fn t33_silent_sync_peer_times_out_and_is_penalized() {
         .collect();
     assert_eq!(first[0].0, Some(f.id(0)));
     f.deliver(&mut v, 0, 1, Message::Status(st(2)));
-    // Peer 0 never answers: after T_VOTER/2 the next poll asks peer 1 instead.
-    let t = f.cfg.voter_timeout_ms / 2 + f.cfg.sync_period_ms;
+    // Peer 0 never answers: after T_VOTER/2 the next poll asks peer 1 instead. Peer 1
+    // is silent too; peer 0 is asked again only after its penalty of T_VOTER.
+    let t_voter = f.cfg.voter_timeout_ms;
     let mut asked = vec![];
-    for now in (0..=t + f.cfg.sync_period_ms).step_by(f.cfg.sync_period_ms as usize) {
+    for now in (0..=3 * t_voter).step_by(f.cfg.sync_period_ms as usize) {
         let outs = v.handle(now, Input::Timer(TimerKind::Sync));
         asked.extend(
             sends(&outs)
                 .into_iter()
                 .filter(|(_, m)| matches!(m, Message::GetEpoch(_)))
-                .map(|(to, _)| to),
+                .map(|(to, _)| (now, to)),
         );
     }
-    assert!(asked.contains(&Some(f.id(1))), "{asked:?}");
-    assert!(v.counters().get(CoreEvent::SyncTimeouts) >= 1);
+    let peer1_at = asked
+        .iter()
+        .find(|(_, to)| *to == Some(f.id(1)))
+        .map(|(at, _)| *at)
+        .unwrap_or_else(|| panic!("peer 1 never asked: {asked:?}"));
+    assert!(peer1_at <= t_voter / 2 + f.cfg.sync_period_ms, "{asked:?}");
+    let peer0_again: Vec<u64> = asked
+        .iter()
+        .filter(|(_, to)| *to == Some(f.id(0)))
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(
+        !peer0_again.is_empty(),
+        "asked again once the penalty is over"
+    );
+    assert!(
+        peer0_again.iter().all(|at| *at >= peer1_at + t_voter),
+        "peer 0 timed out at {peer1_at} and is penalized for T_VOTER: {asked:?}"
+    );
+    assert!(v.counters().get(CoreEvent::SyncTimeouts) >= 2);
 }
 
 #[test]
