@@ -18,8 +18,9 @@
 # is still going, and again later for the survivors it has found since. --sim runs
 # crates/pala-sim/tests/bounded_sweep.rs: the swarm sweep's first PALA_BOUNDED_SWEEP_SEEDS
 # seeds (default 400) and a quarter as many with committee changes, every checker on.
-# Settings are in .cargo/mutants.toml. Both copy target/ into the scratch tree (a warm
-# start: one run tests a handful of survivors).
+# Settings are in .cargo/mutants.toml. MUTANTS_FLAGS is passed to cargo-mutants: with
+# --in-place in a worktree kept for it, repeated small runs start warm instead of
+# building a fresh copy of the tree each time.
 # Every missed mutant must be killed by a new test or explained in perf/mutants.md
 # (equivalent, or dead code to delete).
 set -euo pipefail
@@ -66,10 +67,10 @@ if [ "$mode" != core ]; then
     | cat - "${done_lists[@]}" | sort -u >"$dir/mutants.out/previously_caught.txt"
   rm -f "$survivors"
   if [ "$mode" = recheck ]; then
-    exec nice cargo mutants -p pala-core --jobs 1 --iterate --copy-target=true -o "$dir"
+    exec nice cargo mutants -p pala-core --jobs 1 --iterate -o "$dir" ${MUTANTS_FLAGS:-}
   fi
   export PALA_BOUNDED_SWEEP_SEEDS="${PALA_BOUNDED_SWEEP_SEEDS:-400}"
-  exec nice cargo mutants -p pala-core --jobs 1 --iterate --copy-target=true -o "$dir" \
+  exec nice cargo mutants -p pala-core --jobs 1 --iterate -o "$dir" ${MUTANTS_FLAGS:-} \
     --test-package pala-sim -- --test bounded_sweep
 fi
 exec nice cargo mutants -p pala-core --jobs 1 -o "$out" "${shard[@]}"
