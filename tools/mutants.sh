@@ -67,10 +67,10 @@ if [ "$mode" != core ]; then
     | cat - "${done_lists[@]}" | sort -u >"$dir/mutants.out/previously_caught.txt"
   rm -f "$survivors"
   if [ "$mode" = recheck ]; then
-    exec nice cargo mutants -p pala-core --jobs 1 --iterate -o "$dir" ${MUTANTS_FLAGS:-}
+    exec nice cargo mutants -p pala-core --iterate -o "$dir" ${MUTANTS_FLAGS:---jobs 1}
   fi
   export PALA_BOUNDED_SWEEP_SEEDS="${PALA_BOUNDED_SWEEP_SEEDS:-400}"
-  exec nice cargo mutants -p pala-core --jobs 1 --iterate -o "$dir" ${MUTANTS_FLAGS:-} \
+  exec nice cargo mutants -p pala-core --iterate -o "$dir" ${MUTANTS_FLAGS:---jobs 1} \
     --test-package pala-sim -- --test bounded_sweep
 fi
 exec nice cargo mutants -p pala-core --jobs 1 -o "$out" "${shard[@]}"
