@@ -1,76 +1,131 @@
 #!/bin/bash
 # Mutation testing of the protocol core with cargo-mutants (issue 17 item 6).
 #
-#   tools/mutants.sh [OUT]               # pass 1: every mutant of pala-core against the
-#                                        # core's own tests (about 1000; ~1 h here)
-#   tools/mutants.sh --recheck [OUT]     # pass 1's survivors (missed or timed out, so
-#                                        # far: pass 1 may still run) against the core's
-#                                        # tests as they are now; results in OUT-recheck/
-#   tools/mutants.sh --sim [OUT]         # pass 2: what is left of them, against a
-#                                        # bounded sweep; results in OUT-sim/
-#   tools/mutants.sh --shard 3/30 [OUT]  # one slice of pass 1, to spread it over sessions
-#   tools/mutants.sh --list              # what would be mutated
+#   tools/mutants.sh                 # pass 1: every mutant of pala-core not yet tested,
+#                                    # against the core's own tests (~1000 in all; hours
+#                                    # here, so it resumes where an earlier run stopped)
+#   tools/mutants.sh --recheck       # pass 1's survivors against the core's tests as they
+#                                    # are now (tests added since pass 1 found them)
+#   tools/mutants.sh --sim           # pass 2: what is still left, against a bounded sweep
+#   tools/mutants.sh --report        # counts, and the survivors of every pass
+#   tools/mutants.sh --shard 3/30    # one slice of pass 1
+#   tools/mutants.sh --list          # what would be mutated
 #
-# OUT (default mutants-run/) holds mutants.out/: outcomes.json, caught.txt, missed.txt,
-# timeout.txt, unviable.txt. --recheck and --sim mark every mutant that is not a survivor
-# of pass 1, or that a recheck (or an earlier --sim) caught, as done (cargo-mutants
-# --iterate reads previously_caught.txt) and test the rest; so both can run while pass 1
-# is still going, and again later for the survivors it has found since. --sim runs
-# crates/pala-sim/tests/bounded_sweep.rs: the swarm sweep's first PALA_BOUNDED_SWEEP_SEEDS
-# seeds (default 400) and a quarter as many with committee changes, every checker on.
-# Settings are in .cargo/mutants.toml. MUTANTS_FLAGS is passed to cargo-mutants: with
-# --in-place in a worktree kept for it, repeated small runs start warm instead of
-# building a fresh copy of the tree each time.
-# Every missed mutant must be killed by a new test or explained in perf/mutants.md
-# (equivalent, or dead code to delete).
+# The ledger, perf/mutants/ (committed; MUTANTS_LEDGER overrides), holds what every run
+# found: pass1-{caught,missed,timeout,unviable}.txt, recheck-caught.txt, sim-caught.txt.
+# Each run works in mutants-run/<pass>/ (ignored by git) and is merged into the ledger
+# when it ends, and again at the start of the next run (so a run that was killed still
+# counts what it finished). Runs mark everything they need not test as done through
+# cargo-mutants --iterate (previously_caught.txt), so each can start while another pass
+# is still going.
+#
+# Names carry file:line:col, which move when the core changes: pass 1's survivors are
+# matched by file and description alone (a survivor is never lost, a sibling with the
+# same description may be tested again); everything else is matched exactly (a mutant
+# whose line moved is tested again).
+#
+# --sim runs crates/pala-sim/tests/bounded_sweep.rs: the swarm sweep's first
+# PALA_BOUNDED_SWEEP_SEEDS seeds (default 400) and a quarter as many with committee
+# changes, every checker on. MUTANTS_FLAGS is passed to cargo-mutants (default --jobs 1;
+# --in-place in a worktree kept for it makes repeated small runs start warm). Settings are
+# in .cargo/mutants.toml. Every survivor of all passes is killed by a new test or
+# explained in perf/mutants.md (equivalent, or dead code to delete).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo-mutants >/dev/null; then
   echo "installing cargo-mutants (crates.io)..." >&2
   cargo install cargo-mutants --locked
 fi
-mode=core
+ledger="${MUTANTS_LEDGER:-perf/mutants}"
+scratch="mutants-run"
+mode=pass1
 shard=()
 case "${1:-}" in
   --list) exec cargo mutants --list -p pala-core ;;
-  --sim) mode=sim; shift ;;
-  --recheck) mode=recheck; shift ;;
-  --shard) shard=(--shard "$2"); shift 2 ;;
+  --recheck) mode=recheck ;;
+  --sim) mode=sim ;;
+  --report) mode=report ;;
+  --shard) shard=(--shard "$2") ;;
+  "") ;;
+  *) echo "usage: tools/mutants.sh [--recheck | --sim | --report | --shard K/N | --list]" >&2; exit 2 ;;
 esac
-out="${1:-mutants-run}"
-mkdir -p "$out"
-if [ "$mode" != core ]; then
-  pass1="$out/mutants.out"
-  if [ ! -f "$pass1/missed.txt" ]; then
-    echo "error: $pass1/missed.txt not found: run pass 1 first (tools/mutants.sh $out)" >&2
-    exit 2
-  fi
-  dir="$out-$mode"
-  mkdir -p "$dir/mutants.out" "$out-recheck" "$out-sim"
-  touch "$out-recheck/caught-all.txt" "$out-sim/caught-all.txt"
-  # Each run's caught.txt holds only its own catches: keep them all in caught-all.txt.
-  for d in "$out-recheck" "$out-sim"; do
-    if [ -f "$d/mutants.out/caught.txt" ]; then
-      sort -u -o "$d/caught-all.txt" "$d/mutants.out/caught.txt" "$d/caught-all.txt"
+mkdir -p "$ledger" "$scratch"
+for f in pass1-caught pass1-missed pass1-timeout pass1-unviable recheck-caught sim-caught; do
+  touch "$ledger/$f.txt"
+done
+
+# Adds what the last run of each pass found to the ledger.
+merge() {
+  local pass="$1" kind out="$scratch/$1/mutants.out"
+  for kind in caught missed timeout unviable; do
+    [ -f "$out/$kind.txt" ] || continue
+    if [ "$pass" = pass1 ]; then
+      sort -u -o "$ledger/pass1-$kind.txt" "$ledger/pass1-$kind.txt" "$out/$kind.txt"
+    elif [ "$kind" = caught ]; then
+      sort -u -o "$ledger/$pass-caught.txt" "$ledger/$pass-caught.txt" "$out/caught.txt"
     fi
   done
-  # Pass 1's survivors are matched by file and description without line and column, so
-  # that tests and fixes added to the core since pass 1 (lines moved) lose none; what a
-  # recheck (and, for --sim, an earlier --sim) caught is matched exactly.
-  survivors="$(mktemp)"
-  cat "$pass1/missed.txt" "$pass1/timeout.txt" 2>/dev/null \
-    | sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /' | sort -u >"$survivors"
-  done_lists=("$out-recheck/caught-all.txt")
-  [ "$mode" = sim ] && done_lists+=("$out-sim/caught-all.txt")
-  cargo mutants --list -p pala-core \
-    | awk 'NR == FNR { s[$0] = 1; next } { k = $0; sub(/:[0-9]+:[0-9]+: /, ": ", k); if (!(k in s)) print }' "$survivors" - \
-    | cat - "${done_lists[@]}" | sort -u >"$dir/mutants.out/previously_caught.txt"
-  rm -f "$survivors"
-  if [ "$mode" = recheck ]; then
-    exec nice cargo mutants -p pala-core --iterate -o "$dir" ${MUTANTS_FLAGS:---jobs 1}
-  fi
-  export PALA_BOUNDED_SWEEP_SEEDS="${PALA_BOUNDED_SWEEP_SEEDS:-400}"
-  exec nice cargo mutants -p pala-core --iterate -o "$dir" ${MUTANTS_FLAGS:---jobs 1} \
-    --test-package pala-sim -- --test bounded_sweep
-fi
-exec nice cargo mutants -p pala-core --jobs 1 -o "$out" "${shard[@]}"
+}
+for p in pass1 recheck sim; do merge "$p"; done
+
+strip() { sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /'; }
+
+# The mutants of the current tree still alive after pass 1 and the rechecks (and, for
+# "sim", after earlier pass-2 runs), exactly as cargo-mutants names them now.
+alive() {
+  local keys killed
+  keys="$(mktemp)"
+  killed="$(mktemp)"
+  cat "$ledger/pass1-missed.txt" "$ledger/pass1-timeout.txt" | strip | sort -u >"$keys"
+  cat "$ledger/recheck-caught.txt" >"$killed"
+  [ "$1" = sim ] && cat "$ledger/sim-caught.txt" >>"$killed"
+  cargo mutants --list -p pala-core 2>/dev/null \
+    | awk 'NR == FNR { s[$0] = 1; next } { k = $0; sub(/:[0-9]+:[0-9]+: /, ": ", k); if (k in s) print }' "$keys" - \
+    | sort -u | comm -23 - <(sort -u "$killed")
+  rm -f "$keys" "$killed"
+}
+
+# Runs cargo-mutants for pass $1 on every current mutant except those in file $2.
+run() {
+  local pass="$1" skip="$2"
+  shift 2
+  rm -rf "$scratch/$pass"
+  mkdir -p "$scratch/$pass/mutants.out"
+  cp "$skip" "$scratch/$pass/mutants.out/previously_caught.txt"
+  # shellcheck disable=SC2086
+  nice cargo mutants -p pala-core --iterate -o "$scratch/$pass" ${MUTANTS_FLAGS:---jobs 1} "$@" || true
+  merge "$pass"
+}
+
+all="$(mktemp)"
+skip="$(mktemp)"
+trap 'rm -f "$all" "$skip"' EXIT
+cargo mutants --list -p pala-core 2>/dev/null | sort -u >"$all"
+case "$mode" in
+  pass1)
+    cat "$ledger"/pass1-*.txt | sort -u >"$skip"
+    echo "pass 1: $(comm -23 "$all" "$skip" | wc -l) of $(wc -l <"$all") mutants not tested yet" >&2
+    run pass1 "$skip" "${shard[@]}"
+    ;;
+  recheck | sim)
+    alive "$mode" | comm -13 - "$all" >"$skip"
+    echo "$mode: $(comm -23 "$all" "$skip" | wc -l) survivors to test" >&2
+    if [ "$mode" = recheck ]; then
+      run recheck "$skip"
+    else
+      PALA_BOUNDED_SWEEP_SEEDS="${PALA_BOUNDED_SWEEP_SEEDS:-400}" \
+        run sim "$skip" --test-package pala-sim -- --test bounded_sweep
+    fi
+    ;;
+  report)
+    tested="$(cat "$ledger"/pass1-*.txt | sort -u | comm -12 - "$all" | wc -l)"
+    echo "mutants generated: $(wc -l <"$all"); pass 1 tested (exact names of the current tree): $tested"
+    for k in caught missed timeout unviable; do
+      echo "pass 1 $k: $(wc -l <"$ledger/pass1-$k.txt")"
+    done
+    echo "killed by a recheck (tests added since): $(wc -l <"$ledger/recheck-caught.txt")"
+    echo "killed by the bounded sweep: $(wc -l <"$ledger/sim-caught.txt")"
+    echo "alive after every pass (to triage in perf/mutants.md):"
+    alive sim | sed 's/^/  /'
+    ;;
+esac

@@ -72,3 +72,30 @@ fn recovery_keeps_the_persisted_epoch_unless_the_head_is_fresher() {
         "the persisted proof is kept"
     );
 }
+
+/// The recovered clock guard (the newest epoch a clock message was signed for) spares a
+/// restarted voter a second durable write before its clock message goes out (E-3).
+#[test]
+fn recovery_keeps_the_clock_guard() {
+    let f = Fixture::new(1, 3, 2);
+    let timeout = |guard: Option<Epoch>| {
+        let mut v = recovered(
+            &f,
+            RecoveredState {
+                clock_guard: guard,
+                ..RecoveredState::default()
+            },
+        );
+        v.handle(0, Input::Start);
+        let outs = v.handle(f.cfg.voter_timeout_ms, Input::Timer(TimerKind::Voter));
+        let clock_sent = outs.iter().any(|o| {
+            matches!(o, Output::Send { msg: Message::Clock(c), .. } if c.epoch == Epoch::new(1, 2))
+        });
+        let guard_persisted = outs
+            .iter()
+            .any(|o| matches!(o, Output::Persist(StateChange::ClockGuard(_))));
+        (clock_sent, guard_persisted)
+    };
+    assert_eq!(timeout(None), (true, true));
+    assert_eq!(timeout(Some(Epoch::new(1, 2))), (true, false));
+}
