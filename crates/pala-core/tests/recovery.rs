@@ -28,6 +28,8 @@ fn recovery_keeps_only_blocks_whose_parent_is_in_the_tree() {
             ..RecoveredState::default()
         },
     );
+    assert_eq!(node.id(), f.id(1), "the signer's identity");
+    assert_eq!(node.config().voter_timeout_ms, f.cfg.voter_timeout_ms);
     let chain = node.chain();
     assert!(chain.get(c[0].sn()).is_some());
     assert!(
