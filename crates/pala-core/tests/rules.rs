@@ -627,7 +627,10 @@ fn t35_unnotarized_proposals_to_a_new_voter_once_per_cool_down() {
     let f = Fixture::new(1, 3, 2);
     let mut p = Solo::new(f.node(0));
     p.input(Input::Start);
-    assert!(!p.node.is_producing(), "N-2: waits for statuses or 2 T_VOTER");
+    assert!(
+        !p.node.is_producing(),
+        "N-2: waits for statuses or 2 T_VOTER"
+    );
     p.advance(2 * f.cfg.voter_timeout_ms + 5); // N-2 step 5: starts without statuses
     assert!(p.node.is_producing());
     let voter = f.id(1);
