@@ -1,7 +1,7 @@
 //! Tests of the primitives: prepared committee keys, aggregation, random-linear-combination
 //! batches, T-15 handshake signatures, rogue keys, key files and identity lines. The
 //! signature *rules* (votes, notarizations, committee admission) are tested where they
-//! live, in pala-core's verifier (crates/pala-core/tests/verify_bls.rs).
+//! live, in pala-core's verifier (crates/pala-core/tests/core/verify_bls.rs).
 
 use pala_crypto::{
     handshake, seeded_committee, BlsScheme, BlsSigner, HandshakeError, HandshakeSignature,

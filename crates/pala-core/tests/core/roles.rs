@@ -1,8 +1,7 @@
 //! R-2 and the roles: only `primary(L)` produces and collects votes; a proposer that is
 //! not a voter never votes.
 
-mod fixture;
-use fixture::*;
+use crate::fixture::*;
 use pala_core::*;
 use pala_types::*;
 

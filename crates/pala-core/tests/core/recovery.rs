@@ -1,8 +1,7 @@
 //! P-3 recovery: a node restarted from its persisted records rebuilds a consistent tree and
 //! an epoch no older than its head's.
 
-mod fixture;
-use fixture::*;
+use crate::fixture::*;
 use pala_core::*;
 use pala_types::*;
 use std::sync::Arc;

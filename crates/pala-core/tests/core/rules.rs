@@ -1,8 +1,7 @@
 //! Protocol rules of docs/protocol.md sections 3-5 and 7 on single nodes (scenarios of
 //! section 10.1-10.4), every message passing through the real verifier.
 
-mod fixture;
-use fixture::*;
+use crate::fixture::*;
 use pala_core::*;
 use pala_types::insecure::InsecureTestScheme;
 use pala_types::*;

@@ -1,7 +1,6 @@
 //! Reconfiguration rules on single nodes (T-4, T-50; C-1..C-8).
 
-mod fixture;
-use fixture::*;
+use crate::fixture::*;
 use pala_core::*;
 use pala_types::*;
 use std::sync::Arc;

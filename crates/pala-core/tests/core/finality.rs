@@ -1,8 +1,7 @@
 //! Finality (docs/protocol.md section 4.2, F-1 / F-B / F-C) on single nodes, every message
 //! passing through the real verifier.
 
-mod fixture;
-use fixture::*;
+use crate::fixture::*;
 use pala_types::*;
 
 /// F-B recomputed from scratch: the freshest notarized tip (e,t) with t > K finalizes (e,t-K).

@@ -2,8 +2,7 @@
 //! session whose committee arrives in the same sync response come back verified within
 //! the same call.
 
-mod fixture;
-use fixture::*;
+use crate::fixture::*;
 use pala_core::*;
 use pala_types::*;
 use std::sync::Arc;

@@ -1,0 +1,13 @@
+//! The core's integration tests, in one binary: one link per build instead of one per
+//! file (mutation testing builds them once for every mutant, `tools/mutants.sh`).
+
+mod fixture;
+
+mod driver;
+mod finality;
+mod reconfig;
+mod recovery;
+mod roles;
+mod rules;
+mod verify_batch;
+mod verify_bls;
