@@ -12,7 +12,8 @@
 #   tools/mutants.sh --list          # what would be mutated
 #
 # The ledger, perf/mutants/ (committed; MUTANTS_LEDGER overrides), holds what every run
-# found: pass1-{caught,missed,timeout,unviable}.txt, recheck-caught.txt, sim-caught.txt.
+# found: pass1-{caught,missed,timeout,unviable}.txt, recheck-caught.txt, sim-caught.txt,
+# and equivalent.txt, written by hand (file: description, as --report prints them).
 # Each run works in mutants-run/<pass>/ (ignored by git) and is merged into the ledger
 # when it ends, and again at the start of the next run (so a run that was killed still
 # counts what it finished). Runs mark everything they need not test as done through
@@ -50,7 +51,7 @@ case "${1:-}" in
   *) echo "usage: tools/mutants.sh [--recheck | --sim | --report | --shard K/N | --list]" >&2; exit 2 ;;
 esac
 mkdir -p "$ledger" "$scratch"
-for f in pass1-caught pass1-missed pass1-timeout pass1-unviable recheck-caught sim-caught; do
+for f in pass1-caught pass1-missed pass1-timeout pass1-unviable recheck-caught sim-caught equivalent; do
   touch "$ledger/$f.txt"
 done
 
@@ -71,12 +72,15 @@ for p in pass1 recheck sim; do merge "$p"; done
 strip() { sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /'; }
 
 # The mutants of the current tree still alive after pass 1 and the rechecks (and, for
-# "sim", after earlier pass-2 runs), exactly as cargo-mutants names them now.
+# "sim", after earlier pass-2 runs), exactly as cargo-mutants names them now, leaving out
+# those triaged as equivalent (equivalent.txt: file and description, the reason in
+# perf/mutants.md).
 alive() {
   local keys killed
   keys="$(mktemp)"
   killed="$(mktemp)"
-  cat "$ledger/pass1-missed.txt" "$ledger/pass1-timeout.txt" | strip | sort -u >"$keys"
+  cat "$ledger/pass1-missed.txt" "$ledger/pass1-timeout.txt" | strip | sort -u \
+    | comm -23 - <(strip <"$ledger/equivalent.txt" | sort -u) >"$keys"
   cat "$ledger/recheck-caught.txt" >"$killed"
   [ "$1" = sim ] && cat "$ledger/sim-caught.txt" >>"$killed"
   cargo mutants --list -p pala-core 2>/dev/null \
@@ -131,6 +135,7 @@ case "$mode" in
     done
     echo "killed by a recheck (tests added since): $(wc -l <"$ledger/recheck-caught.txt")"
     echo "killed by the bounded sweep: $(wc -l <"$ledger/sim-caught.txt")"
+    echo "equivalent (triaged): $(wc -l <"$ledger/equivalent.txt")"
     echo "alive after every pass (to triage in perf/mutants.md):"
     alive sim | sed 's/^/  /'
     ;;
