@@ -9,5 +9,6 @@ mod reconfig;
 mod recovery;
 mod roles;
 mod rules;
+mod timers;
 mod verify_batch;
 mod verify_bls;

@@ -1,0 +1,25 @@
+//! Timer inputs: the core keeps its own deadlines and acts only on those that are due.
+
+use crate::fixture::*;
+use pala_core::*;
+use pala_types::*;
+
+/// A timer input before its deadline (a host that fired early, or one that still holds
+/// a deadline the core has since moved) changes nothing: no clock message before T_VOTER
+/// (E-2).
+#[test]
+fn a_timer_before_its_deadline_is_ignored() {
+    let f = Fixture::new(1, 3, 2);
+    let mut v = f.node(1);
+    v.handle(0, Input::Start);
+    let clocks = |outs: &[Output]| {
+        sends(outs)
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::Clock(_)))
+            .count()
+    };
+    let t = f.cfg.voter_timeout_ms;
+    assert_eq!(clocks(&v.handle(t - 1, Input::Timer(TimerKind::Voter))), 0);
+    assert_eq!(v.counters().get(CoreEvent::ClockMessagesSent), 0);
+    assert_eq!(clocks(&v.handle(t, Input::Timer(TimerKind::Voter))), 1);
+}
