@@ -429,3 +429,42 @@ fn c9d_a_restarted_node_still_proves_the_stop_block_final() {
         assert_eq!(b.counters().get(CoreEvent::StopProofApplied), 1);
     }
 }
+
+/// A restart before the stop block leaves the reconfiguration closed, so finalizing the
+/// stop block later still begins it (C-3); a restart inside the window keeps it open, so
+/// the new session's first final block still ends it (C-5).
+#[test]
+fn a_restart_before_or_inside_the_reconfiguration_window_keeps_its_state() {
+    let f = fixture(true);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let deliver = |n: &mut Node, bs: &[Arc<Block>]| {
+        let r: Vec<&Arc<Block>> = bs.iter().collect();
+        f.deliver(n, 0, 0, fresher(&r, &f))
+    };
+    // Before: (1,1,2) final, restart, then the rest of session 1.
+    let mut a = f.node(1);
+    let outs = deliver(&mut a, &c1[..4]);
+    assert_eq!(a.finalized(), BlockSn::new(1, 1, 2));
+    let (rec, archive) = reload(&outs, &f.genesis);
+    let mut a = Node::recover(f.params(1, archive), rec);
+    deliver(&mut a, &c1[4..]);
+    assert_eq!(
+        a.epoch(),
+        Epoch::new(2, 1),
+        "the stop block (1,1,5) began it"
+    );
+    // Inside: the stop block final, restart, then session 2's first blocks.
+    let mut b = f.node(1);
+    let outs = deliver(&mut b, &c1);
+    assert_eq!(b.epoch(), Epoch::new(2, 1));
+    let (rec, archive) = reload(&outs, &f.genesis);
+    let mut b = Node::recover(f.params(1, archive), rec);
+    let s2 = f.chain(&c1, Epoch::new(2, 1), 3);
+    let outs = deliver(&mut b, &s2);
+    assert_eq!(b.finalized(), BlockSn::new(2, 1, 1));
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::ReconfigurationEnded { session: 2 })),
+        "C-5 after the restart"
+    );
+}
