@@ -40,3 +40,16 @@ impl Role {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are an interface: `/status` shows them and `pala_role{role=...}` labels
+    /// carry them (docs/operators.md), so dashboards and alerts depend on them.
+    #[test]
+    fn role_names_are_the_documented_ones() {
+        let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["proposer", "voter", "follower"]);
+    }
+}

@@ -23,3 +23,20 @@ fn a_timer_before_its_deadline_is_ignored() {
     assert_eq!(v.counters().get(CoreEvent::ClockMessagesSent), 0);
     assert_eq!(clocks(&v.handle(t, Input::Timer(TimerKind::Voter))), 1);
 }
+
+/// A due heartbeat broadcasts the status and comes back one period later (W-6).
+#[test]
+fn the_heartbeat_rearms_one_period_later() {
+    let f = Fixture::new(1, 3, 2);
+    let mut v = f.node(1);
+    v.handle(0, Input::Start);
+    let hb = f.cfg.heartbeat_ms;
+    let outs = v.handle(hb, Input::Timer(TimerKind::Heartbeat));
+    assert!(sends(&outs)
+        .iter()
+        .any(|(to, m)| to.is_none() && matches!(m, Message::Status(_))));
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::SetTimer { kind: TimerKind::Heartbeat, at } if *at == 2 * hb
+    )));
+}
