@@ -468,3 +468,56 @@ fn a_restart_before_or_inside_the_reconfiguration_window_keeps_its_state() {
         "C-5 after the restart"
     );
 }
+
+/// After the stop block the primary seals its empty blocks (C-2) without asking for a
+/// payload, as many as the K window lets it in one step: when the notarization of
+/// (1,1,5) arrives while that of (1,1,6) is already there, (1,1,7) and (1,1,8) follow at
+/// once (the settle loop runs production again after each block sealed in place).
+#[test]
+fn blocks_after_the_stop_block_are_sealed_as_far_as_the_window_allows() {
+    let f = fixture(true);
+    let mut p = Solo::new(f.node(0));
+    p.input(Input::Start);
+    let mut outs = p.advance(2 * f.cfg.voter_timeout_ms + 5);
+    let proposed = |outs: &[Output]| -> Vec<Arc<Block>> {
+        sends(outs)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::Proposal(pr) => Some(pr.block.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut to_vote: Vec<Arc<Block>> = Vec::new();
+    let mut held: Option<Arc<Block>> = None;
+    let mut together = Vec::new();
+    for _ in 0..200 {
+        to_vote.extend(proposed(&outs));
+        outs.clear();
+        let Some(b) = to_vote.first().cloned() else {
+            outs = p.advance(p.now + 1);
+            continue;
+        };
+        to_vote.remove(0);
+        if b.sn() == BlockSn::new(1, 1, 5) {
+            held = Some(b);
+            continue;
+        }
+        for i in 2..5 {
+            outs.extend(p.deliver(&f, i, Message::Vote(f.vote(i, &b))));
+        }
+        if b.sn() == BlockSn::new(1, 1, 6) {
+            let stop = held.take().expect("(1,1,5) came first");
+            for i in 2..5 {
+                let o = p.deliver(&f, i, Message::Vote(f.vote(i, &stop)));
+                together.push(proposed(&o).iter().map(|b| b.sn()).collect::<Vec<_>>());
+                outs.extend(o);
+            }
+            break;
+        }
+    }
+    assert!(
+        together.contains(&vec![BlockSn::new(1, 1, 7), BlockSn::new(1, 1, 8)]),
+        "{together:?}"
+    );
+}
