@@ -3,6 +3,7 @@
 
 mod fixture;
 
+mod committees;
 mod driver;
 mod finality;
 mod reconfig;

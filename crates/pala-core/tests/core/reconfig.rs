@@ -137,6 +137,13 @@ fn t50_blocks_of_two_sessions_in_one_sync_message() {
     n.handle(0, Input::Message { from, msg: again });
     assert_eq!(n.head(), BlockSn::new(2, 1, 4));
     assert_eq!(n.finalized(), BlockSn::new(2, 1, 2));
+    // C-8 keeps aside only what follows a verified prefix: a message that starts in an
+    // unknown session has nothing verified and is refused.
+    let only_s2: Vec<&Arc<Block>> = s2.iter().collect();
+    assert_eq!(
+        f.verifier.verify(fresher(&only_s2, &f)).err(),
+        Some(VerifyError::UnknownSession(2))
+    );
 }
 
 #[test]
