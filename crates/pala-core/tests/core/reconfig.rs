@@ -144,6 +144,12 @@ fn t50_blocks_of_two_sessions_in_one_sync_message() {
         f.verifier.verify(fresher(&only_s2, &f)).err(),
         Some(VerifyError::UnknownSession(2))
     );
+    // Only the block that enters the new session starts the part kept aside: one whose
+    // parent is already in that unknown session is refused too.
+    assert_eq!(
+        f.verifier.verify(fresher(&[&c1[6], &s2[1]], &f)).err(),
+        Some(VerifyError::UnknownSession(2))
+    );
 }
 
 #[test]
