@@ -10,6 +10,7 @@ mod reconfig;
 mod recovery;
 mod roles;
 mod rules;
+mod sync_answers;
 mod timers;
 mod verify_batch;
 mod verify_bls;

@@ -318,7 +318,13 @@ fn c9_a_stop_block_proof_that_is_no_chain_is_refused() {
         })
     };
     assert!(f.verifier.verify(proof(&[&c1[5], &c1[6]])).is_ok());
-    for bad in [proof(&[&c1[4], &c1[6]]), proof(&[&c1[6], &c1[5]])] {
+    // The right parent sn is not enough: (1,1,7) on another (1,1,6) is no chain with it.
+    let other6 = f.block_with(&c1[4], BlockSn::new(1, 1, 6), vec![], None, b"other");
+    for bad in [
+        proof(&[&c1[4], &c1[6]]),
+        proof(&[&c1[6], &c1[5]]),
+        proof(&[&other6, &c1[6]]),
+    ] {
         assert!(matches!(
             f.verifier.verify(bad),
             Err(VerifyError::StopProof(_))
