@@ -35,3 +35,16 @@ fn a_block_sent_with_a_siblings_notarization_is_refused() {
         "a notarization of another sn"
     );
 }
+
+/// The notarizations a synced block embeds are checked like the block's own: one below
+/// the quorum makes the whole answer invalid.
+#[test]
+fn a_synced_block_embedding_a_short_notarization_is_refused() {
+    let f = Fixture::new(1, 3, 2);
+    let c = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 2);
+    let short = f.nota_by(&c[0], &[1]);
+    let b3 = f.block(&c[1], BlockSn::new(1, 1, 3), vec![short], None);
+    let good = f.block(&c[1], BlockSn::new(1, 1, 3), vec![f.nota(&c[0])], None);
+    assert!(f.verifier.verify(fresher(&[&good], &f)).is_ok());
+    assert!(f.verifier.verify(fresher(&[&b3], &f)).is_err());
+}
