@@ -130,6 +130,7 @@ mod tests {
         let mut t = TimerTable::new();
         t.set(Voter, 10);
         t.set(Voter, 20);
+        assert!(!t.is_empty());
         assert_eq!(t.next_deadline(), Some(20));
         assert_eq!(
             t.take_due(19).count(),
