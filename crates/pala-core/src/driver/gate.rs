@@ -134,7 +134,10 @@ mod tests {
     fn an_effect_waits_for_every_persist_issued_before_it() {
         let mut g = DurabilityGate::new();
         let p1 = g.persist();
-        assert!(!g.is_settled(), "a persist is pending, though nothing is held");
+        assert!(
+            !g.is_settled(),
+            "a persist is pending, though nothing is held"
+        );
         let p2 = g.persist();
         assert_eq!(g.submit("vote"), None);
         g.durable(p1);

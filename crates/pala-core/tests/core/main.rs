@@ -3,6 +3,7 @@
 
 mod fixture;
 
+mod clocks;
 mod committees;
 mod driver;
 mod finality;
