@@ -1,0 +1,164 @@
+//! Joining by state sync (W-12), multi-process: a 2+3 cluster that keeps only a few dozen
+//! finalized heights (so it prunes within seconds), transactions written, then nodes
+//! started with empty data directories join from a snapshot: their `/kv` answers equal the
+//! others' and their finalized chain matches from the snapshot on. The same with a serving
+//! proposer that corrupts its chunks and with one whose offer's digest does not match the
+//! header (test-only fault switch `PALA_TESTING_STATE_SYNC_FAULT`): refused, the other
+//! proposer used.
+
+mod common;
+
+use common::*;
+use pala_node::app::KvTx;
+use pala_node::http::{get_json, submit_txs};
+use std::time::{Duration, Instant};
+
+const KEYS: usize = 300;
+
+fn edit(c: &Cluster, i: usize, section: &str, f: impl FnOnce(&mut toml::Table)) {
+    let text = std::fs::read_to_string(&c.configs[i]).unwrap();
+    let mut cfg: toml::Table = text.parse().unwrap();
+    let t = cfg
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    f(t.as_table_mut().unwrap());
+    std::fs::write(&c.configs[i], toml::to_string(&cfg).unwrap()).unwrap();
+}
+
+fn kv(c: &Cluster, node: usize, k: usize) -> Option<String> {
+    get_json(c.http[node], &format!("/kv/key{k}"))
+        .ok()
+        .filter(|(code, _)| *code == 200)
+        .and_then(|(_, v)| v["value"].as_str().map(String::from))
+}
+
+/// Starts `joiner` empty and checks that it joins by snapshot; returns the seconds it
+/// took until its finalized height reached the cluster's.
+fn join_and_check(c: &mut Cluster, joiner: usize) -> f64 {
+    let t0 = Instant::now();
+    c.start(joiner);
+    let target = c.finalized(0);
+    c.wait("the joiner catches up", 90, |c| {
+        c.finalized(joiner) >= target
+    });
+    let took = t0.elapsed().as_secs_f64();
+    assert_eq!(
+        c.metric(joiner, "pala_state_sync_joins_total"),
+        1.0,
+        "joined by snapshot, not by replay"
+    );
+    let bytes = c.metric(joiner, "pala_state_sync_bytes_fetched_total");
+    assert!(bytes > 0.0);
+    eprintln!("node {joiner} joined in {took:.2} s, {bytes} chunk bytes fetched");
+    // It never saw the early blocks: they were pruned everywhere before it started.
+    let (code, _) = get_json(c.http[joiner], "/block/1").unwrap();
+    assert_eq!(code, 404, "the joiner has no block 1");
+    c.wait("the joiner's /kv answers equal node 0's", 30, |c| {
+        (0..KEYS).all(|k| kv(c, joiner, k).is_some() && kv(c, joiner, k) == kv(c, 0, k))
+    });
+    // Its finalized chain matches node 0's from the lowest height it has.
+    let top = c.finalized(joiner).min(c.finalized(0));
+    let low = (1..=top)
+        .rev()
+        .take_while(|h| c.block_hash(joiner, *h).is_some())
+        .last()
+        .expect("the joiner has finalized blocks");
+    assert!(low > 1, "the joiner starts at its snapshot, not at genesis");
+    for h in low..=top {
+        assert_eq!(
+            c.block_hash(joiner, h),
+            c.block_hash(0, h),
+            "joiner differs at {h}"
+        );
+    }
+    eprintln!("node {joiner}: chain matches from height {low} to {top}");
+    took
+}
+
+#[test]
+fn empty_nodes_join_by_snapshot_after_the_others_pruned_and_refuse_bad_peers() {
+    let _g = serial();
+    let mut c = Cluster::configure_with_spares(2, 3, 3, |_, _| {});
+    let n = c.configs.len();
+    for i in 0..n {
+        edit(&c, i, "storage", |t| {
+            t.insert("retain_finalized_heights".into(), 40.into());
+            t.insert("segment_kib".into(), 64.into());
+            t.insert("compact_interval_ms".into(), 300.into());
+        });
+        edit(&c, i, "state_sync", |t| {
+            t.insert("chunk_bytes".into(), 4096.into());
+            t.insert("discovery_ms".into(), 1500.into());
+            t.insert("chunk_timeout_ms".into(), 2000.into());
+        });
+    }
+    for i in 0..5 {
+        c.start(i);
+    }
+    c.wait("the committee finalizes", 60, |c| c.finalized(0) >= 5);
+    // Values of 200 bytes: the state spans several 4 KiB chunks, and the blocks fill the
+    // 64 KiB segments that compaction deletes.
+    let value = "v".repeat(200);
+    for batch in 0..KEYS / 50 {
+        let txs: Vec<KvTx> = (batch * 50..(batch + 1) * 50)
+            .map(|k| KvTx {
+                k: format!("key{k}"),
+                v: format!("{value}{k}"),
+                n: k as u64,
+            })
+            .collect();
+        let acc = submit_txs(c.http[0], &txs).unwrap();
+        assert_eq!(acc.len(), 50);
+    }
+    c.wait("every key written", 60, |c| {
+        (0..KEYS).all(|k| kv(c, 0, k).is_some())
+    });
+    c.wait("the serving nodes pruned block 1", 120, |c| {
+        (0..2).all(|i| get_json(c.http[i], "/block/1").is_ok_and(|(code, _)| code == 404))
+    });
+    let (joiner_ok, joiner_bad_chunk, joiner_bad_offer) = (5, 6, 7);
+    let honest = join_and_check(&mut c, joiner_ok);
+    assert_eq!(
+        c.metric(joiner_ok, "pala_state_sync_offers_refused_total"),
+        0.0
+    );
+    assert_eq!(
+        c.metric(joiner_ok, "pala_state_sync_chunks_refused_total"),
+        0.0
+    );
+
+    // (a) Proposer 1 corrupts every chunk it serves.
+    assert!(c.stop(1));
+    c.start_env(1, &[("PALA_TESTING_STATE_SYNC_FAULT", "corrupt_chunk")]);
+    c.wait("proposer 1 is back", 60, |c| {
+        c.finalized(1) + 2 >= c.finalized(0)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    join_and_check(&mut c, joiner_bad_chunk);
+    assert!(
+        c.metric(joiner_bad_chunk, "pala_state_sync_chunks_refused_total") >= 1.0,
+        "the corrupted chunk was refused"
+    );
+    let log = std::fs::read_to_string(c.log_path(joiner_bad_chunk)).unwrap();
+    assert!(log.contains("refused a state-sync chunk"), "{log}");
+
+    // (b) Proposer 1 offers a manifest whose digest is not the one its header commits to.
+    assert!(c.stop(1));
+    c.start_env(1, &[("PALA_TESTING_STATE_SYNC_FAULT", "bad_offer")]);
+    c.wait("proposer 1 is back", 60, |c| {
+        c.finalized(1) + 2 >= c.finalized(0)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    join_and_check(&mut c, joiner_bad_offer);
+    assert_eq!(
+        c.metric(joiner_bad_offer, "pala_state_sync_offers_refused_total"),
+        1.0,
+        "the forged offer was refused"
+    );
+    let log = std::fs::read_to_string(c.log_path(joiner_bad_offer)).unwrap();
+    assert!(log.contains("digest does not match the header"), "{log}");
+    eprintln!("honest join took {honest:.2} s");
+    for i in c.live() {
+        assert_eq!(c.metric(i, "pala_state_commitment_mismatches_total"), 0.0);
+    }
+}
