@@ -208,3 +208,7 @@ fn tail_after(
     tail.last()?.notarization.as_ref()?;
     Some(tail)
 }
+
+#[cfg(test)]
+#[path = "proof_tests.rs"]
+mod tests;
