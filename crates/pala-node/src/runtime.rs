@@ -496,7 +496,13 @@ fn join_by_snapshot(
     let verifier = MessageVerifier::new(scheme.clone(), genesis.network_id, committees.clone());
     let done = crate::state_sync::join(
         crate::state_sync::JoinDeps {
-            net: net_config(cfg, None, genesis.network_id, false, Vec::new()),
+            net: net_config(
+                cfg,
+                cfg.listen_addr()?,
+                genesis.network_id,
+                true,
+                Vec::new(),
+            ),
             signer: signer.clone(),
             scheme: scheme.clone(),
             verifier: &verifier,

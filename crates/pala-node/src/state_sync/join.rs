@@ -6,7 +6,9 @@
 //! application, and writes the proof's blocks to storage with `F` as the finalized head.
 //! The node then starts as after a restart: recovery (P-3) makes `F` the core's finalized
 //! root, replay applies the blocks between the snapshot and `F`, and chain sync fetches
-//! the rest. Peers whose offer or chunks failed are not asked again.
+//! the rest. Peers whose offer or chunks failed are not asked again. While it joins, a
+//! node that listens keeps listening and answers offer requests with "none", so the nodes
+//! of a network that starts from genesis (all empty at once) learn it within a round trip.
 
 use super::proof;
 use super::restore::Restore;
@@ -31,7 +33,8 @@ const STRIKES: u32 = 2;
 
 /// What joining needs.
 pub struct JoinDeps<'a> {
-    /// The network layer's configuration (this node does not listen while it joins).
+    /// The network layer's configuration (a node that listens does so while it joins,
+    /// so that peers starting at the same time reach it).
     pub net: NetConfig,
     /// This node's key.
     pub signer: Arc<dyn Signer>,
@@ -168,6 +171,18 @@ impl Joiner<'_, '_> {
         });
     }
 
+    /// A node that is itself joining serves nothing: peers that ask (other nodes of a
+    /// network starting from genesis, all empty at once) learn so at once instead of
+    /// waiting out their discovery.
+    fn answer_request(&self, peer: NodeId, kind: u8) -> bool {
+        match kind {
+            super::wire::GET_OFFER => self.send(peer, &SyncMessage::Offer(None)),
+            super::wire::GET_CHUNK => {}
+            _ => return false,
+        }
+        true
+    }
+
     fn ban(&mut self, peer: NodeId) {
         self.banned.insert(peer);
     }
@@ -186,10 +201,10 @@ impl Joiner<'_, '_> {
             }
         }
         while Instant::now() < deadline {
-            // Every peer answered, or every connected one did and one offer checks.
-            let all = answered.len() >= self.deps.peers.len().saturating_sub(self.banned.len());
-            let enough = !offers.is_empty() && answered.len() == asked.len();
-            if (all && !answered.is_empty()) || enough {
+            // Every peer answered, or was refused before and not asked again (an
+            // unreachable one costs the whole window).
+            let refused_before = self.banned.iter().filter(|b| !answered.contains(b)).count();
+            if !answered.is_empty() && answered.len() + refused_before >= self.deps.peers.len() {
                 break;
             }
             let Ok(ev) = self.net.events().recv_timeout(Duration::from_millis(50)) else {
@@ -205,6 +220,7 @@ impl Joiner<'_, '_> {
                 NetEvent::PeerDown { peer, .. } => {
                     self.connected.remove(&peer);
                 }
+                NetEvent::Extension { peer, kind, .. } if self.answer_request(peer, kind) => {}
                 NetEvent::Extension {
                     peer,
                     kind,
@@ -241,17 +257,22 @@ impl Joiner<'_, '_> {
                 _ => {}
             }
         }
-        // The snapshot most peers offer (more peers to fetch from, and to fall back on),
-        // then the newest.
-        let sources_of =
-            |m: &super::Manifest| offers.iter().filter(|(_, o, _)| o.manifest == *m).count();
+        // The snapshot the most peers can serve (more peers to fetch from and to fall
+        // back on), then the newest. A peer that offered a newer one still keeps this one
+        // unless `state_sync.keep` is 1; if it does not, it says so and is left out.
+        let servable = |m: &super::Manifest| {
+            offers
+                .iter()
+                .filter(|(_, o, _)| o.manifest.height >= m.height)
+                .count()
+        };
         let best = offers
             .iter()
-            .max_by_key(|(_, o, _)| (sources_of(&o.manifest), o.manifest.height))?
+            .max_by_key(|(_, o, _)| (servable(&o.manifest), o.manifest.height))?
             .clone();
         let sources: Vec<NodeId> = offers
             .iter()
-            .filter(|(_, o, _)| o.manifest == best.1.manifest)
+            .filter(|(_, o, _)| o.manifest.height >= best.1.manifest.height)
             .map(|(p, _, _)| *p)
             .collect();
         info!(
@@ -333,6 +354,7 @@ impl Joiner<'_, '_> {
                         todo.push_front(i);
                     }
                 }
+                NetEvent::Extension { peer, kind, .. } if self.answer_request(peer, kind) => {}
                 NetEvent::Extension {
                     peer,
                     kind,
@@ -355,9 +377,9 @@ impl Joiner<'_, '_> {
                     }
                     busy.remove(&peer);
                     let Some(data) = data else {
-                        warn!(peer = %peer.to_hex(), chunk = index, "peer no longer has the snapshot; asking another");
+                        warn!(peer = %peer.to_hex(), chunk = index, "peer does not keep the snapshot; asking another");
                         todo.push_front(index);
-                        self.ban(peer);
+                        live.retain(|p| *p != peer);
                         continue;
                     };
                     let n = data.len() as u64;
