@@ -168,3 +168,80 @@ fn empty_nodes_join_by_snapshot_after_the_others_pruned_and_refuse_bad_peers() {
         assert_eq!(c.metric(i, "pala_state_commitment_mismatches_total"), 0.0);
     }
 }
+
+/// The figures of perf/state-sync.md: time to join and bytes transferred for
+/// `PALA_SYNC_KEYS` keys (default 10^5) written through transactions. Not run by default
+/// (minutes of load); run with
+/// `cargo test --release -p pala-node --test state_sync figures -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures_for_a_large_state() {
+    let _g = serial();
+    let keys: usize = std::env::var("PALA_SYNC_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut c = Cluster::configure_with_spares(2, 3, 1, |_, _| {});
+    for i in 0..c.configs.len() {
+        edit(&c, i, "state_sync", |t| {
+            t.insert("snapshot_interval".into(), 200.into());
+        });
+        edit(&c, i, "storage", |t| {
+            t.insert("retain_finalized_heights".into(), 400.into());
+            t.insert("segment_kib".into(), 1024.into());
+            t.insert("compact_interval_ms".into(), 1000.into());
+        });
+    }
+    for i in 0..5 {
+        c.start(i);
+    }
+    c.wait("the committee finalizes", 60, |c| c.finalized(0) >= 5);
+    let t0 = Instant::now();
+    const BATCH: usize = 1000;
+    for b in 0..keys.div_ceil(BATCH) {
+        let txs: Vec<KvTx> = (b * BATCH..((b + 1) * BATCH).min(keys))
+            .map(|k| KvTx {
+                k: format!("key{k}"),
+                v: format!("value-{k:032}"),
+                n: k as u64,
+            })
+            .collect();
+        // A full pool refuses: wait and send the batch again.
+        let mut tries = 0;
+        while submit_txs(c.http[b % 2], &txs).map_or(0, |a| a.len()) < txs.len() {
+            tries += 1;
+            assert!(tries < 600, "batch {b} refused for a minute");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    c.wait("every key written", 600, |c| kv(c, 0, keys - 1).is_some());
+    let written = t0.elapsed().as_secs_f64();
+    // The newest snapshot holds every key once it is taken and provable.
+    let h = c.finalized(0);
+    c.wait("a snapshot after the last write", 120, |c| {
+        c.finalized(0) >= h + 200 + 10
+    });
+    let t1 = Instant::now();
+    let joiner = 5;
+    c.start_env(joiner, &[("PALA_LOG_LEVEL", "info")]);
+    let target = c.finalized(0);
+    c.wait("the joiner catches up", 600, |c| {
+        c.finalized(joiner) >= target
+    });
+    let caught_up = t1.elapsed().as_secs_f64();
+    let log = std::fs::read_to_string(c.log_path(joiner)).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("joined by state sync"))
+        .expect("joined by snapshot")
+        .to_string();
+    let bytes = c.metric(joiner, "pala_state_sync_bytes_fetched_total");
+    for k in [0, keys / 2, keys - 1] {
+        assert_eq!(kv(&c, joiner, k), kv(&c, 0, k), "key{k}");
+    }
+    eprintln!(
+        "FIGURES keys={keys} written_in_s={written:.1} join_to_caught_up_s={caught_up:.2} \
+         chunk_bytes={bytes}"
+    );
+    eprintln!("FIGURES {line}");
+}

@@ -63,6 +63,8 @@ pub struct Joined {
     pub finalized: u64,
     /// Chunk bytes accepted.
     pub bytes: u64,
+    /// Bytes of the offer taken (manifest and proof).
+    pub offer_bytes: u64,
     /// How long it took.
     pub took: Duration,
 }
@@ -110,6 +112,9 @@ pub fn join(
                         height: offer.manifest.height,
                         finalized,
                         bytes,
+                        offer_bytes: SyncMessage::Offer(Some(Box::new(offer.clone())))
+                            .encode()
+                            .len() as u64,
                         took: t0.elapsed(),
                     })
                 });
@@ -128,6 +133,7 @@ pub fn join(
             snapshot = done.height,
             finalized = done.finalized,
             bytes = done.bytes,
+            offer_bytes = done.offer_bytes,
             ms = done.took.as_millis() as u64,
             "joined by state sync"
         );
