@@ -510,6 +510,7 @@ fn join_by_snapshot(
             k: cfg.consensus.k,
             discovery: Duration::from_millis(cfg.state_sync.discovery_ms),
             chunk_timeout: Duration::from_millis(cfg.state_sync.chunk_timeout_ms),
+            peer_rate: cfg.state_sync.serve_requests_per_sec,
             metrics,
         },
         kv,

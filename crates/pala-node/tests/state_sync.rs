@@ -58,14 +58,25 @@ fn join_and_check(c: &mut Cluster, joiner: usize) -> f64 {
     });
     // Its finalized chain matches node 0's from the lowest height it has (node 0 may
     // have pruned some of those since: compare where both still have blocks).
-    let top = c.finalized(joiner).min(c.finalized(0));
-    let has = |node: usize, h: u64| c.block_hash(node, h).is_some();
-    let low = (1..=top)
-        .rev()
-        .take_while(|h| has(joiner, *h))
-        .last()
-        .expect("the joiner has finalized blocks");
+    let has = |c: &Cluster, node: usize, h: u64| c.block_hash(node, h).is_some();
+    // /status may run ahead of the blocks readable through /block for a moment.
+    let mut low = None;
+    c.wait("the joiner serves its finalized blocks", 10, |c| {
+        low = (1..=c.finalized(joiner).saturating_sub(2))
+            .rev()
+            .take_while(|h| has(c, joiner, *h))
+            .last();
+        low.is_some()
+    });
+    let low = low.unwrap();
     assert!(low > 1, "the joiner starts at its snapshot, not at genesis");
+    c.wait(
+        "the joiner finalizes 10 blocks past its snapshot",
+        30,
+        |c| c.finalized(joiner) >= low + 10,
+    );
+    let top = c.finalized(joiner).min(c.finalized(0));
+    let has = |node: usize, h: u64| has(c, node, h);
     let from = (low..=top)
         .find(|h| has(0, *h))
         .expect("node 0 keeps its head");
@@ -94,6 +105,9 @@ fn empty_nodes_join_by_snapshot_after_the_others_pruned_and_refuse_bad_peers() {
         });
         edit(&c, i, "state_sync", |t| {
             t.insert("chunk_bytes".into(), 4096.into());
+            // A snapshot every 10 heights (about 0.2 s here) lives 100 heights: long
+            // enough for a join paced at the peers' request rate.
+            t.insert("keep".into(), 10.into());
             t.insert("discovery_ms".into(), 1500.into());
             t.insert("chunk_timeout_ms".into(), 2000.into());
         });

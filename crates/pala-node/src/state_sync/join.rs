@@ -50,6 +50,10 @@ pub struct JoinDeps<'a> {
     pub discovery: Duration,
     /// How long to wait for one chunk.
     pub chunk_timeout: Duration,
+    /// Requests a peer serves per second (`state_sync.serve_requests_per_sec`, assumed the
+    /// same on every node): each peer is asked at most 80 % of that, so the requests of a
+    /// join are never refused by the peers' rate limit.
+    pub peer_rate: u32,
     /// Counters.
     pub metrics: &'a Metrics,
 }
@@ -303,10 +307,23 @@ impl Joiner<'_, '_> {
         let mut restore = Restore::new(m.clone(), header)?;
         let mut todo: VecDeque<u32> = restore.missing().collect();
         let mut busy: HashMap<NodeId, (u32, Instant)> = HashMap::new();
+        let pace = Duration::from_secs_f64(1.25 / self.deps.peer_rate.max(1) as f64);
+        let mut next_at: HashMap<NodeId, Instant> = HashMap::new();
         let mut strikes: HashMap<NodeId, u32> = HashMap::new();
         let mut live: Vec<NodeId> = sources;
         let mut bytes = 0u64;
+        // Peers that left and do not come back must not hold the node forever.
+        let mut progress = Instant::now();
+        let stall = self.deps.chunk_timeout * 3;
         while !restore.is_complete() {
+            if progress.elapsed() > stall {
+                return Err(anyhow!(
+                    "no chunk of snapshot {} arrived for {} ms ({} peers left)",
+                    m.height,
+                    stall.as_millis(),
+                    live.len()
+                ));
+            }
             live.retain(|p| !self.banned.contains(p));
             if live.is_empty() {
                 return Err(anyhow!(
@@ -317,9 +334,11 @@ impl Joiner<'_, '_> {
                 ));
             }
             for p in &live {
-                if busy.contains_key(p) || !self.connected.contains(p) {
+                let early = next_at.get(p).is_some_and(|t| *t > Instant::now());
+                if busy.contains_key(p) || !self.connected.contains(p) || early {
                     continue;
                 }
+                next_at.insert(*p, Instant::now() + pace);
                 let Some(i) = todo.pop_front() else { break };
                 self.send(
                     *p,
@@ -391,6 +410,7 @@ impl Joiner<'_, '_> {
                     let n = data.len() as u64;
                     match restore.add_chunk(index, data) {
                         Ok(_) => {
+                            progress = Instant::now();
                             bytes += n;
                             self.deps.metrics.state_sync_bytes_fetched.inc_by(n);
                         }

@@ -235,3 +235,150 @@ impl Server {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state_sync::wire::{CHUNK, GET_CHUNK, GET_OFFER, OFFER};
+    use crate::state_sync::{ChunkInfo, Manifest, Snapshot};
+    use pala_storage::{Options, Storage};
+    use pala_types::Hash;
+
+    fn server(
+        dir: &std::path::Path,
+        store: Option<SnapshotStore>,
+        fault: Fault,
+    ) -> (Server, flume::Receiver<NetCommand>, Storage) {
+        let st = Storage::open(dir.join("db"), Options::default()).unwrap();
+        let (tx, rx) = flume::unbounded();
+        let s = Server {
+            deps: ServeDeps {
+                store: store.map(|s| Arc::new(Mutex::new(s))),
+                storage: st.reader(),
+                net: tx,
+                k: 2,
+                per_sec: 2,
+                metrics: Arc::new(Metrics::default()),
+            },
+            fault,
+            buckets: HashMap::new(),
+            cached: None,
+        };
+        (s, rx, st)
+    }
+
+    fn answer(rx: &flume::Receiver<NetCommand>) -> Option<SyncMessage> {
+        match rx.try_recv().ok()? {
+            NetCommand::SendExtension { kind, payload, .. } => {
+                Some(SyncMessage::decode(kind, &payload).unwrap())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn answers_are_rate_limited_and_bad_requests_refused_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, rx, _st) = server(dir.path(), None, Fault::None);
+        let peer = NodeId([1; 20]);
+        let refused = |s: &Server| s.deps.metrics.state_sync_requests_refused.get();
+        // No snapshots: an offer of none.
+        s.handle(peer, GET_OFFER, &[]);
+        assert_eq!(answer(&rx), Some(SyncMessage::Offer(None)));
+        s.handle(
+            peer,
+            GET_CHUNK,
+            &SyncMessage::GetChunk {
+                height: 10,
+                index: 0,
+            }
+            .encode(),
+        );
+        assert_eq!(
+            answer(&rx),
+            Some(SyncMessage::Chunk {
+                height: 10,
+                index: 0,
+                bytes: None
+            })
+        );
+        assert_eq!(refused(&s), 1, "a chunk it does not keep");
+        // The bucket (2 a second) is empty: the third request in a burst is refused.
+        s.handle(peer, GET_OFFER, &[]);
+        assert_eq!(answer(&rx), None);
+        assert_eq!(refused(&s), 2);
+        // Another peer has its own bucket.
+        s.handle(NodeId([2; 20]), GET_OFFER, &[]);
+        assert_eq!(answer(&rx), Some(SyncMessage::Offer(None)));
+        // Undecodable, and answers nobody asked for: refused without a reply.
+        s.handle(peer, GET_CHUNK, &[1, 2, 3]);
+        s.handle(peer, OFFER, &SyncMessage::Offer(None).encode());
+        s.handle(peer, CHUNK, &[]);
+        assert_eq!(answer(&rx), None);
+        assert_eq!(refused(&s), 5);
+        // Tokens come back with time.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        s.handle(peer, GET_OFFER, &[]);
+        assert_eq!(answer(&rx), Some(SyncMessage::Offer(None)));
+    }
+
+    #[test]
+    fn chunks_are_served_from_the_store_and_a_snapshot_without_proof_is_not_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = SnapshotStore::open(&dir.path().join("snapshots"), 2).unwrap();
+        let chunks = vec![b"first".to_vec(), b"second".to_vec()];
+        store
+            .write(&Snapshot {
+                manifest: Manifest {
+                    height: 10,
+                    block_hash: Hash::of(b"b10"),
+                    state_digest: Hash::of(b"s10"),
+                    total_pairs: 2,
+                    app_meta: vec![],
+                    chunks: chunks.iter().map(|c| ChunkInfo::of(c)).collect(),
+                },
+                chunks: chunks.clone(),
+            })
+            .unwrap();
+        let (mut s, rx, _st) = server(dir.path(), Some(store), Fault::None);
+        let peer = NodeId([1; 20]);
+        // Storage holds no block 10: nothing vouches for the snapshot, so it is not offered.
+        s.handle(peer, GET_OFFER, &[]);
+        assert_eq!(answer(&rx), Some(SyncMessage::Offer(None)));
+        s.handle(
+            peer,
+            GET_CHUNK,
+            &SyncMessage::GetChunk {
+                height: 10,
+                index: 1,
+            }
+            .encode(),
+        );
+        assert_eq!(
+            answer(&rx),
+            Some(SyncMessage::Chunk {
+                height: 10,
+                index: 1,
+                bytes: Some(b"second".to_vec())
+            })
+        );
+        assert_eq!(s.deps.metrics.state_sync_chunks_served.get(), 1);
+        assert_eq!(s.deps.metrics.state_sync_bytes_served.get(), 6);
+        // The test-only fault flips a byte.
+        s.fault = Fault::CorruptChunk;
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        s.handle(
+            peer,
+            GET_CHUNK,
+            &SyncMessage::GetChunk {
+                height: 10,
+                index: 0,
+            }
+            .encode(),
+        );
+        let Some(SyncMessage::Chunk { bytes: Some(b), .. }) = answer(&rx) else {
+            panic!("a chunk")
+        };
+        assert_ne!(b, b"first");
+    }
+}
