@@ -56,8 +56,7 @@ fn join_and_check(c: &mut Cluster, joiner: usize) -> f64 {
     c.wait("the joiner's /kv answers equal node 0's", 30, |c| {
         (0..KEYS).all(|k| kv(c, joiner, k).is_some() && kv(c, joiner, k) == kv(c, 0, k))
     });
-    // Its finalized chain matches node 0's from the lowest height it has (node 0 may
-    // have pruned some of those since: compare where both still have blocks).
+    // It starts at its snapshot, and its finalized chain matches node 0's after it.
     let has = |c: &Cluster, node: usize, h: u64| c.block_hash(node, h).is_some();
     // /status may run ahead of the blocks readable through /block for a moment.
     let mut low = None;
@@ -70,23 +69,22 @@ fn join_and_check(c: &mut Cluster, joiner: usize) -> f64 {
     });
     let low = low.unwrap();
     assert!(low > 1, "the joiner starts at its snapshot, not at genesis");
+    // Both reads may fail for a moment on this loaded machine (`finalized` is then 0).
+    let mut top = 0;
     c.wait(
-        "the joiner finalizes 10 blocks past its snapshot",
+        "the joiner finalizes 20 blocks past its snapshot",
         30,
-        |c| c.finalized(joiner) >= low + 10,
+        |c| {
+            top = c.finalized(joiner).min(c.finalized(0));
+            top >= low + 20
+        },
     );
-    let top = c.finalized(joiner).min(c.finalized(0));
-    let has = |node: usize, h: u64| has(c, node, h);
-    let from = (low..=top)
-        .find(|h| has(0, *h))
-        .expect("node 0 keeps its head");
-    assert!(top - from >= 5, "an overlap of {from}..={top}");
+    // Both keep the last 400 heights: the 20 up to `top` are on both.
+    let from = top - 20;
     for h in from..=top {
-        assert_eq!(
-            c.block_hash(joiner, h),
-            c.block_hash(0, h),
-            "joiner differs at {h}"
-        );
+        let ours = c.block_hash(joiner, h);
+        assert!(ours.is_some(), "the joiner lacks {h}");
+        assert_eq!(ours, c.block_hash(0, h), "joiner differs at {h}");
     }
     eprintln!("node {joiner}: starts at {low}, chain matches node 0 from {from} to {top}");
     took
@@ -99,7 +97,9 @@ fn empty_nodes_join_by_snapshot_after_the_others_pruned_and_refuse_bad_peers() {
     let n = c.configs.len();
     for i in 0..n {
         edit(&c, i, "storage", |t| {
-            t.insert("retain_finalized_heights".into(), 40.into());
+            // About 8 s of blocks here: a joined node must reach its peers' chain before
+            // they prune the heights it starts from.
+            t.insert("retain_finalized_heights".into(), 400.into());
             t.insert("segment_kib".into(), 64.into());
             t.insert("compact_interval_ms".into(), 300.into());
         });

@@ -148,7 +148,14 @@ pub fn join(
 /// Writes the proof's blocks with `F` as the finalized head; returns F's height.
 fn install(offer: &Offer, f: usize, storage: &mut Storage, app: &mut KvStore) -> Result<u64> {
     let mut records = Vec::with_capacity(2 * offer.proof.len() + 1);
-    for nb in &offer.proof {
+    for (i, nb) in offer.proof.iter().enumerate() {
+        // Above F only the notarized prefix: a stored block without its notarization
+        // would never connect (F-B), and the core would ask its peers for blocks after a
+        // head it cannot extend. From F on, chain sync brings the rest with their
+        // notarizations.
+        if i > f && nb.notarization.is_none() {
+            break;
+        }
         records.push(Record::Block(nb.block.clone()));
         if let Some(n) = &nb.notarization {
             records.push(Record::Notarization(n.clone()));
