@@ -56,7 +56,7 @@ async fn receive<R: AsyncRead + Unpin>(r: R, count: usize) -> Instant {
     for _ in 0..count {
         match read_frame(&mut r, 1 << 26, &mut buf).await.expect("frame") {
             Incoming::Message { .. } => {}
-            Incoming::Unknown { .. } => panic!("unknown frame"),
+            Incoming::Unknown { .. } | Incoming::Extension { .. } => panic!("unexpected frame"),
         }
     }
     Instant::now()

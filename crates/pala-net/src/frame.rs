@@ -15,6 +15,11 @@ pub const HEADER_LEN: usize = 7;
 /// capability, so a peer that sets it breaks the protocol.
 pub const ATTR_COMPRESSED: u16 = 1 << 4;
 
+/// Type codes the layer delivers undecoded to its user ([`Incoming::Extension`]): messages
+/// that are not consensus (state sync, W-5 group 0x3) and that the node decodes itself, so
+/// the consensus core's message type stays as it is.
+pub const EXTENSION_KINDS: std::ops::RangeInclusive<u8> = 0x30..=0x3F;
+
 /// Largest step by which the payload buffer grows while a frame arrives.
 pub const READ_CHUNK: usize = 1 << 20;
 
@@ -70,6 +75,15 @@ pub enum Incoming {
     Message {
         /// The message.
         message: Message,
+        /// Bytes the frame took on the wire.
+        wire_len: usize,
+    },
+    /// A frame of a type in [`EXTENSION_KINDS`], its payload undecoded.
+    Extension {
+        /// The type code.
+        kind: u8,
+        /// The payload.
+        payload: Vec<u8>,
         /// Bytes the frame took on the wire.
         wire_len: usize,
     },
@@ -172,6 +186,13 @@ pub async fn read_frame_within<R: AsyncRead + Unpin>(
     if attributes & ATTR_COMPRESSED != 0 {
         return Err(FrameError::Attributes(attributes));
     }
+    if EXTENSION_KINDS.contains(&kind) {
+        return Ok(Incoming::Extension {
+            kind,
+            payload: std::mem::take(buf),
+            wire_len,
+        });
+    }
     match Message::decode_payload(kind, buf) {
         Ok(message) => Ok(Incoming::Message { message, wire_len }),
         Err(DecodeError::UnknownType(kind)) => Ok(Incoming::Unknown { kind, wire_len }),
@@ -244,6 +265,24 @@ mod tests {
         budget.release(READ_CHUNK);
         assert!(read_with(&big, &budget).is_ok());
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn extension_frames_are_delivered_undecoded() {
+        let f = encode_raw_frame(0x31, 0, b"manifest bytes");
+        match read(&f, 1024).unwrap() {
+            Incoming::Extension {
+                kind,
+                payload,
+                wire_len,
+            } => {
+                assert_eq!((kind, payload.as_slice()), (0x31, &b"manifest bytes"[..]));
+                assert_eq!(wire_len, f.len());
+            }
+            other => panic!("{other:?}"),
+        }
+        // The size limit holds for them as for every frame.
+        assert!(matches!(read(&f, 4), Err(FrameError::BadSize { .. })));
     }
 
     #[test]

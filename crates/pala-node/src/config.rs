@@ -14,8 +14,10 @@ use thiserror::Error;
 
 mod http;
 mod state_sync;
+mod storage;
 pub use http::HttpSection;
 pub use state_sync::{StateSyncSection, MIN_CHUNK_BYTES};
+pub use storage::StorageSection;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -83,6 +85,9 @@ pub struct Config {
     /// Snapshots for state sync.
     #[serde(default)]
     pub state_sync: StateSyncSection,
+    /// Retention of finalized blocks.
+    #[serde(default)]
+    pub storage: StorageSection,
 }
 
 /// `[node]`
@@ -298,7 +303,7 @@ impl Default for LogSection {
     }
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "node",
     "network",
     "consensus",
@@ -308,6 +313,7 @@ const SECTIONS: [&str; 9] = [
     "http",
     "log",
     "state_sync",
+    "storage",
 ];
 
 fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
@@ -416,6 +422,7 @@ impl Config {
         }
         self.http.validate()?;
         self.state_sync.validate()?;
+        self.storage.validate(&self.state_sync)?;
         for (i, b) in self.network.bootnodes.iter().enumerate() {
             parse_bootnode(&format!("network.bootnodes[{i}]"), b)?;
         }

@@ -433,6 +433,7 @@ fn write_node_config(
         http: Default::default(),
         log: Default::default(),
         state_sync: Default::default(),
+        storage: Default::default(),
     });
     // On a host of its own a node keeps its data where the image and the unit expect it.
     let data_dir = match at.hosts {

@@ -16,7 +16,7 @@
 //! Each stage is a module of [`crate::stages`] with its own state and mailbox; this file
 //! only builds them, connects them and stops them in order.
 
-use crate::app::KvStore;
+use crate::app::{Application, KvStore};
 use crate::chain_id::{self, ChainId};
 use crate::clock::{SystemClock, Ticks, WallClock};
 use crate::config::Config;
@@ -59,6 +59,7 @@ pub struct RunningNode {
     consensus: Option<(ConsensusStage, ConsensusMailbox)>,
     storage: Option<StorageStage>,
     app: Option<ApplicationStage>,
+    state_sync: Option<std::thread::JoinHandle<()>>,
     http: Option<HttpServer>,
     fatal: crossbeam_channel::Receiver<String>,
 }
@@ -87,24 +88,37 @@ impl RunningNode {
                 id.to_hex(),
             ),
         )?;
-        let store = Storage::open(&cfg.node.data_dir, Options::default())
+        let mut store = Storage::open(&cfg.node.data_dir, storage_options(&cfg))
             .with_context(|| format!("opening data directory {}", cfg.node.data_dir.display()))?;
         let report = store.recovery_report();
         if !report.is_clean() {
             warn!(?report, "storage recovered a torn or damaged tail");
         }
-        let recovered = recovered_from(&store)?;
-        let reader = store.reader();
-        let writer = store;
         let mut kv = KvStore::open(Some(&cfg.node.data_dir.join("app-kv.bin")))?
             .with_network(genesis.network_id);
-        let mut history = application::StateHistory::default();
-        let replay_mismatches = application::replay(&mut kv, &reader, &mut history)?;
-        let snapshots = snapshot_policy(&cfg)?;
-
         let scheme: Arc<dyn SignatureScheme> = Arc::new(BlsScheme::new());
         let mut committees = Committees::default();
         committees.install(scheme.as_ref(), genesis.committee.clone());
+        let signer: Arc<dyn Signer> = Arc::new(signer);
+        let metrics = Arc::new(Metrics::default());
+        if cfg.state_sync.enabled && store.finalized_range().is_none() && kv.applied_height() == 0 {
+            join_by_snapshot(
+                &cfg,
+                &genesis,
+                &signer,
+                &scheme,
+                &committees,
+                &metrics,
+                &mut kv,
+                &mut store,
+            )?;
+        }
+        let recovered = recovered_from(&store)?;
+        let reader = store.reader();
+        let writer = store;
+        let mut history = application::StateHistory::default();
+        let replay_mismatches = application::replay(&mut kv, &reader, &mut history)?;
+        let snapshots = snapshot_policy(&cfg)?;
         for c in &recovered.committees {
             committees.install(scheme.as_ref(), c.clone());
         }
@@ -157,7 +171,6 @@ impl RunningNode {
             committee_admission.clone()
         };
         let fds = fd_budget::apply(&fd_budget::needs_of(&cfg, &genesis.committee))?;
-        let signer: Arc<dyn Signer> = Arc::new(signer);
         let mut net_cfg = net_config(&cfg, listen_addr, genesis.network_id, listening, net_cpus);
         net_cfg.max_inbound = fds.max_inbound as usize;
         let net = Network::start(net_cfg, signer.clone(), scheme.clone(), admission)
@@ -197,7 +210,6 @@ impl RunningNode {
         }
 
         let (fatal, fatal_rx) = Fatal::channel();
-        let metrics = Arc::new(Metrics::default());
         let mempool = MempoolHandle::new(cfg.mempool.clone());
         let cap = cfg.runtime.channel_capacity;
         let (status_pub, status) = status_board(StatusView {
@@ -207,6 +219,26 @@ impl RunningNode {
             ..StatusView::default()
         });
 
+        let (sync_tx, sync_rx) = crossbeam_channel::bounded(crate::state_sync::serve::QUEUE);
+        let sync_server = if cfg.state_sync.enabled {
+            Some(
+                crate::state_sync::serve::spawn(
+                    crate::state_sync::serve::ServeDeps {
+                        store: snapshots.as_ref().map(|p| p.store.clone()),
+                        storage: reader.clone(),
+                        net: net.commands(),
+                        k: cfg.consensus.k,
+                        per_sec: cfg.state_sync.serve_requests_per_sec,
+                        metrics: metrics.clone(),
+                    },
+                    sync_rx,
+                )
+                .context("starting the state-sync server")?,
+            )
+        } else {
+            drop(sync_rx);
+            None
+        };
         let (app_stage, app, app_view) = ApplicationStage::spawn(
             kv,
             cap,
@@ -257,6 +289,8 @@ impl RunningNode {
                     }),
                     fatal: Box::new(move |msg| f.fail(msg)),
                 },
+                (cfg.storage.retain_finalized_heights > 0)
+                    .then(|| Duration::from_millis(cfg.storage.compact_interval_ms)),
             )?
         };
 
@@ -278,6 +312,7 @@ impl RunningNode {
             batch: cfg.runtime.verify_batch,
             bootnodes: cfg.bootnodes().into_iter().map(|b| b.addr).collect(),
             metrics: metrics.clone(),
+            state_sync: sync_server.is_some().then_some(sync_tx),
         })?;
 
         // A configuration shared by all nodes may list this node too: by id, or by the very
@@ -348,6 +383,7 @@ impl RunningNode {
             consensus: Some((consensus_stage, cons_mailbox)),
             storage: Some(storage_stage),
             app: Some(app_stage),
+            state_sync: sync_server,
             http,
             fatal: fatal_rx,
         })
@@ -388,6 +424,10 @@ impl RunningNode {
         if let Some(v) = self.verify.take() {
             v.stop();
         }
+        // The verify stage held the only sender: the state-sync server ends.
+        if let Some(t) = self.state_sync.take() {
+            let _ = t.join();
+        }
         let mut result = Ok(());
         if let Some((c, mailbox)) = self.consensus.take() {
             let _ = mailbox.send(ConsensusMessage::Shutdown);
@@ -409,6 +449,77 @@ impl RunningNode {
         }
         result
     }
+}
+
+/// The storage options `[storage]` asks for.
+fn storage_options(cfg: &Config) -> Options {
+    let s = &cfg.storage;
+    Options {
+        segment_size: s.segment_kib << 10,
+        retention: match s.retain_finalized_heights {
+            0 => pala_storage::Retention::KeepAll,
+            n => pala_storage::Retention::KeepFinalizedHeights(n),
+        },
+        ..Options::default()
+    }
+}
+
+/// A node with nothing finalized asks its peers for a snapshot first (W-12); without an
+/// offer that checks it starts from genesis.
+#[allow(clippy::too_many_arguments)]
+fn join_by_snapshot(
+    cfg: &Config,
+    genesis: &crate::genesis::Genesis,
+    signer: &Arc<dyn Signer>,
+    scheme: &Arc<dyn SignatureScheme>,
+    committees: &Committees,
+    metrics: &Metrics,
+    kv: &mut KvStore,
+    store: &mut Storage,
+) -> Result<()> {
+    let me = signer.node_id();
+    let mut peers: Vec<(PeerAddr, Option<pala_types::NodeId>)> = cfg
+        .bootnodes()
+        .into_iter()
+        .filter(|b| b.id != Some(me))
+        .map(|b| (b.addr, b.id))
+        .collect();
+    for p in &genesis.committee.proposers {
+        if p.id == me || p.address.is_empty() {
+            continue;
+        }
+        match p.address.parse::<PeerAddr>() {
+            Ok(a) if !peers.iter().any(|(b, _)| *b == a) => peers.push((a, Some(p.id))),
+            _ => {}
+        }
+    }
+    let verifier = MessageVerifier::new(scheme.clone(), genesis.network_id, committees.clone());
+    let done = crate::state_sync::join(
+        crate::state_sync::JoinDeps {
+            net: net_config(
+                cfg,
+                cfg.listen_addr()?,
+                genesis.network_id,
+                true,
+                Vec::new(),
+            ),
+            signer: signer.clone(),
+            scheme: scheme.clone(),
+            verifier: &verifier,
+            peers,
+            k: cfg.consensus.k,
+            discovery: Duration::from_millis(cfg.state_sync.discovery_ms),
+            chunk_timeout: Duration::from_millis(cfg.state_sync.chunk_timeout_ms),
+            peer_rate: cfg.state_sync.serve_requests_per_sec,
+            metrics,
+        },
+        kv,
+        store,
+    )?;
+    if done.is_none() {
+        info!("no peer offered a state-sync snapshot: starting from genesis");
+    }
+    Ok(())
 }
 
 /// Where and how often the application stage takes snapshots for state sync; the kept

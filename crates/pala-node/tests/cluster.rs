@@ -161,7 +161,8 @@ fn voter_started_after_finality_catches_up_from_genesis() {
     c.wait("the others finalize 10 blocks", 60, |c| {
         (0..4).filter(|&i| i != late).all(|i| c.finalized(i) >= 10)
     });
-    c.start(late);
+    // From genesis through chain sync: without state sync it would join by snapshot.
+    c.start_env(late, &[("PALA_STATE_SYNC_ENABLED", "false")]);
     let h = c.finalized(0);
     c.wait("the late voter catches up from genesis", 30, |c| {
         c.finalized(late) >= h + 5
@@ -531,7 +532,8 @@ fn follower_syncs_through_a_configured_bootnode() {
         let entry = format!("{boot_id}@127.0.0.1:{port}");
         n.insert("bootnodes".into(), vec![toml::Value::from(entry)].into());
     });
-    c.start(follower);
+    // Chain sync through the bootnode, not a snapshot.
+    c.start_env(follower, &[("PALA_STATE_SYNC_ENABLED", "false")]);
     let h = c.finalized(0);
     c.wait("the follower syncs through the bootnode", 60, |c| {
         c.finalized(follower) >= h + 5

@@ -204,6 +204,24 @@ impl LogWriter {
         self.sync().await
     }
 
+    /// [`Storage::compact`] with the copies written through this writer's path: a
+    /// blocking write beside the direct-IO tail would leave the tail's cached block stale.
+    /// Returns the deleted segment ids.
+    pub async fn compact(&mut self) -> Result<Vec<u64>> {
+        self.store.check_poisoned()?;
+        let crate::store::Retention::KeepFinalizedHeights(keep) = self.store.options().retention
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(victims) = self.store.compaction_victims(keep) else {
+            return Ok(Vec::new());
+        };
+        let copies = self.store.compaction_copies(&victims)?;
+        self.commit(&copies).await?;
+        self.store.remove_segments(&victims)?;
+        Ok(victims)
+    }
+
     /// Syncs anything staged and closes the direct-IO file.
     pub async fn close(mut self) -> Result<Durable> {
         let d = self.sync().await?;

@@ -217,7 +217,7 @@ impl Storage {
         self.commit_io_hook.hook = Some(Box::new(hook));
     }
 
-    fn check_poisoned(&self) -> Result<()> {
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
         match &self.poisoned {
             Some(why) => Err(StorageError::Poisoned(why.clone())),
             None => Ok(()),
@@ -484,7 +484,7 @@ impl Storage {
 
     /// Prunes, then picks the oldest non-active segments holding nothing inside the
     /// window, and forgets the finalized heights below it. `None` if there are none.
-    fn compaction_victims(&mut self, keep: u64) -> Option<Vec<u64>> {
+    pub(crate) fn compaction_victims(&mut self, keep: u64) -> Option<Vec<u64>> {
         let mut v = self.reader.view_mut();
         let head = v.index.finalized_entry().copied()?;
         v.index.prune();
@@ -511,7 +511,7 @@ impl Storage {
     }
 
     /// Everything still live in `victims`, plus a checkpoint of the small state records.
-    fn compaction_copies(&self, victims: &[u64]) -> Result<Vec<Record>> {
+    pub(crate) fn compaction_copies(&self, victims: &[u64]) -> Result<Vec<Record>> {
         let doomed = |loc: &Loc| victims.contains(&loc.segment);
         let (blocks, notas, clocks, committees, state) = self.reader.with_index(|i| {
             let mut blocks: Vec<BlockEntry> = i
@@ -578,7 +578,7 @@ impl Storage {
         Ok(copies)
     }
 
-    fn remove_segments(&mut self, victims: &[u64]) -> Result<()> {
+    pub(crate) fn remove_segments(&mut self, victims: &[u64]) -> Result<()> {
         for id in victims {
             let gone = self.reader.view_mut().segments.remove(id);
             if let Some(seg) = gone {

@@ -50,6 +50,16 @@ pub enum NetEvent {
         /// The decoded message.
         message: Message,
     },
+    /// A frame of a type in [`crate::frame::EXTENSION_KINDS`] from a verified peer, its
+    /// payload undecoded (the user decodes it and bounds what it keeps).
+    Extension {
+        /// Sender.
+        peer: NodeId,
+        /// The type code.
+        kind: u8,
+        /// The payload.
+        payload: Vec<u8>,
+    },
     /// A client at `addr` proved this node's own consensus key, and it is not one of this
     /// node's own dials: another instance runs with the same key (a doppelganger). The
     /// connection was closed; what to do about it is the user's decision.
@@ -77,6 +87,17 @@ pub enum NetCommand {
         to: NodeId,
         /// The message.
         message: Message,
+    },
+    /// Send a frame of a type in [`crate::frame::EXTENSION_KINDS`] to one connected peer
+    /// (dropped and counted if it is not connected, or if the payload exceeds the frame
+    /// limit).
+    SendExtension {
+        /// Destination.
+        to: NodeId,
+        /// The type code.
+        kind: u8,
+        /// The encoded payload.
+        payload: Vec<u8>,
     },
     /// Send to every connected peer (W-3: a broadcast goes to our own connections only).
     Broadcast {

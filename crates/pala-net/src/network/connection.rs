@@ -109,14 +109,30 @@ async fn read_loop<R: AsyncRead + Unpin>(
         .collect();
     let mut buf = Vec::new();
     loop {
-        let (message, wire_len) = match with_deadline(
+        let (event, kind, wire_len) = match with_deadline(
             cfg.read_timeout,
             read_frame_within(rd, cfg.max_payload, &mut buf, Some(&shared.frames)),
         )
         .await
         {
             None => return CloseReason::ReadTimeout,
-            Some(Ok(Incoming::Message { message, wire_len })) => (message, wire_len),
+            Some(Ok(Incoming::Message { message, wire_len })) => {
+                let kind = message.type_code();
+                (NetEvent::Message { peer, message }, kind, wire_len)
+            }
+            Some(Ok(Incoming::Extension {
+                kind,
+                payload,
+                wire_len,
+            })) => (
+                NetEvent::Extension {
+                    peer,
+                    kind,
+                    payload,
+                },
+                kind,
+                wire_len,
+            ),
             Some(Ok(Incoming::Unknown { kind, wire_len })) => {
                 m.unknown_types.fetch_add(1, Ordering::Relaxed);
                 m.bytes_in.fetch_add(wire_len as u64, Ordering::Relaxed);
@@ -145,7 +161,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
             buf = Vec::new();
         }
         let now = Instant::now();
-        let kind = message.type_code();
         if let Some((_, b)) = per_type.iter_mut().find(|(k, _)| *k == kind) {
             if !b.try_take(1.0, now) {
                 m.rate_limited_drops.fetch_add(1, Ordering::Relaxed);
@@ -165,12 +180,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
         m.frames_in.fetch_add(1, Ordering::Relaxed);
         m.bytes_in.fetch_add(wire_len as u64, Ordering::Relaxed);
-        if shared
-            .events
-            .send_async(NetEvent::Message { peer, message })
-            .await
-            .is_err()
-        {
+        if shared.events.send_async(event).await.is_err() {
             return CloseReason::Shutdown;
         }
     }

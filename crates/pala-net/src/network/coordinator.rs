@@ -87,6 +87,20 @@ pub(super) async fn coordinator(
                 };
                 route(&m, &mut peers, to, Arc::new(frame), &kill, &set_connected);
             }
+            In::Cmd(Ok(NetCommand::SendExtension { to, kind, payload })) => {
+                if payload.len() > max || !crate::frame::EXTENSION_KINDS.contains(&kind) {
+                    m.oversize_outbound.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        kind,
+                        bytes = payload.len(),
+                        "outbound extension frame exceeds the frame limit or is not of an \
+                         extension type; dropped"
+                    );
+                    continue;
+                }
+                let frame = crate::frame::encode_raw_frame(kind, 0, &payload);
+                route(&m, &mut peers, to, Arc::new(frame), &kill, &set_connected);
+            }
             In::Cmd(Ok(NetCommand::Broadcast { message })) => {
                 let Some(frame) = encode_frame(&message, max) else {
                     m.oversize_outbound.fetch_add(1, Ordering::Relaxed);

@@ -20,6 +20,19 @@ pub struct StateSyncSection {
     pub keep: usize,
     /// Target size of a snapshot chunk in bytes (the unit of transfer and of checking).
     pub chunk_bytes: usize,
+    /// Whether a node whose data directory holds no finalized block first asks its peers
+    /// for a snapshot (and serves snapshots to others; false does neither).
+    pub enabled: bool,
+    /// How long a starting node with an empty data directory waits for its peers' offers
+    /// before it starts from genesis, in milliseconds (it stops waiting once every peer it
+    /// dialed has answered).
+    pub discovery_ms: u64,
+    /// How long a joining node waits for one chunk before it asks another peer, in
+    /// milliseconds.
+    pub chunk_timeout_ms: u64,
+    /// Snapshot requests (offers and chunks together) a node serves per peer per second;
+    /// more are refused and counted.
+    pub serve_requests_per_sec: u32,
 }
 
 impl Default for StateSyncSection {
@@ -28,6 +41,10 @@ impl Default for StateSyncSection {
             snapshot_interval: 1000,
             keep: 2,
             chunk_bytes: 1 << 20,
+            enabled: true,
+            discovery_ms: 3000,
+            chunk_timeout_ms: 10_000,
+            serve_requests_per_sec: 20,
         }
     }
 }
@@ -51,6 +68,25 @@ impl StateSyncSection {
                     self.chunk_bytes
                 ),
             ));
+        }
+        for (key, v, lo, hi) in [
+            ("state_sync.discovery_ms", self.discovery_ms, 0, 600_000),
+            (
+                "state_sync.chunk_timeout_ms",
+                self.chunk_timeout_ms,
+                100,
+                600_000,
+            ),
+            (
+                "state_sync.serve_requests_per_sec",
+                self.serve_requests_per_sec as u64,
+                1,
+                10_000,
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(bad(key, format!("{v}: expected {lo} to {hi}")));
+            }
         }
         Ok(())
     }
@@ -100,6 +136,12 @@ mod tests {
             ("chunk_bytes = 1073741824", "state_sync.chunk_bytes"),
             ("snapshot_interval = -1", "state_sync.snapshot_interval"),
             ("snapshot_every = 5", "state_sync.snapshot_every"),
+            ("chunk_timeout_ms = 10", "state_sync.chunk_timeout_ms"),
+            (
+                "serve_requests_per_sec = 0",
+                "state_sync.serve_requests_per_sec",
+            ),
+            ("enabled = 1", "state_sync.enabled"),
         ] {
             let e = load(&format!("[state_sync]\n{text}\n"), &[]).unwrap_err();
             let msg = e.to_string();

@@ -81,6 +81,22 @@ pub struct Metrics {
     pub state_commitment_mismatches: Counter,
     /// State snapshots written for state sync.
     pub state_snapshots: Counter,
+    /// State-sync snapshot offers sent to peers (with a snapshot).
+    pub state_sync_offers_served: Counter,
+    /// State-sync snapshot chunks sent to peers.
+    pub state_sync_chunks_served: Counter,
+    /// Bytes of state-sync snapshot chunks sent to peers.
+    pub state_sync_bytes_served: Counter,
+    /// State-sync requests refused: over the per-peer rate, undecodable, for a snapshot not kept, or the queue to the state-sync server full.
+    pub state_sync_requests_refused: Counter,
+    /// Snapshot offers a joining node refused (proof or digest did not check).
+    pub state_sync_offers_refused: Counter,
+    /// Snapshot chunks a joining node refused (hash or length did not match the manifest), plus chunk requests that timed out.
+    pub state_sync_chunks_refused: Counter,
+    /// Bytes of snapshot chunks a joining node accepted.
+    pub state_sync_bytes_fetched: Counter,
+    /// Times this node installed a snapshot instead of replaying from genesis.
+    pub state_sync_joins: Counter,
     /// Submitted-to-applied latency of transactions submitted through this node.
     pub tx_latency: Histogram,
     /// Block timestamp to finalization on this node.
@@ -135,6 +151,14 @@ impl Default for Metrics {
             state_commitments_checked: Counter::default(),
             state_commitment_mismatches: Counter::default(),
             state_snapshots: Counter::default(),
+            state_sync_offers_served: Counter::default(),
+            state_sync_chunks_served: Counter::default(),
+            state_sync_bytes_served: Counter::default(),
+            state_sync_requests_refused: Counter::default(),
+            state_sync_offers_refused: Counter::default(),
+            state_sync_chunks_refused: Counter::default(),
+            state_sync_bytes_fetched: Counter::default(),
+            state_sync_joins: Counter::default(),
             tx_latency: Histogram::new(LATENCY_BOUNDS),
             block_latency: Histogram::new(LATENCY_BOUNDS),
             txs_submitted: Counter::default(),
@@ -217,6 +241,46 @@ impl Metrics {
                 "pala_state_snapshots",
                 "State snapshots written for state sync.",
                 &self.state_snapshots,
+            ),
+            (
+                "pala_state_sync_offers_served",
+                "State-sync snapshot offers sent to peers (with a snapshot).",
+                &self.state_sync_offers_served,
+            ),
+            (
+                "pala_state_sync_chunks_served",
+                "State-sync snapshot chunks sent to peers.",
+                &self.state_sync_chunks_served,
+            ),
+            (
+                "pala_state_sync_bytes_served",
+                "Bytes of state-sync snapshot chunks sent to peers.",
+                &self.state_sync_bytes_served,
+            ),
+            (
+                "pala_state_sync_requests_refused",
+                "State-sync requests refused: over the per-peer rate, undecodable, for a snapshot not kept, or the queue to the state-sync server full.",
+                &self.state_sync_requests_refused,
+            ),
+            (
+                "pala_state_sync_offers_refused",
+                "Snapshot offers a joining node refused (proof or digest did not check).",
+                &self.state_sync_offers_refused,
+            ),
+            (
+                "pala_state_sync_chunks_refused",
+                "Snapshot chunks a joining node refused (hash or length did not match the manifest), plus chunk requests that timed out.",
+                &self.state_sync_chunks_refused,
+            ),
+            (
+                "pala_state_sync_bytes_fetched",
+                "Bytes of snapshot chunks a joining node accepted.",
+                &self.state_sync_bytes_fetched,
+            ),
+            (
+                "pala_state_sync_joins",
+                "Times this node installed a snapshot instead of replaying from genesis.",
+                &self.state_sync_joins,
             ),
             (
                 "pala_txs_submitted",

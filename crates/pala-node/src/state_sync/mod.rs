@@ -10,10 +10,15 @@
 //! `state_sync.snapshot_interval` heights a joining node picks the newest snapshot that
 //! a finalized header it has verified names.
 
+mod join;
 mod manifest;
+pub mod proof;
 mod restore;
+pub mod serve;
 mod store;
+pub mod wire;
 
+pub use join::{join, JoinDeps, Joined};
 pub use manifest::{ChunkInfo, Manifest, MAX_APP_META, MAX_CHUNK_BYTES};
 pub use restore::{Restore, RestoreError};
 pub use store::{SnapshotStore, StoreError};

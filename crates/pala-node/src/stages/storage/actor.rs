@@ -5,8 +5,8 @@ use super::MAX_GROUP;
 use anyhow::{anyhow, Context, Result};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use pala_storage::{LogWriter, Storage};
-use std::time::Instant;
-use tracing::{debug, info};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
 
 /// The running stage.
 pub struct StorageStage {
@@ -15,11 +15,14 @@ pub struct StorageStage {
 }
 
 impl StorageStage {
-    /// Starts the stage on its own executor (pinned to `cpu` when given).
+    /// Starts the stage on its own executor (pinned to `cpu` when given). With
+    /// `compact_every`, the stage applies the storage's retention policy at most that often,
+    /// between two group commits (`[storage]`).
     pub fn spawn(
         writer: Storage,
         cpu: Option<usize>,
         events: StorageEvents,
+        compact_every: Option<Duration>,
     ) -> Result<(StorageStage, StorageMailbox)> {
         let (tx, rx) = flume::unbounded();
         let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
@@ -28,7 +31,7 @@ impl StorageStage {
             // Batches are larger than any registered buffer pool worth locking in memory;
             // their DMA buffers come from the heap.
             .io_memory(64 << 10)
-            .spawn(move || async move { run(writer, rx, events).await })
+            .spawn(move || async move { run(writer, rx, events, compact_every).await })
             .map_err(|e| anyhow!("starting the storage executor: {e}"))?;
         Ok((
             StorageStage {
@@ -55,7 +58,13 @@ impl Drop for StorageStage {
     }
 }
 
-async fn run(store: Storage, rx: flume::Receiver<Message>, events: StorageEvents) -> Result<()> {
+async fn run(
+    store: Storage,
+    rx: flume::Receiver<Message>,
+    events: StorageEvents,
+    compact_every: Option<Duration>,
+) -> Result<()> {
+    let mut compacted = Instant::now();
     let mut writer = match LogWriter::new(store).await {
         Ok(w) => w,
         Err(e) => {
@@ -88,6 +97,10 @@ async fn run(store: Storage, rx: flume::Receiver<Message>, events: StorageEvents
             }
             commit(&mut writer, &group, &events).await?;
             group.clear();
+            if compact_every.is_some_and(|every| compacted.elapsed() >= every) {
+                compacted = Instant::now();
+                compact(&mut writer).await;
+            }
             // Once stopping, everything queued before (or with) the Stop is committed.
             if !stopping {
                 break;
@@ -100,6 +113,22 @@ async fn run(store: Storage, rx: flume::Receiver<Message>, events: StorageEvents
         .context("closing the storage after the last commit")?;
     debug!("storage stage stopped");
     Ok(())
+}
+
+/// Deletes the segments that hold only finalized blocks below the retention window. A
+/// failure is logged: the next commit reports a storage that can no longer write.
+async fn compact(writer: &mut LogWriter) {
+    let t = Instant::now();
+    match writer.compact().await {
+        Ok(deleted) if !deleted.is_empty() => info!(
+            segments = ?deleted,
+            ms = t.elapsed().as_millis() as u64,
+            finalized = ?writer.finalized_range(),
+            "storage compacted below the retention window"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("storage compaction failed: {e}"),
+    }
 }
 
 /// One group commit; on failure reports the fatal error and returns it.
@@ -175,7 +204,7 @@ mod tests {
                 move |m| f.lock().unwrap().push(m)
             }),
         };
-        let (stage, mailbox) = StorageStage::spawn(store, None, events).unwrap();
+        let (stage, mailbox) = StorageStage::spawn(store, None, events, None).unwrap();
         const JOBS: u32 = 600;
         for i in 1..=JOBS {
             let job = PersistJob {

@@ -38,6 +38,8 @@ pub struct VerifyDeps {
     pub bootnodes: Vec<PeerAddr>,
     /// Metrics handle.
     pub metrics: Arc<Metrics>,
+    /// Where state-sync requests go (`None`: this node serves none).
+    pub state_sync: Option<crossbeam_channel::Sender<crate::state_sync::serve::Request>>,
 }
 
 /// The running stage.
@@ -179,6 +181,21 @@ impl Loop {
                 }
                 NetEvent::OwnKeyElsewhere { addr } => {
                     slots.push(Some(ConsensusMessage::OwnKeyElsewhere(addr)));
+                }
+                NetEvent::Extension {
+                    peer,
+                    kind,
+                    payload,
+                } => {
+                    // State sync is not consensus: its own thread answers it (W-12).
+                    let queued = self
+                        .deps
+                        .state_sync
+                        .as_ref()
+                        .is_some_and(|tx| tx.try_send((peer, kind, payload)).is_ok());
+                    if !queued {
+                        m.state_sync_requests_refused.inc();
+                    }
                 }
                 NetEvent::HandshakeFailed { addr, reason, .. } => {
                     debug!(%addr, reason = reason.as_str(), "handshake failed");

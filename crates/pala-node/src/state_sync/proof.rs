@@ -1,0 +1,214 @@
+//! What vouches for a snapshot (W-12, docs/protocol.md section 7): the chain of blocks
+//! from the snapshot's block `s` up to a notarized block `top = (S, e, t)`, `t > K`,
+//! hash-linked parent to child, where the chain holds the block `F = (S, e, t−K)` and a
+//! block `c` with `s < c ≤ F` whose header commits to the snapshot's state.
+//!
+//! By F-C (section 4.2) a notarized `(e, t)` with `t > K` finalizes `(e, t−K)` and every
+//! ancestor of it, so `c` is final and so is its commitment; the notarization of `top` is
+//! checked with BLS against the committee of its session (only the genesis committee's
+//! session is supported: a joining node knows no later committee without the chain of
+//! stop-block proofs, which this build does not fetch). The residual trust assumption is
+//! the one docs/protocol.md states under W-12: voters do not recompute a proposal's
+//! commitment before voting, so a commitment is as good as the proposer that wrote it and
+//! the honest nodes that checked it after finality.
+
+use super::manifest::Manifest;
+use super::wire::{Offer, MAX_PROOF_BLOCKS};
+use pala_core::MessageVerifier;
+use pala_storage::StorageReader;
+use pala_types::{BlockSn, FresherHeadResponse, Message, NotarizedBlock};
+use thiserror::Error;
+
+/// Why an offer's proof was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProofError {
+    /// The first block is not the snapshot's block.
+    #[error(
+        "the proof starts at height {height} with block {hash}, not at the snapshot's block \
+         (height {want_height}, {want_hash})"
+    )]
+    WrongStart {
+        /// The first block's height.
+        height: u64,
+        /// Its hash.
+        hash: pala_types::Hash,
+        /// The manifest's height.
+        want_height: u64,
+        /// The manifest's block hash.
+        want_hash: pala_types::Hash,
+    },
+    /// Two consecutive blocks of the proof do not link.
+    #[error("the proof's block at height {height} is not the child of the block before it")]
+    BrokenLink {
+        /// The child's height.
+        height: u64,
+    },
+    /// The last block carries no notarization.
+    #[error("the proof's last block {sn} carries no notarization")]
+    NotNotarized {
+        /// The last block.
+        sn: BlockSn,
+    },
+    /// The last block does not finalize anything in the proof under F-C.
+    #[error(
+        "the proof's notarized block {sn} does not finalize a block of the proof (F-C needs \
+         ({}, {}, s−K) in the chain and s > K = {k})", sn.epoch.session, sn.epoch.e
+    )]
+    NotFinal {
+        /// The last block.
+        sn: BlockSn,
+        /// K.
+        k: u32,
+    },
+    /// No finalized block of the proof commits to the snapshot's state.
+    #[error(
+        "the snapshot's digest does not match the header: no finalized block of the proof \
+         commits to height {height} with digest {digest}"
+    )]
+    NoCommitment {
+        /// The manifest's height.
+        height: u64,
+        /// The manifest's digest.
+        digest: pala_types::Hash,
+    },
+    /// The snapshot belongs to a session whose committee this node cannot derive.
+    #[error(
+        "the snapshot's proof is signed in session {0}: joining by state sync after the \
+         genesis session is not supported by this build (sync from genesis, or from a peer \
+         that keeps the blocks)"
+    )]
+    LaterSession(u32),
+    /// A notarization of the proof does not verify.
+    #[error("a notarization of the proof does not verify: {0}")]
+    Signature(String),
+}
+
+/// Checks that `offer.proof` vouches for `offer.manifest` (see the module comment);
+/// returns the index of the finalized block `F` in the proof.
+pub fn check(offer: &Offer, verifier: &MessageVerifier, k: u32) -> Result<usize, ProofError> {
+    let m = &offer.manifest;
+    let p = &offer.proof;
+    let first = &p[0].block;
+    if first.height() != m.height || first.hash() != m.block_hash {
+        return Err(ProofError::WrongStart {
+            height: first.height(),
+            hash: first.hash(),
+            want_height: m.height,
+            want_hash: m.block_hash,
+        });
+    }
+    for w in p.windows(2) {
+        let (a, b) = (&w[0].block, &w[1].block);
+        if b.header.parent_hash != a.hash()
+            || b.parent_sn() != a.sn()
+            || b.height() != a.height() + 1
+        {
+            return Err(ProofError::BrokenLink { height: b.height() });
+        }
+    }
+    let top = p.last().expect("decoded proofs are not empty");
+    let sn = top.block.sn();
+    if top.notarization.is_none() {
+        return Err(ProofError::NotNotarized { sn });
+    }
+    if sn.epoch.session != 1 {
+        return Err(ProofError::LaterSession(sn.epoch.session));
+    }
+    let not_final = ProofError::NotFinal { sn, k };
+    if sn.s <= k {
+        return Err(not_final);
+    }
+    let target = BlockSn {
+        epoch: sn.epoch,
+        s: sn.s - k,
+    };
+    let f = p
+        .iter()
+        .position(|nb| nb.block.sn() == target)
+        .ok_or(not_final)?;
+    // `c` lies above the snapshot's block and at or below `F` (so it is final).
+    if f == 0 || !(1..=f).any(|j| p[j].block.header.state == m.commitment()) {
+        return Err(ProofError::NoCommitment {
+            height: m.height,
+            digest: m.state_digest,
+        });
+    }
+    let msg = Message::FresherHead(FresherHeadResponse {
+        blocks: p.clone(),
+        finalized: None,
+    });
+    match verifier.verify(msg) {
+        Ok(v) if v.deferred().is_empty() => Ok(f),
+        Ok(v) => Err(ProofError::LaterSession(
+            v.deferred()[0].block.sn().epoch.session,
+        )),
+        Err(e) => Err(ProofError::Signature(e.to_string())),
+    }
+}
+
+/// Builds the proof for `manifest` from what `storage` holds: the finalized blocks from
+/// the snapshot's height up to the first one that commits to it, on to a block `F` in the
+/// same epoch as a stored notarized block K sequence numbers later. `None` while the
+/// commitment is not finalized yet (a fresh snapshot) or the blocks are gone.
+pub fn build(manifest: &Manifest, storage: &StorageReader, k: u32) -> Option<Vec<NotarizedBlock>> {
+    let (_, hi) = storage.finalized_range()?;
+    let s = manifest.height;
+    let at = |h: u64| -> Option<NotarizedBlock> {
+        let (sn, hash) = storage.finalized_at(h)?;
+        let nb = storage.notarized_block(sn).ok()??;
+        (nb.block.hash() == hash).then_some(nb)
+    };
+    let first = at(s)?;
+    if first.block.hash() != manifest.block_hash {
+        return None;
+    }
+    let mut proof = vec![first];
+    let mut committed = false;
+    for h in s + 1..=hi {
+        if proof.len() + k as usize + 1 > MAX_PROOF_BLOCKS {
+            return None;
+        }
+        let nb = at(h)?;
+        committed |= nb.block.header.state == manifest.commitment();
+        let sn = nb.block.sn();
+        proof.push(nb);
+        if !committed || sn.epoch.session != 1 {
+            continue;
+        }
+        // Is F = this block finalized by a stored notarized (e, s+K)?
+        if let Some(tail) = tail_after(storage, &proof, k) {
+            proof.extend(tail);
+            return Some(proof);
+        }
+    }
+    None
+}
+
+/// The K blocks after the proof's last block in its epoch, the last one notarized.
+fn tail_after(
+    storage: &StorageReader,
+    proof: &[NotarizedBlock],
+    k: u32,
+) -> Option<Vec<NotarizedBlock>> {
+    let f = proof.last()?.block.clone();
+    let mut prev = f.clone();
+    let mut tail = Vec::with_capacity(k as usize);
+    for i in 1..=k {
+        let sn = BlockSn {
+            epoch: f.sn().epoch,
+            s: f.sn().s + i,
+        };
+        let nb = storage.notarized_block(sn).ok()??;
+        if nb.block.header.parent_hash != prev.hash() || nb.block.height() != prev.height() + 1 {
+            return None;
+        }
+        prev = nb.block.clone();
+        tail.push(nb);
+    }
+    tail.last()?.notarization.as_ref()?;
+    Some(tail)
+}
+
+#[cfg(test)]
+#[path = "proof_tests.rs"]
+mod tests;
