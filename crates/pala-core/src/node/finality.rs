@@ -123,3 +123,17 @@ fn drop_below<K: Ord, V>(m: &mut BTreeMap<K, V>, bound: &K) {
         m.pop_first();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_below_keeps_the_bound_and_what_is_above_it() {
+        let mut m: BTreeMap<u32, ()> = (1..=5).map(|k| (k, ())).collect();
+        drop_below(&mut m, &3);
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), [3, 4, 5]);
+        drop_below(&mut m, &9);
+        assert!(m.is_empty());
+    }
+}

@@ -2,6 +2,7 @@
 //! passing through the real verifier.
 
 use crate::fixture::*;
+use pala_core::*;
 use pala_types::*;
 
 /// F-B recomputed from scratch: the freshest notarized tip (e,t) with t > K finalizes (e,t-K).
@@ -102,4 +103,36 @@ fn f_c_a_late_notarization_below_a_fresher_head_finalizes() {
     assert_eq!(n.head(), sn(1, 2, 2));
     assert_eq!(n.finalized(), sn(1, 1, 3));
     assert_eq!(finalized(&outs), vec![sn(1, 1, 3)]);
+}
+
+/// F-2 and FC-3 as a voter sees them: each head extension re-arms the voter timer and
+/// announces the new head (E-2(b), W-6), and finality forgets the votes and clock
+/// messages it made useless, keeping those above the finalized block.
+#[test]
+fn f2_finality_forgets_what_it_made_useless_and_fc3_follows_the_head() {
+    let f = Fixture::new(1, 3, 2);
+    let mut v = f.node(1);
+    let c = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 4);
+    for b in &c {
+        f.deliver(&mut v, 0, 0, Message::Proposal(f.proposal(b)));
+    }
+    assert_eq!(v.buffer_sizes()["voted"], 4);
+    assert_eq!(
+        v.head(),
+        sn(1, 1, 2),
+        "notarizations embedded in (1,1,3..4)"
+    );
+    let t = 7;
+    let outs = f.deliver(&mut v, t, 0, Message::Notarization(f.nota(&c[2])));
+    assert_eq!(v.head(), sn(1, 1, 3));
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::SetTimer { kind: TimerKind::Voter, at } if *at == t + f.cfg.voter_timeout_ms
+    )));
+    assert!(sends(&outs)
+        .iter()
+        .any(|(to, m)| to.is_none() && matches!(m, Message::Status(s) if s.head == sn(1, 1, 3))));
+    f.deliver(&mut v, t, 0, Message::Notarization(f.nota(&c[3])));
+    assert_eq!(v.finalized(), sn(1, 1, 2));
+    assert_eq!(v.buffer_sizes()["voted"], 2, "votes above (1,1,2) stay");
 }
