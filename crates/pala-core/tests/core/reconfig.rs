@@ -540,3 +540,30 @@ fn blocks_after_the_stop_block_are_sealed_as_far_as_the_window_allows() {
         "{together:?}"
     );
 }
+
+/// While the reconfiguration window is open, finalizing more of session 1 keeps the stop
+/// block as the root (blocks hanging off it stay insertable, C-7a) and does not end the
+/// window (C-5 waits for a final block of session 2).
+#[test]
+fn finality_inside_the_window_keeps_the_stop_block_as_root() {
+    let f = fixture(true);
+    let mut n = f.node(1);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let br = f.chain(&c1[..5], Epoch::new(1, 2), 5);
+    for b in &c1[..5] {
+        f.deliver(&mut n, 0, 0, fresher(&[b], &f));
+    }
+    f.deliver(&mut n, 0, 0, fresher(&[&br[0], &br[1], &br[2]], &f));
+    assert_eq!(
+        (n.finalized(), n.epoch()),
+        (BlockSn::new(1, 2, 1), Epoch::new(2, 1))
+    );
+    let outs = f.deliver(&mut n, 0, 0, fresher(&[&br[3]], &f));
+    assert_eq!(n.finalized(), BlockSn::new(1, 2, 2), "session 1 goes on");
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::ReconfigurationEnded { .. })));
+    assert_eq!(n.chain().root(), BlockSn::new(1, 1, 5), "the stop block");
+    f.deliver(&mut n, 0, 0, fresher(&[&c1[5]], &f));
+    assert!(n.chain().get(BlockSn::new(1, 1, 6)).is_some(), "C-7a");
+}
