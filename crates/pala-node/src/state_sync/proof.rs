@@ -118,10 +118,7 @@ pub fn check(offer: &Offer, verifier: &MessageVerifier, k: u32) -> Result<usize,
     if sn.s <= k {
         return Err(not_final);
     }
-    let target = BlockSn {
-        epoch: sn.epoch,
-        s: sn.s - k,
-    };
+    let target = BlockSn::at(sn.epoch, sn.s - k);
     let f = p
         .iter()
         .position(|nb| nb.block.sn() == target)
@@ -194,10 +191,7 @@ fn tail_after(
     let mut prev = f.clone();
     let mut tail = Vec::with_capacity(k as usize);
     for i in 1..=k {
-        let sn = BlockSn {
-            epoch: f.sn().epoch,
-            s: f.sn().s + i,
-        };
+        let sn = BlockSn::at(f.sn().epoch, f.sn().s + i);
         let nb = storage.notarized_block(sn).ok()??;
         if nb.block.header.parent_hash != prev.hash() || nb.block.height() != prev.height() + 1 {
             return None;
