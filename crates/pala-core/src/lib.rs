@@ -40,6 +40,7 @@
 //! | production N-1..N-4 | 3.2 | `node/production.rs` | `Proposer` |
 //! | status and chain sync W-6..W-8 | 7.2 | `node/sync.rs` | `Syncer` |
 //! | reconfiguration C-1..C-8 | 6 | `node/reconfiguration.rs` | `Reconfiguration` |
+//! | the committee of the next session C-1 (pure) | 6 | `committee_rule.rs` | |
 //! | the block tree, freshest chain FC-1/FC-2, rewind F-3 | 3.5, 4.2 | `chain.rs` | [`Chain`](chain::Chain) |
 //! | signatures and committees D-12..D-14, R-3 | 1, 2 | `verify.rs` | [`Committees`] |
 //! | roles R-1 | 2 | `role.rs` | |
@@ -48,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod committee_rule;
 pub mod config;
 mod counters;
 pub mod driver;

@@ -16,7 +16,7 @@
 //! Each stage is a module of [`crate::stages`] with its own state and mailbox; this file
 //! only builds them, connects them and stops them in order.
 
-use crate::app::{Application, KvStore};
+use crate::app::KvStore;
 use crate::chain_id::{self, ChainId};
 use crate::clock::{SystemClock, Ticks, WallClock};
 use crate::config::Config;
@@ -36,6 +36,7 @@ use crate::stages::consensus::{
 };
 use crate::stages::storage::{CommitStats, StorageEvents, StorageStage};
 use crate::stages::verify::{VerifyDeps, VerifyStage};
+use crate::state_sync::at_start::Data;
 use crate::status::{status_board, StatusView};
 use anyhow::{anyhow, bail, Context, Result};
 use pala_core::{Committees, MessageVerifier, Node, NodeParams, Role};
@@ -79,40 +80,34 @@ impl RunningNode {
         let signer =
             BlsSigner::load(&cfg.node.key_file).map_err(|e| anyhow!("node.key_file: {e}"))?;
         let id = signer.node_id();
-        // Before storage touches the directory: recovery would truncate a foreign tail.
-        chain_id::bind(
-            &cfg.node.data_dir,
-            &ChainId::new(
-                genesis.network_id,
-                genesis.block.hash().to_string(),
-                id.to_hex(),
-            ),
-        )?;
-        let mut store = Storage::open(&cfg.node.data_dir, storage_options(&cfg))
-            .with_context(|| format!("opening data directory {}", cfg.node.data_dir.display()))?;
-        let report = store.recovery_report();
-        if !report.is_clean() {
-            warn!(?report, "storage recovered a torn or damaged tail");
-        }
-        let mut kv = KvStore::open(Some(&cfg.node.data_dir.join("app-kv.bin")))?
-            .with_network(genesis.network_id);
+        let chain = ChainId::new(
+            genesis.network_id,
+            genesis.block.hash().to_string(),
+            id.to_hex(),
+        );
+        let data = open_data(&cfg, &chain, genesis.network_id)?;
         let scheme: Arc<dyn SignatureScheme> = Arc::new(BlsScheme::new());
         let mut committees = Committees::default();
         committees.install(scheme.as_ref(), genesis.committee.clone());
         let signer: Arc<dyn Signer> = Arc::new(signer);
         let metrics = Arc::new(Metrics::default());
-        if cfg.state_sync.enabled && store.finalized_range().is_none() && kv.applied_height() == 0 {
-            join_by_snapshot(
+        let Data {
+            storage: store,
+            app: mut kv,
+        } = if cfg.state_sync.enabled {
+            state_sync_at_start(
                 &cfg,
                 &genesis,
                 &signer,
                 &scheme,
                 &committees,
                 &metrics,
-                &mut kv,
-                &mut store,
-            )?;
-        }
+                &chain,
+                data,
+            )?
+        } else {
+            data
+        };
         let recovered = recovered_from(&store)?;
         let reader = store.reader();
         let writer = store;
@@ -229,6 +224,8 @@ impl RunningNode {
                         net: net.commands(),
                         k: cfg.consensus.k,
                         per_sec: cfg.state_sync.serve_requests_per_sec,
+                        sessions: Some(session_store(&cfg)?),
+                        stop_offset: genesis.stop_offset,
                         metrics: metrics.clone(),
                     },
                     sync_rx,
@@ -267,7 +264,7 @@ impl RunningNode {
                     mempool: mempool.clone(),
                     app_view: app_view.clone(),
                     app: app.clone(),
-                    storage: reader,
+                    storage: reader.clone(),
                     consensus: cons_mailbox.clone(),
                 },
                 addr,
@@ -312,9 +309,11 @@ impl RunningNode {
             batch: cfg.runtime.verify_batch,
             bootnodes: cfg.bootnodes().into_iter().map(|b| b.addr).collect(),
             metrics: metrics.clone(),
-            state_sync: sync_server.is_some().then_some(sync_tx),
+            state_sync: sync_server.is_some().then(|| sync_tx.clone()),
+            storage: reader,
         })?;
 
+        let session_tx = sync_server.is_some().then_some(sync_tx);
         // A configuration shared by all nodes may list this node too: by id, or by the very
         // entry it listens on (a name and the IP it resolves to are not compared, so give
         // shared bootnode lists the id@ form).
@@ -368,6 +367,18 @@ impl RunningNode {
                 scheme,
                 network_id: genesis.network_id,
                 committees_changed: Box::new(move |c| verify_mailbox.committees_changed(c)),
+                session_ended: Box::new(move |session, tail| {
+                    let job = crate::state_sync::serve::Job::SessionEnded { session, tail };
+                    if session_tx
+                        .as_ref()
+                        .is_some_and(|tx| tx.try_send(job).is_err())
+                    {
+                        warn!(
+                            session,
+                            "the state-sync queue is full: this session's proof is not kept"
+                        );
+                    }
+                }),
                 app,
                 app_view,
                 mempool,
@@ -424,15 +435,16 @@ impl RunningNode {
         if let Some(v) = self.verify.take() {
             v.stop();
         }
-        // The verify stage held the only sender: the state-sync server ends.
-        if let Some(t) = self.state_sync.take() {
-            let _ = t.join();
-        }
         let mut result = Ok(());
         if let Some((c, mailbox)) = self.consensus.take() {
             let _ = mailbox.send(ConsensusMessage::Shutdown);
             drop(mailbox);
             result = c.join();
+        }
+        // The verify and consensus stages held the only senders: the state-sync server
+        // ends.
+        if let Some(t) = self.state_sync.take() {
+            let _ = t.join();
         }
         if let Some(s) = self.storage.take() {
             result = result.and(s.shutdown());
@@ -464,62 +476,83 @@ fn storage_options(cfg: &Config) -> Options {
     }
 }
 
-/// A node with nothing finalized asks its peers for a snapshot first (W-12); without an
-/// offer that checks it starts from genesis.
+/// Opens the data directory: its chain binding, the block store and the application.
+fn open_data(cfg: &Config, chain: &ChainId, network_id: u64) -> Result<Data> {
+    // Before storage touches the directory: recovery would truncate a foreign tail.
+    chain_id::bind(&cfg.node.data_dir, chain)?;
+    let storage = Storage::open(&cfg.node.data_dir, storage_options(cfg))
+        .with_context(|| format!("opening data directory {}", cfg.node.data_dir.display()))?;
+    let report = storage.recovery_report();
+    if !report.is_clean() {
+        warn!(?report, "storage recovered a torn or damaged tail");
+    }
+    let app = KvStore::open(Some(&cfg.node.data_dir.join("app-kv.bin")))?.with_network(network_id);
+    Ok(Data { storage, app })
+}
+
+/// A node with nothing finalized, or whose finalized head no peer stores any more, asks
+/// its peers for a snapshot first (W-12b, W-12f); without an offer that checks it starts
+/// from its own data (or genesis).
 #[allow(clippy::too_many_arguments)]
-fn join_by_snapshot(
+fn state_sync_at_start(
     cfg: &Config,
     genesis: &crate::genesis::Genesis,
     signer: &Arc<dyn Signer>,
     scheme: &Arc<dyn SignatureScheme>,
     committees: &Committees,
     metrics: &Metrics,
-    kv: &mut KvStore,
-    store: &mut Storage,
-) -> Result<()> {
-    let me = signer.node_id();
-    let mut peers: Vec<(PeerAddr, Option<pala_types::NodeId>)> = cfg
-        .bootnodes()
-        .into_iter()
-        .filter(|b| b.id != Some(me))
-        .map(|b| (b.addr, b.id))
-        .collect();
-    for p in &genesis.committee.proposers {
-        if p.id == me || p.address.is_empty() {
-            continue;
-        }
-        match p.address.parse::<PeerAddr>() {
-            Ok(a) if !peers.iter().any(|(b, _)| *b == a) => peers.push((a, Some(p.id))),
-            _ => {}
-        }
-    }
+    chain: &ChainId,
+    data: Data,
+) -> Result<Data> {
+    let stored = data.storage.reader().committees()?;
+    let mut known: Vec<&pala_types::Committee> = vec![&genesis.committee];
+    known.extend(stored.iter().rev());
+    let peers = crate::state_sync::at_start::peers(
+        signer.node_id(),
+        cfg.bootnodes().into_iter().map(|b| (b.addr, b.id)),
+        &known,
+    );
     let verifier = MessageVerifier::new(scheme.clone(), genesis.network_id, committees.clone());
-    let done = crate::state_sync::join(
-        crate::state_sync::JoinDeps {
-            net: net_config(
-                cfg,
-                cfg.listen_addr()?,
-                genesis.network_id,
-                true,
-                Vec::new(),
-            ),
-            signer: signer.clone(),
+    let deps = crate::state_sync::JoinDeps {
+        net: net_config(
+            cfg,
+            cfg.listen_addr()?,
+            genesis.network_id,
+            true,
+            Vec::new(),
+        ),
+        signer: signer.clone(),
+        scheme: scheme.clone(),
+        verifier: &verifier,
+        rules: crate::state_sync::committees::ChainRules {
             scheme: scheme.clone(),
-            verifier: &verifier,
-            peers,
+            network_id: genesis.network_id,
+            stop_offset: genesis.stop_offset,
             k: cfg.consensus.k,
-            discovery: Duration::from_millis(cfg.state_sync.discovery_ms),
-            chunk_timeout: Duration::from_millis(cfg.state_sync.chunk_timeout_ms),
-            peer_rate: cfg.state_sync.serve_requests_per_sec,
-            metrics,
+            schedule: genesis.schedule.clone(),
         },
-        kv,
-        store,
-    )?;
-    if done.is_none() {
-        info!("no peer offered a state-sync snapshot: starting from genesis");
-    }
-    Ok(())
+        sessions_dir: cfg.node.data_dir.join("sessions"),
+        peers,
+        k: cfg.consensus.k,
+        discovery: Duration::from_millis(cfg.state_sync.discovery_ms),
+        chunk_timeout: Duration::from_millis(cfg.state_sync.chunk_timeout_ms),
+        peer_rate: cfg.state_sync.serve_requests_per_sec,
+        metrics,
+    };
+    crate::state_sync::at_start::at_start(
+        deps,
+        data,
+        &cfg.node.data_dir,
+        &cfg.node.key_file,
+        || open_data(cfg, chain, genesis.network_id),
+    )
+}
+
+/// The session proofs this node keeps for joiners (W-12a).
+fn session_store(cfg: &Config) -> Result<crate::state_sync::sessions::SessionStore> {
+    let dir = cfg.node.data_dir.join("sessions");
+    crate::state_sync::sessions::SessionStore::open(&dir)
+        .with_context(|| format!("opening the session proofs in {}", dir.display()))
 }
 
 /// Where and how often the application stage takes snapshots for state sync; the kept

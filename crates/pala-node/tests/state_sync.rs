@@ -4,7 +4,12 @@
 //! others' and their finalized chain matches from the snapshot on. The same with a serving
 //! proposer that corrupts its chunks and with one whose offer's digest does not match the
 //! header (test-only fault switch `PALA_TESTING_STATE_SYNC_FAULT`): refused, the other
-//! proposer used.
+//! proposer used. A node stopped while the others pruned past its finalized head notices
+//! it once it runs again, and on restart sets its data aside and joins by snapshot; a
+//! cluster restarting together starts from its own data (W-12f). With sessions of 20
+//! blocks and a genesis schedule that changes the voters, a node joins by a snapshot of a
+//! later session through the chain of committees from genesis, refusing a peer that forges
+//! session proofs (W-12a).
 
 mod common;
 
@@ -25,6 +30,46 @@ fn edit(c: &Cluster, i: usize, section: &str, f: impl FnOnce(&mut toml::Table)) 
     std::fs::write(&c.configs[i], toml::to_string(&cfg).unwrap()).unwrap();
 }
 
+/// Writes `key{k}` for every `k` in `keys` through node 0, 50 at a time.
+fn write_keys(c: &Cluster, keys: std::ops::Range<usize>) {
+    let value = "v".repeat(200);
+    let all: Vec<usize> = keys.collect();
+    for chunk in all.chunks(50) {
+        let txs: Vec<KvTx> = chunk
+            .iter()
+            .map(|&k| KvTx {
+                k: format!("key{k}"),
+                v: format!("{value}{k}"),
+                n: k as u64,
+            })
+            .collect();
+        let acc = submit_txs(c.http[0], &txs).unwrap();
+        assert_eq!(acc.len(), txs.len());
+    }
+}
+
+/// Keeps 400 finalized heights in 64 KiB segments compacted every 300 ms, a snapshot every
+/// 10 heights: a cluster of this harness prunes within seconds.
+fn prune_fast(c: &Cluster) {
+    for i in 0..c.configs.len() {
+        edit(c, i, "storage", |t| {
+            // About 8 s of blocks here: a joined node must reach its peers' chain before
+            // they prune the heights it starts from.
+            t.insert("retain_finalized_heights".into(), 400.into());
+            t.insert("segment_kib".into(), 64.into());
+            t.insert("compact_interval_ms".into(), 300.into());
+        });
+        edit(c, i, "state_sync", |t| {
+            t.insert("chunk_bytes".into(), 4096.into());
+            // A snapshot every 10 heights (about 0.2 s here) lives 100 heights: long
+            // enough for a join paced at the peers' request rate.
+            t.insert("keep".into(), 10.into());
+            t.insert("discovery_ms".into(), 1500.into());
+            t.insert("chunk_timeout_ms".into(), 2000.into());
+        });
+    }
+}
+
 fn kv(c: &Cluster, node: usize, k: usize) -> Option<String> {
     get_json(c.http[node], &format!("/kv/key{k}"))
         .ok()
@@ -35,8 +80,13 @@ fn kv(c: &Cluster, node: usize, k: usize) -> Option<String> {
 /// Starts `joiner` empty and checks that it joins by snapshot; returns the seconds it
 /// took until its finalized height reached the cluster's.
 fn join_and_check(c: &mut Cluster, joiner: usize) -> f64 {
+    join_and_check_env(c, joiner, &[])
+}
+
+/// [`join_and_check`] with environment variables for the joiner.
+fn join_and_check_env(c: &mut Cluster, joiner: usize, env: &[(&str, &str)]) -> f64 {
     let t0 = Instant::now();
-    c.start(joiner);
+    c.start_env(joiner, env);
     let target = c.finalized(0);
     c.wait("the joiner catches up", 90, |c| {
         c.finalized(joiner) >= target
@@ -94,42 +144,14 @@ fn join_and_check(c: &mut Cluster, joiner: usize) -> f64 {
 fn empty_nodes_join_by_snapshot_after_the_others_pruned_and_refuse_bad_peers() {
     let _g = serial();
     let mut c = Cluster::configure_with_spares(2, 3, 3, |_, _| {});
-    let n = c.configs.len();
-    for i in 0..n {
-        edit(&c, i, "storage", |t| {
-            // About 8 s of blocks here: a joined node must reach its peers' chain before
-            // they prune the heights it starts from.
-            t.insert("retain_finalized_heights".into(), 400.into());
-            t.insert("segment_kib".into(), 64.into());
-            t.insert("compact_interval_ms".into(), 300.into());
-        });
-        edit(&c, i, "state_sync", |t| {
-            t.insert("chunk_bytes".into(), 4096.into());
-            // A snapshot every 10 heights (about 0.2 s here) lives 100 heights: long
-            // enough for a join paced at the peers' request rate.
-            t.insert("keep".into(), 10.into());
-            t.insert("discovery_ms".into(), 1500.into());
-            t.insert("chunk_timeout_ms".into(), 2000.into());
-        });
-    }
+    prune_fast(&c);
     for i in 0..5 {
         c.start(i);
     }
     c.wait("the committee finalizes", 60, |c| c.finalized(0) >= 5);
     // Values of 200 bytes: the state spans several 4 KiB chunks, and the blocks fill the
     // 64 KiB segments that compaction deletes.
-    let value = "v".repeat(200);
-    for batch in 0..KEYS / 50 {
-        let txs: Vec<KvTx> = (batch * 50..(batch + 1) * 50)
-            .map(|k| KvTx {
-                k: format!("key{k}"),
-                v: format!("{value}{k}"),
-                n: k as u64,
-            })
-            .collect();
-        let acc = submit_txs(c.http[0], &txs).unwrap();
-        assert_eq!(acc.len(), 50);
-    }
+    write_keys(&c, 0..KEYS);
     c.wait("every key written", 60, |c| {
         (0..KEYS).all(|k| kv(c, 0, k).is_some())
     });
@@ -178,6 +200,199 @@ fn empty_nodes_join_by_snapshot_after_the_others_pruned_and_refuse_bad_peers() {
     let log = std::fs::read_to_string(c.log_path(joiner_bad_offer)).unwrap();
     assert!(log.contains("digest does not match the header"), "{log}");
     eprintln!("honest join took {honest:.2} s");
+    for i in c.live() {
+        assert_eq!(c.metric(i, "pala_state_commitment_mismatches_total"), 0.0);
+    }
+}
+
+#[test]
+fn a_node_behind_every_peers_retention_notices_it_and_joins_by_snapshot_on_restart() {
+    let _g = serial();
+    let mut c = Cluster::configure(2, 3, |_| {});
+    prune_fast(&c);
+    for i in 0..c.configs.len() {
+        // The others drop the frozen voter's connections 2 s after it froze: what they
+        // had sent until then waits in its socket buffers, and it catches up that far
+        // when it runs again, no farther.
+        edit(&c, i, "network", |t| {
+            t.insert("read_timeout_ms".into(), 2000.into());
+        });
+    }
+    for i in 0..5 {
+        c.start(i);
+    }
+    c.wait("the committee finalizes", 60, |c| c.finalized(0) >= 5);
+    write_keys(&c, 0..KEYS / 2);
+    let late = 4;
+    c.wait("the first keys reach the voter", 60, |c| {
+        (0..KEYS / 2).all(|k| kv(c, late, k).is_some())
+    });
+    // Frozen, not stopped: its connections stay up until the others give up on them.
+    c.signal(late, libc::SIGSTOP);
+    let own = c.finalized(0);
+    write_keys(&c, KEYS / 2..KEYS);
+    c.wait("every key written", 60, |c| {
+        (0..KEYS).all(|k| kv(c, 0, k).is_some())
+    });
+    // Well past its head and what it will read from its socket buffers (2 s of blocks).
+    let gone = own + 300;
+    let t_prune = Instant::now();
+    c.wait("the others pruned past the frozen voter's head", 120, |c| {
+        // (A height not reached yet is a 404 too.)
+        (0..4).all(|i| {
+            c.finalized(i) > gone
+                && get_json(c.http[i], &format!("/block/{gone}")).is_ok_and(|(code, _)| code == 404)
+        })
+    });
+    eprintln!(
+        "the voter froze at or below {own}; the others pruned {gone} {:.1} s after the last write",
+        t_prune.elapsed().as_secs_f64()
+    );
+    c.signal(late, libc::SIGCONT);
+    // Running, it notices that chain sync cannot serve it.
+    c.wait("the voter says it is behind", 60, |c| {
+        c.metric(late, "pala_state_sync_behind") == 1.0
+    });
+    let log = std::fs::read_to_string(c.log_path(late)).unwrap();
+    assert!(log.contains("behind every peer's retention"), "{log}");
+    let (stuck, others) = (c.finalized(late), c.finalized(0));
+    assert!(
+        stuck < gone && others > gone,
+        "stuck at {stuck}, the others at {others}"
+    );
+    eprintln!("the voter is stuck at {stuck} and says so; the others are at {others}");
+
+    // Restarted, it sets its data aside and joins by snapshot.
+    assert!(c.stop(late));
+    let data = c.data_dir(late);
+    join_and_check(&mut c, late);
+    assert_eq!(c.metric(late, "pala_state_sync_set_aside_total"), 1.0);
+    assert_eq!(c.metric(late, "pala_state_sync_behind"), 0.0);
+    let parent = data.parent().unwrap();
+    let name = data.file_name().unwrap().to_string_lossy().into_owned();
+    let aside: Vec<std::path::PathBuf> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{name}.set-aside-"))
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let segments = std::fs::read_dir(&aside[0])
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("seg-")
+        })
+        .count();
+    assert!(
+        segments > 0,
+        "the old segments are kept in {}",
+        aside[0].display()
+    );
+    assert!(aside[0].join("app-kv.bin").exists());
+    let log = std::fs::read_to_string(c.log_path(late)).unwrap();
+    assert!(log.contains("Setting its data aside"), "{log}");
+    assert!(log.contains(&aside[0].display().to_string()), "{log}");
+
+    // A cluster restarting together starts from its own data, and quickly.
+    let before = c.finalized(0);
+    for i in 0..5 {
+        assert!(c.stop(i));
+    }
+    let t0 = Instant::now();
+    for i in 0..5 {
+        c.start(i);
+    }
+    c.wait("the restarted cluster finalizes again", 60, |c| {
+        c.finalized(0) > before + 5
+    });
+    eprintln!(
+        "the cluster restarted together and finalized again in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    for i in 0..5 {
+        assert_eq!(c.metric(i, "pala_state_sync_joins_total"), 0.0, "node {i}");
+        assert_eq!(
+            c.metric(i, "pala_state_sync_set_aside_total"),
+            0.0,
+            "node {i}"
+        );
+    }
+}
+
+#[test]
+fn a_node_joins_a_later_session_through_the_chain_of_committees_and_refuses_forged_proofs() {
+    let _g = serial();
+    // Sessions end at their 20th block (about 0.5 s here); from session 2 on three of the
+    // four voters serve, so the joiner needs the schedule's committee, derived through
+    // every session since genesis.
+    let mut c = Cluster::configure_with_spares(2, 4, 1, |g, _| {
+        g.stop_offset = 20;
+        g.sessions = vec![pala_node::genesis::GenesisSession {
+            proposers: g.proposers.clone(),
+            voters: g.voters[..3].to_vec(),
+        }];
+    });
+    prune_fast(&c);
+    for i in 0..c.configs.len() {
+        // The chain of some 30 sessions takes a few seconds at the peers' request rate:
+        // the snapshot must outlive it (60 kept, 600 heights, about 12 s here).
+        edit(&c, i, "state_sync", |t| {
+            t.insert("keep".into(), 60.into());
+        });
+    }
+    for i in 0..6 {
+        c.start(i);
+    }
+    c.wait("the committee finalizes", 60, |c| c.finalized(0) >= 5);
+    write_keys(&c, 0..KEYS);
+    c.wait("every key written", 60, |c| {
+        (0..KEYS).all(|k| kv(c, 0, k).is_some())
+    });
+    c.wait("the serving nodes pruned block 1", 120, |c| {
+        (0..2).all(|i| get_json(c.http[i], "/block/1").is_ok_and(|(code, _)| code == 404))
+    });
+    // The joiner asks the offering peers for session proofs in id order: the first one
+    // forges them.
+    let id = |c: &Cluster, i: usize| c.status(i).unwrap()["id"].as_str().unwrap().to_string();
+    let forger = if id(&c, 0) < id(&c, 1) { 0 } else { 1 };
+    assert!(c.stop(forger));
+    c.start_env(
+        forger,
+        &[("PALA_TESTING_STATE_SYNC_FAULT", "forge_session")],
+    );
+    c.wait("the forging proposer is back", 60, |c| {
+        c.finalized(forger) + 2 >= c.finalized(0)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let joiner = 6;
+    join_and_check_env(&mut c, joiner, &[("PALA_LOG_LEVEL", "info")]);
+    let log = std::fs::read_to_string(c.log_path(joiner)).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("checked the chain of committees from genesis to session"))
+        .unwrap_or_else(|| panic!("no chain of committees checked: {log}"));
+    let session: u32 = line
+        .rsplit("to session ")
+        .next()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(session >= 3, "joined in session {session}: {line}");
+    assert!(log.contains("refused a session proof"), "{log}");
+    assert!(c.metric(joiner, "pala_state_sync_offers_refused_total") >= 1.0);
+    let status = c.status(joiner).unwrap();
+    eprintln!(
+        "the joiner checked sessions 1..{session} and runs in {} as a {}",
+        status["finalized"], status["role"]
+    );
     for i in c.live() {
         assert_eq!(c.metric(i, "pala_state_commitment_mismatches_total"), 0.0);
     }

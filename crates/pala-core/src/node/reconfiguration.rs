@@ -80,30 +80,27 @@ impl Node {
     }
 
     /// Remembers the newest valid committee-change transaction of the session, in a
-    /// block at or before the stop block (section 0.1 item 11).
+    /// block at or before the stop block (section 0.1 item 11; the rule's one home is
+    /// [`crate::committee_rule`], which a node joining by state sync applies too).
     pub(super) fn note_committee_change(&mut self, block: &Block) {
-        let stop = self.cfg.stop_offset;
-        if stop == 0
-            || block.header.session_offset > stop
-            || block.sn().epoch.session != self.epoch.session
-        {
-            return;
-        }
-        for tx in &block.txs {
-            let Some(parsed) = pala_types::committee::parse_committee_change(tx) else {
-                continue;
-            };
-            match parsed {
-                Ok(c) if self.committee_is_valid(&c) => self.reconfig.next_committee = Some(c),
-                _ => self.count(CoreEvent::CommitteeChangeInvalid),
-            }
+        let invalid = crate::committee_rule::note_committee_changes(
+            &mut self.reconfig.next_committee,
+            block,
+            self.epoch.session,
+            self.cfg.stop_offset,
+            self.scheme.as_ref(),
+            self.cfg.network_id,
+        );
+        for _ in 0..invalid {
+            self.count(CoreEvent::CommitteeChangeInvalid);
         }
     }
 
-    fn committee_is_valid(&self, c: &Committee) -> bool {
-        // The verifier's admission rules (D-7, D-8, D-16), the same the application applies
-        // to committee-change transactions: one home for them.
-        crate::verify::validate_committee(self.scheme.as_ref(), c, self.cfg.network_id).is_ok()
+    /// C-9a: the notarized chain after `session`'s stop block that finalized it, while
+    /// this node keeps it (the last few sessions it crossed), for a node that keeps the
+    /// proofs of every session for joiners (W-12).
+    pub fn stop_proof(&self, session: Session) -> Option<&[NotarizedBlock]> {
+        self.reconfig.stop_proofs.get(&session).map(Vec::as_slice)
     }
 
     /// C-9: keeps the blocks after `stop` up to `trigger`, whose notarization finalized
@@ -236,14 +233,14 @@ impl Node {
         });
         // 1. The committee of S+1: a committee-change transaction, else the genesis
         //    schedule, else the same members.
-        let mut next = self
-            .reconfig
-            .next_committee
-            .take()
-            .or_else(|| self.reconfig.schedule.get(&(s + 1)).cloned())
-            .or_else(|| self.committee(s).map(|c| (*c).clone()))
-            .expect("the current session has a committee");
-        next.session = s + 1;
+        let next = crate::committee_rule::committee_after(
+            s,
+            self.reconfig.next_committee.take(),
+            &self.reconfig.schedule,
+            &self
+                .committee(s)
+                .expect("the current session has a committee"),
+        );
         if self.committee(s + 1).is_none_or(|c| *c != next) {
             self.committees.install(self.scheme.as_ref(), next.clone());
             self.persist(StateChange::Committee(next.clone()));

@@ -89,7 +89,7 @@ pub struct Metrics {
     pub state_sync_bytes_served: Counter,
     /// State-sync requests refused: over the per-peer rate, undecodable, for a snapshot not kept, or the queue to the state-sync server full.
     pub state_sync_requests_refused: Counter,
-    /// Snapshot offers a joining node refused (proof or digest did not check).
+    /// Snapshot offers and session proofs a joining node refused (proof, digest or session proof did not check).
     pub state_sync_offers_refused: Counter,
     /// Snapshot chunks a joining node refused (hash or length did not match the manifest), plus chunk requests that timed out.
     pub state_sync_chunks_refused: Counter,
@@ -97,6 +97,11 @@ pub struct Metrics {
     pub state_sync_bytes_fetched: Counter,
     /// Times this node installed a snapshot instead of replaying from genesis.
     pub state_sync_joins: Counter,
+    /// Times this node set its data aside at start because no peer stored its finalized
+    /// head any more (W-12f).
+    pub state_sync_set_aside: Counter,
+    /// 1 while chain sync shows that no peer stores this node's finalized head (W-12f).
+    pub state_sync_behind: Gauge,
     /// Submitted-to-applied latency of transactions submitted through this node.
     pub tx_latency: Histogram,
     /// Block timestamp to finalization on this node.
@@ -159,6 +164,8 @@ impl Default for Metrics {
             state_sync_chunks_refused: Counter::default(),
             state_sync_bytes_fetched: Counter::default(),
             state_sync_joins: Counter::default(),
+            state_sync_set_aside: Counter::default(),
+            state_sync_behind: Gauge::default(),
             tx_latency: Histogram::new(LATENCY_BOUNDS),
             block_latency: Histogram::new(LATENCY_BOUNDS),
             txs_submitted: Counter::default(),
@@ -264,7 +271,7 @@ impl Metrics {
             ),
             (
                 "pala_state_sync_offers_refused",
-                "Snapshot offers a joining node refused (proof or digest did not check).",
+                "Snapshot offers and session proofs a joining node refused (proof, digest or session proof did not check).",
                 &self.state_sync_offers_refused,
             ),
             (
@@ -281,6 +288,12 @@ impl Metrics {
                 "pala_state_sync_joins",
                 "Times this node installed a snapshot instead of replaying from genesis.",
                 &self.state_sync_joins,
+            ),
+            (
+                "pala_state_sync_set_aside",
+                "Times this node set its data directory's contents aside at start, because no \
+                 peer stored its finalized head any more, and joined by state sync.",
+                &self.state_sync_set_aside,
             ),
             (
                 "pala_txs_submitted",
@@ -307,6 +320,12 @@ impl Metrics {
             registry.register(name, help, c.clone());
         }
         registry.register("pala_peers", "Connected peers.", self.peers.clone());
+        registry.register(
+            "pala_state_sync_behind",
+            "1 while chain sync shows that no peer stores this node's finalized head any more \
+             (it fell behind every peer's retention; a restart joins by state sync).",
+            self.state_sync_behind.clone(),
+        );
         registry.register(
             "pala_doppelganger_tripped",
             "1 once this node saw its own key live on another node and stopped signing.",

@@ -1,18 +1,23 @@
-//! Joining by state sync (W-12): a node whose data directory holds no finalized block asks
-//! its peers for their newest snapshot before it starts, checks each offer's proof
+//! Joining by state sync (W-12): a node whose data directory holds no finalized block, or
+//! whose finalized head no peer stores any more (W-12f, [`super::discover`]), asks its
+//! peers for their newest snapshot before it starts, checks each offer's proof
 //! ([`super::proof::check`]), fetches the chunks of the best one from every peer that
 //! offered it (one outstanding chunk per peer; a chunk that fails its check, a timeout or a
 //! disconnect moves to another peer and the chunks already checked are kept), restores the
 //! application, and writes the proof's blocks to storage with `F` as the finalized head.
 //! The node then starts as after a restart: recovery (P-3) makes `F` the core's finalized
 //! root, replay applies the blocks between the snapshot and `F`, and chain sync fetches
-//! the rest. Peers whose offer or chunks failed are not asked again. While it joins, a
-//! node that listens keeps listening and answers offer requests with "none", so the nodes
-//! of a network that starts from genesis (all empty at once) learn it within a round trip.
+//! the rest. Peers whose offer or chunks failed are not asked again. While it asks, a
+//! node that listens keeps listening and answers offer requests with what it stores and
+//! no snapshot, so the nodes of a network that starts or restarts together learn it within
+//! a round trip.
 
+use super::committees::ChainRules;
+use super::discover::Discovery;
 use super::proof;
 use super::restore::Restore;
-use super::wire::{Offer, SyncMessage};
+use super::sessions::SessionStore;
+use super::wire::{Holds, Offer, SyncMessage, OFFER_VERSION};
 use crate::app::KvStore;
 use crate::metrics::Metrics;
 use anyhow::{anyhow, Context, Result};
@@ -21,9 +26,30 @@ use pala_net::{AdmitAll, DialPolicy, NetCommand, NetConfig, NetEvent, Network, P
 use pala_storage::{Record, Storage};
 use pala_types::{NodeId, SignatureScheme, Signer};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
+
+#[path = "join_chain.rs"]
+mod chain;
+pub use chain::CommitteeChain;
+
+/// An offer checked whole, its committee chain included: what a round fetches.
+#[derive(Debug, Clone)]
+pub struct Confirmed {
+    offer: Offer,
+    f: usize,
+    sources: Vec<NodeId>,
+    chain: CommitteeChain,
+}
+
+impl Confirmed {
+    /// The snapshot's height.
+    pub fn height(&self) -> u64 {
+        self.offer.manifest.height
+    }
+}
 
 /// Rounds of discovery and fetching before the node gives up and starts from genesis.
 const ROUNDS: usize = 3;
@@ -42,6 +68,11 @@ pub struct JoinDeps<'a> {
     pub scheme: Arc<dyn SignatureScheme>,
     /// Checks the proofs' notarizations (the genesis committee).
     pub verifier: &'a MessageVerifier,
+    /// The genesis parameters of the committee rule, for offers of later sessions.
+    pub rules: ChainRules,
+    /// Where the session proofs of a join are kept, so that this node serves them in
+    /// turn (`<data_dir>/sessions`).
+    pub sessions_dir: PathBuf,
     /// Whom to ask: bootnodes and the genesis proposers, with the id to expect if known.
     pub peers: Vec<(PeerAddr, Option<NodeId>)>,
     /// K (F-C).
@@ -74,80 +105,224 @@ pub struct Joined {
 }
 
 /// Joins by state sync if a peer offers a snapshot that checks; `Ok(None)` when no peer
-/// offers one (the node then starts from genesis).
+/// offers one (the node then starts from genesis). For a node whose store is empty.
 pub fn join(
     deps: JoinDeps<'_>,
     app: &mut KvStore,
     storage: &mut Storage,
 ) -> Result<Option<Joined>> {
-    if deps.peers.is_empty() {
+    let Some(mut session) = Session::start(deps, Holds::Nothing)? else {
         return Ok(None);
-    }
-    let t0 = Instant::now();
-    let net = Network::start(
-        deps.net.clone(),
-        deps.signer.clone(),
-        deps.scheme.clone(),
-        Arc::new(AdmitAll),
-    )
-    .map_err(|e| anyhow!("starting the network for state sync: {e}"))?;
-    for (addr, expected) in &deps.peers {
-        let _ = net.command(NetCommand::Dial {
-            addr: addr.clone(),
-            expected: *expected,
-            policy: DialPolicy::Periodic,
-        });
-    }
-    let mut j = Joiner {
-        deps: &deps,
-        net: &net,
-        banned: HashSet::new(),
-        connected: HashSet::new(),
     };
-    let mut outcome = Ok(None);
-    for round in 1..=ROUNDS {
-        let Some((offer, f, sources)) = j.discover() else {
-            break;
-        };
-        match j.fetch(&offer, sources, app) {
-            Ok(bytes) => {
-                outcome = install(&offer, f, storage, app).map(|finalized| {
-                    Some(Joined {
-                        height: offer.manifest.height,
-                        finalized,
-                        bytes,
-                        offer_bytes: SyncMessage::Offer(Some(Box::new(offer.clone())))
-                            .encode()
-                            .len() as u64,
-                        took: t0.elapsed(),
-                    })
-                });
-                break;
-            }
-            Err(e) => warn!(
-                round,
-                "state sync round failed: {e}; asking the peers again"
-            ),
-        }
-    }
-    net.shutdown();
-    if let Ok(Some(done)) = &outcome {
-        deps.metrics.state_sync_joins.inc();
-        info!(
-            snapshot = done.height,
-            finalized = done.finalized,
-            bytes = done.bytes,
-            offer_bytes = done.offer_bytes,
-            ms = done.took.as_millis() as u64,
-            "joined by state sync"
-        );
-    }
-    outcome
+    let joined = session.join(None, 0, app, storage);
+    session.shutdown();
+    joined
 }
 
-/// Writes the proof's blocks with `F` as the finalized head; returns F's height.
-fn install(offer: &Offer, f: usize, storage: &mut Storage, app: &mut KvStore) -> Result<u64> {
-    let mut records = Vec::with_capacity(2 * offer.proof.len() + 1);
+/// The network session of a join or of the W-12f check at start-up: the peers dialed,
+/// and those that served something that did not check.
+pub struct Session<'d> {
+    deps: JoinDeps<'d>,
+    net: Network,
+    /// What this node says it stores when a peer asks it for an offer.
+    holds: Holds,
+    t0: Instant,
+    /// Peers that served something that did not check.
+    banned: HashSet<NodeId>,
+    connected: HashSet<NodeId>,
+    /// The sessions checked so far (W-12a), kept across rounds.
+    chain: CommitteeChain,
+}
+
+impl<'d> Session<'d> {
+    /// Starts the network and dials the peers; `None` when there is nobody to ask.
+    pub fn start(deps: JoinDeps<'d>, holds: Holds) -> Result<Option<Session<'d>>> {
+        if deps.peers.is_empty() {
+            return Ok(None);
+        }
+        let net = Network::start(
+            deps.net.clone(),
+            deps.signer.clone(),
+            deps.scheme.clone(),
+            Arc::new(AdmitAll),
+        )
+        .map_err(|e| anyhow!("starting the network for state sync: {e}"))?;
+        for (addr, expected) in &deps.peers {
+            let _ = net.command(NetCommand::Dial {
+                addr: addr.clone(),
+                expected: *expected,
+                policy: DialPolicy::Periodic,
+            });
+        }
+        Ok(Some(Session {
+            deps,
+            net,
+            holds,
+            t0: Instant::now(),
+            banned: HashSet::new(),
+            connected: HashSet::new(),
+            chain: CommitteeChain::default(),
+        }))
+    }
+
+    /// What this node answers from now on (after its old data was set aside: nothing).
+    pub fn set_holds(&mut self, holds: Holds) {
+        self.holds = holds;
+    }
+
+    /// Closes the session's connections (the node's own network starts after it).
+    pub fn shutdown(self) {
+        self.net.shutdown();
+    }
+
+    /// The best offer of `found` above `floor` that checks whole (W-12a: for a later
+    /// session with the chain of committees fetched from the peers that offered it);
+    /// offers that do not check are dropped, their peers banned, and the next is tried.
+    pub fn confirm_best(&mut self, found: &Discovery, floor: u64) -> Option<Confirmed> {
+        let mut found = found.clone();
+        loop {
+            let (peer, offer, f, sources) = found.best(floor)?;
+            match self.confirm(&offer, peer, &sources) {
+                Ok(chain) => {
+                    return Some(Confirmed {
+                        offer,
+                        f,
+                        sources,
+                        chain,
+                    })
+                }
+                Err(e) => {
+                    warn!("not taking snapshot {}: {e}", offer.manifest.height);
+                    // The peer banned, or no chain from anyone: drop this height's offers.
+                    let (h, banned) = (offer.manifest.height, &self.banned);
+                    found
+                        .offers
+                        .retain(|(p, o, _)| o.manifest.height != h && !banned.contains(p));
+                }
+            }
+        }
+    }
+
+    /// Fetches and installs a snapshot above height `floor`, from `first` (an offer
+    /// already confirmed) and then from fresh rounds of offers; `Ok(None)` when none
+    /// checks.
+    pub fn join(
+        &mut self,
+        mut first: Option<Confirmed>,
+        floor: u64,
+        app: &mut KvStore,
+        storage: &mut Storage,
+    ) -> Result<Option<Joined>> {
+        let mut outcome = Ok(None);
+        for round in 1..=ROUNDS {
+            let confirmed = match first.take() {
+                Some(c) => Some(c),
+                None => {
+                    let found = self.discover(None);
+                    if found.best(floor).is_none() {
+                        break;
+                    }
+                    self.confirm_best(&found, floor)
+                }
+            };
+            let Some(Confirmed {
+                offer,
+                f,
+                sources,
+                chain,
+            }) = confirmed
+            else {
+                warn!(round, "no snapshot offer checked; asking the peers again");
+                continue;
+            };
+            info!(
+                height = offer.manifest.height,
+                chunks = offer.manifest.chunks.len(),
+                bytes = offer.manifest.total_bytes(),
+                peers = sources.len(),
+                "fetching a state-sync snapshot"
+            );
+            match self.fetch(&offer, sources, app) {
+                Ok(bytes) => {
+                    let (dir, stop) = (&self.deps.sessions_dir, self.deps.rules.stop_offset);
+                    outcome =
+                        install(&offer, f, &chain, dir, stop, storage, app).map(|finalized| {
+                            Some(Joined {
+                                height: offer.manifest.height,
+                                finalized,
+                                bytes,
+                                offer_bytes: offer_bytes(&offer),
+                                took: self.t0.elapsed(),
+                            })
+                        });
+                    break;
+                }
+                Err(e) => warn!(
+                    round,
+                    "state sync round failed: {e}; asking the peers again"
+                ),
+            }
+        }
+        if let Ok(Some(done)) = &outcome {
+            self.deps.metrics.state_sync_joins.inc();
+            info!(
+                snapshot = done.height,
+                finalized = done.finalized,
+                bytes = done.bytes,
+                offer_bytes = done.offer_bytes,
+                ms = done.took.as_millis() as u64,
+                "joined by state sync"
+            );
+        }
+        outcome
+    }
+}
+
+fn offer_bytes(offer: &Offer) -> u64 {
+    SyncMessage::Offer {
+        holds: Holds::Unsaid,
+        offer: Some(Box::new(offer.clone())),
+    }
+    .encode()
+    .len() as u64
+}
+
+/// Writes the proof's blocks with `F` as the finalized head, the committees and stop
+/// blocks of the chain (the core recovers the committee of F's session from them, P-3),
+/// and keeps the chain's session proofs to serve them in turn; returns F's height.
+fn install(
+    offer: &Offer,
+    f: usize,
+    chain: &CommitteeChain,
+    sessions_dir: &std::path::Path,
+    stop_offset: u32,
+    storage: &mut Storage,
+    app: &mut KvStore,
+) -> Result<u64> {
+    if !chain.proofs.is_empty() {
+        let store = SessionStore::open(sessions_dir)
+            .with_context(|| format!("opening {}", sessions_dir.display()))?;
+        for (i, p) in chain.proofs.iter().enumerate() {
+            store
+                .write(i as u32 + 1, p)
+                .with_context(|| format!("keeping the proof of session {}", i + 1))?;
+        }
+    }
+    let mut records = Vec::with_capacity(2 * offer.proof.len() + 2 * chain.proofs.len() + 1);
+    for c in &chain.committees {
+        records.push(Record::Committee(c.clone()));
+    }
+    for (i, p) in chain.proofs.iter().enumerate() {
+        if let Some(stop) = p
+            .iter()
+            .find(|nb| nb.block.header.session_offset == stop_offset)
+        {
+            records.push(Record::StopBlock {
+                session: i as u32 + 1,
+                height: stop.block.height(),
+            });
+        }
+    }
     for (i, nb) in offer.proof.iter().enumerate() {
         // Above F only the notarized prefix: a stored block without its notarization
         // would never connect (F-B), and the core would ask its peers for blocks after a
@@ -171,15 +346,7 @@ fn install(offer: &Offer, f: usize, storage: &mut Storage, app: &mut KvStore) ->
     Ok(fin.height())
 }
 
-struct Joiner<'a, 'd> {
-    deps: &'a JoinDeps<'d>,
-    net: &'a Network,
-    /// Peers that served something that did not check.
-    banned: HashSet<NodeId>,
-    connected: HashSet<NodeId>,
-}
-
-impl Joiner<'_, '_> {
+impl Session<'_> {
     fn send(&self, to: NodeId, m: &SyncMessage) {
         let _ = self.net.command(NetCommand::SendExtension {
             to,
@@ -188,12 +355,18 @@ impl Joiner<'_, '_> {
         });
     }
 
-    /// A node that is itself joining serves nothing: peers that ask (other nodes of a
-    /// network starting from genesis, all empty at once) learn so at once instead of
-    /// waiting out their discovery.
-    fn answer_request(&self, peer: NodeId, kind: u8) -> bool {
+    /// A node that is itself joining or checking serves no snapshot: peers that ask
+    /// (other nodes of a network starting or restarting together) learn so, and what it
+    /// stores, at once instead of waiting out their discovery.
+    fn answer_request(&self, peer: NodeId, kind: u8, payload: &[u8]) -> bool {
         match kind {
-            super::wire::GET_OFFER => self.send(peer, &SyncMessage::Offer(None)),
+            super::wire::GET_OFFER => {
+                let holds = match SyncMessage::decode(kind, payload) {
+                    Ok(SyncMessage::GetOffer { version }) if version >= OFFER_VERSION => self.holds,
+                    _ => Holds::Unsaid,
+                };
+                self.send(peer, &SyncMessage::Offer { holds, offer: None });
+            }
             super::wire::GET_CHUNK => {}
             _ => return false,
         }
@@ -204,24 +377,36 @@ impl Joiner<'_, '_> {
         self.banned.insert(peer);
     }
 
-    /// Asks every connected peer for its offer; returns the best offer that checks, the
-    /// index of its finalized block, and the peers that offered it.
-    fn discover(&mut self) -> Option<(Offer, usize, Vec<NodeId>)> {
+    /// Asks every connected peer for its offer and what it stores, until every peer
+    /// answered, `state_sync.discovery_ms` passed, or (with `own` = this node's finalized
+    /// height) a peer said it holds that height: then the node is not behind (W-12f) and
+    /// waiting longer would only delay its start.
+    pub fn discover(&mut self, own: Option<u64>) -> Discovery {
         let deadline = Instant::now() + self.deps.discovery;
         let mut asked: HashSet<NodeId> = HashSet::new();
-        let mut answered: HashSet<NodeId> = HashSet::new();
-        let mut offers: Vec<(NodeId, Offer, usize)> = Vec::new();
+        let mut found = Discovery::default();
+        let ask = SyncMessage::GetOffer {
+            version: OFFER_VERSION,
+        };
         for p in self.connected.clone() {
             if !self.banned.contains(&p) {
-                self.send(p, &SyncMessage::GetOffer);
+                self.send(p, &ask);
                 asked.insert(p);
             }
         }
         while Instant::now() < deadline {
+            let answered = found.holds.len();
             // Every peer answered, or was refused before and not asked again (an
             // unreachable one costs the whole window).
-            let refused_before = self.banned.iter().filter(|b| !answered.contains(b)).count();
-            if !answered.is_empty() && answered.len() + refused_before >= self.deps.peers.len() {
+            let refused_before = self
+                .banned
+                .iter()
+                .filter(|b| !found.holds.iter().any(|(p, _)| p == *b))
+                .count();
+            if answered > 0 && answered + refused_before >= self.deps.peers.len() {
+                break;
+            }
+            if own.is_some_and(|h| found.holds.iter().any(|(_, s)| s.covers(h))) {
                 break;
             }
             let Ok(ev) = self.net.events().recv_timeout(Duration::from_millis(50)) else {
@@ -231,26 +416,35 @@ impl Joiner<'_, '_> {
                 NetEvent::PeerUp { peer, .. } => {
                     self.connected.insert(peer);
                     if !self.banned.contains(&peer) && asked.insert(peer) {
-                        self.send(peer, &SyncMessage::GetOffer);
+                        self.send(peer, &ask);
                     }
                 }
                 NetEvent::PeerDown { peer, .. } => {
                     self.connected.remove(&peer);
                 }
-                NetEvent::Extension { peer, kind, .. } if self.answer_request(peer, kind) => {}
                 NetEvent::Extension {
                     peer,
                     kind,
                     payload,
-                } if asked.contains(&peer) && !answered.contains(&peer) => {
+                } if self.answer_request(peer, kind, &payload) => {}
+                NetEvent::Extension {
+                    peer,
+                    kind,
+                    payload,
+                } if asked.contains(&peer) && !found.holds.iter().any(|(p, _)| *p == peer) => {
                     match SyncMessage::decode(kind, &payload) {
-                        Ok(SyncMessage::Offer(None)) => {
-                            answered.insert(peer);
-                        }
-                        Ok(SyncMessage::Offer(Some(o))) => {
-                            answered.insert(peer);
-                            match proof::check(&o, self.deps.verifier, self.deps.k) {
-                                Ok(f) => offers.push((peer, *o, f)),
+                        Ok(SyncMessage::Offer { holds, offer }) => {
+                            found.holds.push((peer, holds));
+                            let Some(o) = offer else { continue };
+                            // A later session's signatures wait for its committee (W-12a,
+                            // `confirm`); the rest is checked now.
+                            let checked = if proof::session_of(&o) <= 1 {
+                                proof::check(&o, self.deps.verifier, self.deps.k)
+                            } else {
+                                proof::check_links(&o, self.deps.k)
+                            };
+                            match checked {
+                                Ok(f) => found.offers.push((peer, *o, f)),
                                 Err(e) => {
                                     self.deps.metrics.state_sync_offers_refused.inc();
                                     error!(
@@ -266,7 +460,7 @@ impl Joiner<'_, '_> {
                         Err(e) => {
                             self.deps.metrics.state_sync_offers_refused.inc();
                             error!(peer = %peer.to_hex(), "undecodable state-sync answer: {e}");
-                            answered.insert(peer);
+                            found.holds.push((peer, Holds::Unsaid));
                             self.ban(peer);
                         }
                     }
@@ -274,32 +468,7 @@ impl Joiner<'_, '_> {
                 _ => {}
             }
         }
-        // The snapshot the most peers can serve (more peers to fetch from and to fall
-        // back on), then the newest. A peer that offered a newer one still keeps this one
-        // unless `state_sync.keep` is 1; if it does not, it says so and is left out.
-        let servable = |m: &super::Manifest| {
-            offers
-                .iter()
-                .filter(|(_, o, _)| o.manifest.height >= m.height)
-                .count()
-        };
-        let best = offers
-            .iter()
-            .max_by_key(|(_, o, _)| (servable(&o.manifest), o.manifest.height))?
-            .clone();
-        let sources: Vec<NodeId> = offers
-            .iter()
-            .filter(|(_, o, _)| o.manifest.height >= best.1.manifest.height)
-            .map(|(p, _, _)| *p)
-            .collect();
-        info!(
-            height = best.1.manifest.height,
-            chunks = best.1.manifest.chunks.len(),
-            bytes = best.1.manifest.total_bytes(),
-            peers = sources.len(),
-            "fetching a state-sync snapshot"
-        );
-        Some((best.1, best.2, sources))
+        found
     }
 
     /// Fetches and restores the snapshot; returns the chunk bytes accepted.
@@ -386,7 +555,11 @@ impl Joiner<'_, '_> {
                         todo.push_front(i);
                     }
                 }
-                NetEvent::Extension { peer, kind, .. } if self.answer_request(peer, kind) => {}
+                NetEvent::Extension {
+                    peer,
+                    kind,
+                    payload,
+                } if self.answer_request(peer, kind, &payload) => {}
                 NetEvent::Extension {
                     peer,
                     kind,

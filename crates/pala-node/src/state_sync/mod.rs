@@ -10,17 +10,25 @@
 //! `state_sync.snapshot_interval` heights a joining node picks the newest snapshot that
 //! a finalized header it has verified names.
 
+pub mod at_start;
+pub mod behind;
+pub mod committees;
+mod discover;
 mod join;
 mod manifest;
 pub mod proof;
 mod restore;
 pub mod serve;
+pub mod sessions;
+mod set_aside;
 mod store;
 pub mod wire;
 
-pub use join::{join, JoinDeps, Joined};
+pub use discover::{Behind, Discovery};
+pub use join::{join, JoinDeps, Joined, Session};
 pub use manifest::{ChunkInfo, Manifest, MAX_APP_META, MAX_CHUNK_BYTES};
 pub use restore::{Restore, RestoreError};
+pub use set_aside::set_aside;
 pub use store::{SnapshotStore, StoreError};
 
 /// A snapshot in memory: its manifest and its chunks, in order.

@@ -4,17 +4,17 @@
 //! block `c` with `s < c ≤ F` whose header commits to the snapshot's state.
 //!
 //! By F-C (section 4.2) a notarized `(e, t)` with `t > K` finalizes `(e, t−K)` and every
-//! ancestor of it, so `c` is final and so is its commitment; the notarization of `top` is
-//! checked with BLS against the committee of its session (only the genesis committee's
-//! session is supported: a joining node knows no later committee without the chain of
-//! stop-block proofs, which this build does not fetch). The residual trust assumption is
+//! ancestor of it, so `c` is final and so is its commitment; every notarization of the
+//! proof is checked with BLS against the committee of its session: the genesis committee
+//! for session 1, and for a later session the one the joining node derived through the
+//! chain of session proofs ([`super::committees`]). The residual trust assumption is
 //! the one docs/protocol.md states under W-12: voters do not recompute a proposal's
 //! commitment before voting, so a commitment is as good as the proposer that wrote it and
 //! the honest nodes that checked it after finality.
 
 use super::manifest::Manifest;
 use super::wire::{Offer, MAX_PROOF_BLOCKS};
-use pala_core::MessageVerifier;
+use pala_core::{MessageVerifier, VerifyError};
 use pala_storage::StorageReader;
 use pala_types::{BlockSn, FresherHeadResponse, Message, NotarizedBlock};
 use thiserror::Error;
@@ -71,21 +71,47 @@ pub enum ProofError {
         /// The manifest's digest.
         digest: pala_types::Hash,
     },
-    /// The snapshot belongs to a session whose committee this node cannot derive.
+    /// The proof is signed in a session whose committee the checker was not given.
     #[error(
-        "the snapshot's proof is signed in session {0}: joining by state sync after the \
-         genesis session is not supported by this build (sync from genesis, or from a peer \
-         that keeps the blocks)"
+        "the snapshot's proof is signed in session {0}, whose committee is not known here \
+         (the chain of session proofs from genesis did not reach it)"
     )]
-    LaterSession(u32),
+    UnknownSession(u32),
     /// A notarization of the proof does not verify.
     #[error("a notarization of the proof does not verify: {0}")]
     Signature(String),
 }
 
-/// Checks that `offer.proof` vouches for `offer.manifest` (see the module comment);
-/// returns the index of the finalized block `F` in the proof.
+/// Checks that `offer.proof` vouches for `offer.manifest` (see the module comment) with
+/// `verifier`, which must hold the committees of the proof's sessions; returns the index
+/// of the finalized block `F` in the proof.
 pub fn check(offer: &Offer, verifier: &MessageVerifier, k: u32) -> Result<usize, ProofError> {
+    let f = check_links(offer, k)?;
+    let msg = Message::FresherHead(FresherHeadResponse {
+        blocks: offer.proof.clone(),
+        finalized: None,
+    });
+    match verifier.verify(msg) {
+        Ok(v) if v.deferred().is_empty() => Ok(f),
+        Ok(v) => Err(ProofError::UnknownSession(
+            v.deferred()[0].block.sn().epoch.session,
+        )),
+        Err(VerifyError::UnknownSession(s)) => Err(ProofError::UnknownSession(s)),
+        Err(e) => Err(ProofError::Signature(e.to_string())),
+    }
+}
+
+/// The session the offer's proof is signed in (that of its notarized last block).
+pub fn session_of(offer: &Offer) -> u32 {
+    offer
+        .proof
+        .last()
+        .map_or(1, |nb| nb.block.sn().epoch.session)
+}
+
+/// Every check of [`check`] but the signatures: what can be checked before the
+/// committees of a later session are known.
+pub fn check_links(offer: &Offer, k: u32) -> Result<usize, ProofError> {
     let m = &offer.manifest;
     let p = &offer.proof;
     let first = &p[0].block;
@@ -111,9 +137,6 @@ pub fn check(offer: &Offer, verifier: &MessageVerifier, k: u32) -> Result<usize,
     if top.notarization.is_none() {
         return Err(ProofError::NotNotarized { sn });
     }
-    if sn.epoch.session != 1 {
-        return Err(ProofError::LaterSession(sn.epoch.session));
-    }
     let not_final = ProofError::NotFinal { sn, k };
     if sn.s <= k {
         return Err(not_final);
@@ -130,24 +153,22 @@ pub fn check(offer: &Offer, verifier: &MessageVerifier, k: u32) -> Result<usize,
             digest: m.state_digest,
         });
     }
-    let msg = Message::FresherHead(FresherHeadResponse {
-        blocks: p.clone(),
-        finalized: None,
-    });
-    match verifier.verify(msg) {
-        Ok(v) if v.deferred().is_empty() => Ok(f),
-        Ok(v) => Err(ProofError::LaterSession(
-            v.deferred()[0].block.sn().epoch.session,
-        )),
-        Err(e) => Err(ProofError::Signature(e.to_string())),
-    }
+    Ok(f)
 }
 
 /// Builds the proof for `manifest` from what `storage` holds: the finalized blocks from
 /// the snapshot's height up to the first one that commits to it, on to a block `F` in the
-/// same epoch as a stored notarized block K sequence numbers later. `None` while the
-/// commitment is not finalized yet (a fresh snapshot) or the blocks are gone.
-pub fn build(manifest: &Manifest, storage: &StorageReader, k: u32) -> Option<Vec<NotarizedBlock>> {
+/// same epoch as a stored notarized block K sequence numbers later. `F` is never one of
+/// the empty blocks after a stop block (C-2, `session_offset > stop_offset`): a node that
+/// starts from such a root would sit in a reconfiguration window that start-up does not
+/// resume (section 13, P-3). `None` while the commitment is not finalized yet (a fresh
+/// snapshot) or the blocks are gone.
+pub fn build(
+    manifest: &Manifest,
+    storage: &StorageReader,
+    k: u32,
+    stop_offset: u32,
+) -> Option<Vec<NotarizedBlock>> {
     let (_, hi) = storage.finalized_range()?;
     let s = manifest.height;
     let at = |h: u64| -> Option<NotarizedBlock> {
@@ -167,9 +188,9 @@ pub fn build(manifest: &Manifest, storage: &StorageReader, k: u32) -> Option<Vec
         }
         let nb = at(h)?;
         committed |= nb.block.header.state == manifest.commitment();
-        let sn = nb.block.sn();
+        let after_stop = stop_offset > 0 && nb.block.header.session_offset > stop_offset;
         proof.push(nb);
-        if !committed || sn.epoch.session != 1 {
+        if !committed || after_stop {
             continue;
         }
         // Is F = this block finalized by a stored notarized (e, s+K)?

@@ -198,9 +198,25 @@ fn every_gap_in_the_proof_is_refused() {
         Err(ProofError::Signature(_))
     ));
 
-    // A later session's snapshot: this build does not derive later committees.
+    // A later session's snapshot, checked without that session's committee.
     let o = chain(&n, 2);
     let e = check(&o, &n.verifier, K).unwrap_err();
-    assert_eq!(e, ProofError::LaterSession(2));
-    assert!(e.to_string().contains("not supported"), "{e}");
+    assert_eq!(e, ProofError::UnknownSession(2));
+    assert!(e.to_string().contains("not known here"), "{e}");
+    assert_eq!(check_links(&o, K), Ok(3));
+    assert_eq!(session_of(&o), 2);
+}
+
+#[test]
+fn a_later_session_is_checked_with_its_derived_committee() {
+    let n = net();
+    let mut v = MessageVerifier::new(
+        Arc::new(n.scheme.clone()),
+        NET,
+        n.verifier.committees().clone(),
+    );
+    let mut c2 = Committee::clone(n.verifier.committees().get(1).unwrap());
+    c2.session = 2;
+    v.install(c2);
+    assert_eq!(check(&chain(&n, 2), &v, K), Ok(3));
 }

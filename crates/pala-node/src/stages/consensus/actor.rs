@@ -68,6 +68,9 @@ pub struct ConsensusDeps {
     /// Called with a snapshot of the core's committees after each change (the verify
     /// stage's mailbox).
     pub committees_changed: Box<dyn Fn(Committees) + Send>,
+    /// Called when a session ends here (C-3) with the core's proof that its stop block is
+    /// final (C-9a), so that the session's proof is kept for joiners (W-12a).
+    pub session_ended: Box<dyn Fn(u32, Vec<pala_types::NotarizedBlock>) + Send>,
     /// Finalized blocks go here, after durability.
     pub app: ApplicationMailbox,
     /// The applied height, for the status.
@@ -133,6 +136,7 @@ struct Rest {
     scheme: Arc<dyn SignatureScheme>,
     network_id: u64,
     committees_changed: Box<dyn Fn(Committees) + Send>,
+    session_ended: Box<dyn Fn(u32, Vec<pala_types::NotarizedBlock>) + Send>,
     app: ApplicationMailbox,
     app_view: AppView,
     mempool: MempoolHandle,
@@ -166,6 +170,7 @@ impl Loop {
                 scheme: d.scheme,
                 network_id: d.network_id,
                 committees_changed: d.committees_changed,
+                session_ended: d.session_ended,
                 app: d.app,
                 app_view: d.app_view,
                 mempool: d.mempool,
@@ -352,6 +357,10 @@ impl Loop {
             }
             Event::CommitteeInstalled(c) => {
                 info!(session = c.session, "committee installed");
+                let ended = c.session.saturating_sub(1);
+                if let Some(tail) = self.core.stop_proof(ended) {
+                    (self.d.session_ended)(ended, tail.to_vec());
+                }
                 self.committees_changed();
                 if let Some(addr) = self.d.links.listen_for(&c) {
                     self.listen(c.session, addr);

@@ -5,13 +5,14 @@ use super::ingress::{VerifyControl, VerifyMailbox};
 use super::vote_gate::VoteGate;
 use crate::metrics::{peer_label, Metrics};
 use crate::stages::consensus::{ConsensusMailbox, ConsensusMessage};
+use crate::state_sync::behind::{BehindWatch, Change};
 use anyhow::{Context, Result};
 use pala_core::{Committees, Input, MessageVerifier};
 use pala_net::{Direction, NetCommand, NetEvent, PeerAddr};
 use pala_types::{Message, NodeId, SignatureScheme};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, error, info, trace, warn};
 
 /// Invalid messages from one peer before it is disconnected (section 0.1 item 6).
 const MAX_FAILURES: u32 = 100;
@@ -39,7 +40,10 @@ pub struct VerifyDeps {
     /// Metrics handle.
     pub metrics: Arc<Metrics>,
     /// Where state-sync requests go (`None`: this node serves none).
-    pub state_sync: Option<crossbeam_channel::Sender<crate::state_sync::serve::Request>>,
+    pub state_sync: Option<crossbeam_channel::Sender<crate::state_sync::serve::Job>>,
+    /// This node's finalized height, for noticing that it fell behind every peer's
+    /// retention (W-12f).
+    pub storage: pala_storage::StorageReader,
 }
 
 /// The running stage.
@@ -87,6 +91,7 @@ struct Loop {
     /// Votes waiting for a quorum, tagged (batch, slot in that batch, peer).
     gate: VoteGate<(u64, usize, NodeId)>,
     batch_seq: u64,
+    behind: BehindWatch,
 }
 
 impl Loop {
@@ -100,6 +105,7 @@ impl Loop {
             peer_heads: PeerHeads::default(),
             gate: VoteGate::default(),
             batch_seq: 0,
+            behind: BehindWatch::default(),
         }
     }
 
@@ -188,11 +194,10 @@ impl Loop {
                     payload,
                 } => {
                     // State sync is not consensus: its own thread answers it (W-12).
-                    let queued = self
-                        .deps
-                        .state_sync
-                        .as_ref()
-                        .is_some_and(|tx| tx.try_send((peer, kind, payload)).is_ok());
+                    let queued = self.deps.state_sync.as_ref().is_some_and(|tx| {
+                        let job = crate::state_sync::serve::Job::Request(peer, kind, payload);
+                        tx.try_send(job).is_ok()
+                    });
                     if !queued {
                         m.state_sync_requests_refused.inc();
                     }
@@ -218,6 +223,8 @@ impl Loop {
                             peer = %peer.to_hex(), blocks = r.blocks.len(), finalized = ?r.finalized.map(|f| f.0),
                             "sync response received"
                         );
+                        let answer = (peer, r.blocks.len(), r.finalized.map(|f| f.0));
+                        watch_behind(&mut self.behind, &self.deps, answer);
                     }
                     crate::stages::consensus::trace_pipeline("verifying", &message);
                     msgs.push((slots.len(), peer, message));
@@ -293,6 +300,40 @@ impl Loop {
             }
         }
         slots.into_iter().flatten().collect()
+    }
+}
+
+/// W-12f while running: says once, in the log and `pala_state_sync_behind`, that no
+/// peer can serve this node by chain sync any more, and that a restart repairs it.
+fn watch_behind(
+    behind: &mut BehindWatch,
+    deps: &VerifyDeps,
+    (peer, blocks, peer_finalized): (NodeId, usize, Option<u64>),
+) {
+    let own = deps.storage.finalized_range().map_or(0, |(_, hi)| hi);
+    match behind.answer(peer, blocks, peer_finalized, own) {
+        Some(Change::Behind {
+            own,
+            peers,
+            peer_finalized,
+        }) => {
+            deps.metrics.state_sync_behind.set(1);
+            error!(
+                own_finalized = own,
+                peers,
+                peer_finalized,
+                "this node is behind every peer's retention: its finalized head {own} is \
+                 older than any block the {peers} peer(s) that answered its chain sync \
+                 still store (they finalized up to {peer_finalized}), so it cannot catch \
+                 up by chain sync. Restart it: at start it sees this, sets its data \
+                 aside (never deleted) and joins by state sync (W-12f)"
+            );
+        }
+        Some(Change::CaughtUp) => {
+            deps.metrics.state_sync_behind.set(0);
+            info!("chain sync serves this node again: no longer behind its peers' retention");
+        }
+        None => {}
     }
 }
 
