@@ -44,6 +44,9 @@ pub(super) struct PeerInfo {
     pub(super) status: Option<Status>,
     greeted: bool,
     unnotarized_sent_at: Option<Tick>,
+    /// The epoch whose unnotarized proposals this peer got while its status was in that
+    /// epoch (W-7.4b): proposals sent before it entered were dropped there (W-11b).
+    unnotarized_sent_for: Option<Epoch>,
 }
 
 /// An outstanding request (W-7.1).
@@ -96,18 +99,27 @@ impl Node {
         if s.epoch > self.epoch || s.head > self.chain.head() {
             self.sync_dirty = true;
         }
+        let in_our_epoch = s.epoch == self.epoch;
+        let came_in = in_our_epoch && info.status.as_ref().is_some_and(|p| p.epoch < self.epoch);
         info.status = Some(s);
-        // W-7.4: a newly seen voter gets our unnotarized proposals (once per cool-down).
-        if first
-            && self.is_primary()
+        // W-7.4: a newly seen voter gets our unnotarized proposals (once per cool-down);
+        // W-7.4b: so does a voter whose status moves into our epoch while we hold some:
+        // any we broadcast before were dropped there (W-11b). Once per epoch, so a peer
+        // cannot make us repeat them at will.
+        if self.is_primary()
             && self.is_voter_of(from, self.epoch.session)
             && !self.proposer.unnotarized.is_empty()
         {
-            let now = self.now;
+            let (now, epoch) = (self.now, self.epoch);
             let cool = self.cfg.unnotarized_resend_ms;
             let info = self.sync.peers.get_mut(&from).expect("inserted above");
-            if info.unnotarized_sent_at.is_none_or(|t| now >= t + cool) {
+            let greeting = first && info.unnotarized_sent_at.is_none_or(|t| now >= t + cool);
+            let entered = came_in && info.unnotarized_sent_for != Some(epoch);
+            if greeting || entered {
                 info.unnotarized_sent_at = Some(now);
+                if in_our_epoch {
+                    info.unnotarized_sent_for = Some(epoch);
+                }
                 let ps: Vec<Proposal> = self.proposer.unnotarized.values().cloned().collect();
                 self.out.push(Output::Send {
                     to: from,

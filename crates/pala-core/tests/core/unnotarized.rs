@@ -1,0 +1,116 @@
+//! W-7.4: the primary's unnotarized proposals for voters that could not have seen them
+//! (scenario T-35 of section 10 and W-7.4b).
+
+use crate::fixture::*;
+use pala_core::*;
+use pala_types::*;
+
+/// A primary of epoch (1,1) with an unnotarized proposal (no votes come back).
+fn producing_primary(f: &Fixture) -> Solo {
+    let mut p = Solo::new(f.node(0));
+    p.input(Input::Start);
+    assert!(
+        !p.node.is_producing(),
+        "N-2: waits for statuses or 2 T_VOTER"
+    );
+    p.advance(2 * f.cfg.voter_timeout_ms + 5); // N-2 step 5: starts without statuses
+    assert!(p.node.is_producing());
+    assert!(p.node.unnotarized_proposals().next().is_some());
+    p
+}
+
+fn resent_to(voter: NodeId, outs: &[Output]) -> usize {
+    outs.iter()
+        .filter(|o| matches!(o, Output::Send { to, msg: Message::UnnotarizedProposals(_) } if *to == voter))
+        .count()
+}
+
+fn status_at(f: &Fixture, epoch: Epoch) -> Verified<Message> {
+    f.verifier
+        .verify(Message::Status(Status {
+            epoch,
+            ..Status::default()
+        }))
+        .unwrap()
+}
+
+#[test]
+fn t35_unnotarized_proposals_to_a_new_voter_once_per_cool_down() {
+    let f = Fixture::new(1, 3, 2);
+    let mut p = producing_primary(&f);
+    let voter = f.id(1);
+    let count = |outs: &[Output]| resent_to(voter, outs);
+    let status = || status_at(&f, Epoch::new(1, 1));
+    p.input(Input::PeerConnected(voter));
+    let outs = p.input(Input::Message {
+        from: voter,
+        msg: status(),
+    });
+    assert_eq!(count(&outs), 1, "sent to a newly seen voter");
+    let outs = p.input(Input::Message {
+        from: voter,
+        msg: status(),
+    });
+    assert_eq!(count(&outs), 0, "only on the first status of a connection");
+    p.input(Input::PeerDisconnected(voter));
+    p.input(Input::PeerConnected(voter));
+    let outs = p.input(Input::Message {
+        from: voter,
+        msg: status(),
+    });
+    assert_eq!(count(&outs), 0, "not resent within the cool-down");
+}
+
+/// W-7.4b: a voter that was behind when it got the proposals (it dropped them, W-11b)
+/// gets them again once its status reports the primary's epoch, once per epoch: a peer
+/// that moves its status back and forth cannot make the primary repeat them.
+#[test]
+fn w7_4b_unnotarized_proposals_again_when_a_voter_enters_the_epoch() {
+    let f = Fixture::new(1, 3, 2);
+    let mut p = producing_primary(&f);
+    let voter = f.id(1);
+    let behind = Epoch::new(1, 0);
+    let ours = p.node.epoch();
+    assert!(behind < ours);
+    p.input(Input::PeerConnected(voter));
+    let outs = p.input(Input::Message {
+        from: voter,
+        msg: status_at(&f, behind),
+    });
+    assert_eq!(resent_to(voter, &outs), 1, "W-7.4: the greeting");
+    let outs = p.input(Input::Message {
+        from: voter,
+        msg: status_at(&f, ours),
+    });
+    assert_eq!(
+        resent_to(voter, &outs),
+        1,
+        "entered our epoch: again, within the cool-down"
+    );
+    for epoch in [ours, behind, ours] {
+        let outs = p.input(Input::Message {
+            from: voter,
+            msg: status_at(&f, epoch),
+        });
+        assert_eq!(
+            resent_to(voter, &outs),
+            0,
+            "once per epoch (status {epoch:?})"
+        );
+    }
+    // A voter greeted while already in our epoch got them in time: nothing more.
+    let other = f.id(2);
+    p.input(Input::PeerConnected(other));
+    let outs = p.input(Input::Message {
+        from: other,
+        msg: status_at(&f, ours),
+    });
+    assert_eq!(resent_to(other, &outs), 1);
+    for epoch in [behind, ours] {
+        let outs = p.input(Input::Message {
+            from: other,
+            msg: status_at(&f, epoch),
+        });
+        assert_eq!(resent_to(other, &outs), 0, "status {epoch:?}");
+    }
+}
