@@ -95,22 +95,17 @@ impl Node {
             return;
         }
         // PV-2: recorded only now that it verified (section 0.1 item 6).
-        if !col.signers.insert(idx) {
+        if col.signers.contains(idx) {
             self.count(CoreEvent::VoteDuplicate);
             return;
         }
-        match self.scheme.aggregate(&[&col.aggregate, &v.signature]) {
-            Some(a) => col.aggregate = a,
-            None => {
-                // A malformed signature cannot be part of an aggregate: undo the insert.
-                let mut s = SignerBitmap::new(col.signers.len());
-                for i in col.signers.iter().filter(|&i| i != idx) {
-                    s.insert(i);
-                }
-                col.signers = s;
-                return;
-            }
-        }
+        // A signature that verified is a valid point and always aggregates; were it not,
+        // the vote is left out rather than recorded without its share.
+        let Some(aggregate) = self.scheme.aggregate(&[&col.aggregate, &v.signature]) else {
+            return;
+        };
+        col.signers.insert(idx);
+        col.aggregate = aggregate;
         let reached = quorum(&c, &col.signers, short);
         let first = !col.broadcast;
         self.count(CoreEvent::VotesReceived);

@@ -1,17 +1,24 @@
 //! The core's integration tests, in one binary: one link per build instead of one per
 //! file (mutation testing builds them once for every mutant, `tools/mutants.sh`).
 
-mod fixture;
-
+mod cadence;
 mod clocks;
+mod committee_change;
 mod committees;
 mod driver;
 mod finality;
+mod fixture;
+mod gate;
+mod insertion;
+mod peers;
 mod reconfig;
 mod recovery;
 mod roles;
 mod rules;
+mod sealing;
 mod sync_answers;
 mod timers;
+mod unnotarized;
 mod verify_batch;
 mod verify_bls;
+mod votes;

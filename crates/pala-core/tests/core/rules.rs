@@ -622,48 +622,6 @@ fn t33_silent_sync_peer_times_out_and_is_penalized() {
 }
 
 #[test]
-fn t35_unnotarized_proposals_to_a_new_voter_once_per_cool_down() {
-    let f = Fixture::new(1, 3, 2);
-    let mut p = Solo::new(f.node(0));
-    p.input(Input::Start);
-    assert!(
-        !p.node.is_producing(),
-        "N-2: waits for statuses or 2 T_VOTER"
-    );
-    p.advance(2 * f.cfg.voter_timeout_ms + 5); // N-2 step 5: starts without statuses
-    assert!(p.node.is_producing());
-    let voter = f.id(1);
-    let count = |outs: &[Output]| {
-        outs.iter()
-            .filter(|o| matches!(o, Output::Send { to, msg: Message::UnnotarizedProposals(_) } if *to == voter))
-            .count()
-    };
-    let status = || {
-        f.verifier
-            .verify(Message::Status(Status::default()))
-            .unwrap()
-    };
-    p.input(Input::PeerConnected(voter));
-    let outs = p.input(Input::Message {
-        from: voter,
-        msg: status(),
-    });
-    assert_eq!(count(&outs), 1, "sent to a newly seen voter");
-    let outs = p.input(Input::Message {
-        from: voter,
-        msg: status(),
-    });
-    assert_eq!(count(&outs), 0, "only on the first status of a connection");
-    p.input(Input::PeerDisconnected(voter));
-    p.input(Input::PeerConnected(voter));
-    let outs = p.input(Input::Message {
-        from: voter,
-        msg: status(),
-    });
-    assert_eq!(count(&outs), 0, "not resent within the cool-down");
-}
-
-#[test]
 fn t9_epoch_is_persisted_with_its_proof_never_regresses_and_serves_older_sessions() {
     let f = Fixture::new(1, 3, 2);
     let mut v = f.node(1);
