@@ -19,19 +19,20 @@ fn producing_primary(f: &Fixture) -> Solo {
     p
 }
 
-fn resent_to(voter: NodeId, outs: &[Output]) -> usize {
-    outs.iter()
-        .filter(|o| matches!(o, Output::Send { to, msg: Message::UnnotarizedProposals(_) } if *to == voter))
-        .count()
-}
-
-fn status_at(f: &Fixture, epoch: Epoch) -> Verified<Message> {
-    f.verifier
+/// Delivers `from`'s status at `epoch` to the primary; how many batches of unnotarized
+/// proposals the primary sent back to it.
+fn resent_on_status(p: &mut Solo, f: &Fixture, from: NodeId, epoch: Epoch) -> usize {
+    let status = f
+        .verifier
         .verify(Message::Status(Status {
             epoch,
             ..Status::default()
         }))
-        .unwrap()
+        .unwrap();
+    p.input(Input::Message { from, msg: status })
+        .iter()
+        .filter(|o| matches!(o, Output::Send { to, msg: Message::UnnotarizedProposals(_) } if *to == from))
+        .count()
 }
 
 #[test]
@@ -39,26 +40,24 @@ fn t35_unnotarized_proposals_to_a_new_voter_once_per_cool_down() {
     let f = Fixture::new(1, 3, 2);
     let mut p = producing_primary(&f);
     let voter = f.id(1);
-    let count = |outs: &[Output]| resent_to(voter, outs);
-    let status = || status_at(&f, Epoch::new(1, 1));
     p.input(Input::PeerConnected(voter));
-    let outs = p.input(Input::Message {
-        from: voter,
-        msg: status(),
-    });
-    assert_eq!(count(&outs), 1, "sent to a newly seen voter");
-    let outs = p.input(Input::Message {
-        from: voter,
-        msg: status(),
-    });
-    assert_eq!(count(&outs), 0, "only on the first status of a connection");
+    assert_eq!(
+        resent_on_status(&mut p, &f, voter, Epoch::new(1, 1)),
+        1,
+        "sent to a newly seen voter"
+    );
+    assert_eq!(
+        resent_on_status(&mut p, &f, voter, Epoch::new(1, 1)),
+        0,
+        "only on the first status of a connection"
+    );
     p.input(Input::PeerDisconnected(voter));
     p.input(Input::PeerConnected(voter));
-    let outs = p.input(Input::Message {
-        from: voter,
-        msg: status(),
-    });
-    assert_eq!(count(&outs), 0, "not resent within the cool-down");
+    assert_eq!(
+        resent_on_status(&mut p, &f, voter, Epoch::new(1, 1)),
+        0,
+        "not resent within the cool-down"
+    );
 }
 
 /// W-7.4b: a voter that was behind when it got the proposals (it dropped them, W-11b)
@@ -73,27 +72,19 @@ fn w7_4b_unnotarized_proposals_again_when_a_voter_enters_the_epoch() {
     let ours = p.node.epoch();
     assert!(behind < ours);
     p.input(Input::PeerConnected(voter));
-    let outs = p.input(Input::Message {
-        from: voter,
-        msg: status_at(&f, behind),
-    });
-    assert_eq!(resent_to(voter, &outs), 1, "W-7.4: the greeting");
-    let outs = p.input(Input::Message {
-        from: voter,
-        msg: status_at(&f, ours),
-    });
     assert_eq!(
-        resent_to(voter, &outs),
+        resent_on_status(&mut p, &f, voter, behind),
+        1,
+        "W-7.4: the greeting"
+    );
+    assert_eq!(
+        resent_on_status(&mut p, &f, voter, ours),
         1,
         "entered our epoch: again, within the cool-down"
     );
     for epoch in [ours, behind, ours] {
-        let outs = p.input(Input::Message {
-            from: voter,
-            msg: status_at(&f, epoch),
-        });
         assert_eq!(
-            resent_to(voter, &outs),
+            resent_on_status(&mut p, &f, voter, epoch),
             0,
             "once per epoch (status {epoch:?})"
         );
@@ -101,16 +92,12 @@ fn w7_4b_unnotarized_proposals_again_when_a_voter_enters_the_epoch() {
     // A voter greeted while already in our epoch got them in time: nothing more.
     let other = f.id(2);
     p.input(Input::PeerConnected(other));
-    let outs = p.input(Input::Message {
-        from: other,
-        msg: status_at(&f, ours),
-    });
-    assert_eq!(resent_to(other, &outs), 1);
+    assert_eq!(resent_on_status(&mut p, &f, other, ours), 1);
     for epoch in [behind, ours] {
-        let outs = p.input(Input::Message {
-            from: other,
-            msg: status_at(&f, epoch),
-        });
-        assert_eq!(resent_to(other, &outs), 0, "status {epoch:?}");
+        assert_eq!(
+            resent_on_status(&mut p, &f, other, epoch),
+            0,
+            "status {epoch:?}"
+        );
     }
 }
