@@ -30,11 +30,14 @@ pub struct BlockHeader {
 ///
 /// A pipelined proposer seals block `h` long before `h` (or even its parent) is final, so
 /// a block cannot commit to its own result as a CometBFT block commits to its
-/// predecessor's. Block `h` carries instead the newest finalized height its proposer had
-/// applied when it sealed it, always `< h`; once `h` is finalized, its notarization
+/// predecessor's. Block `h` carries instead a finalized height its proposer had applied
+/// when it sealed it, at most [`StateCommitment::newest_height_for`]`(h, K) = h − 1 − 2K`
+/// (W-12e): a voter that receives `h` has seen the notarization embedded K blocks back,
+/// which finalizes the block 2K back (F-C), so it can usually check the commitment
+/// against its own digest before it votes. Once `h` is finalized, its notarization
 /// vouches for that older state. [`StateCommitment::NONE`] (height 0) commits to nothing:
 /// genesis, hosts without an application (the simulator), and a proposer that has
-/// applied no block yet.
+/// applied no block that old yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct StateCommitment {
     /// The finalized height whose resulting state `digest` is (0: no commitment).
@@ -53,6 +56,17 @@ impl StateCommitment {
     /// Whether this commits to a state (a height above genesis).
     pub fn is_some(&self) -> bool {
         self.height > 0
+    }
+
+    /// The newest height a block at `height` may commit to under the window `k` (W-12e):
+    /// `height − 1 − 2k`, 0 (no commitment) for the first `2k + 1` heights.
+    pub fn newest_height_for(height: u64, k: u32) -> u64 {
+        height.saturating_sub(1 + 2 * u64::from(k))
+    }
+
+    /// Whether a block at `height` may carry this commitment under the window `k`.
+    pub fn allowed_at(&self, height: u64, k: u32) -> bool {
+        !self.is_some() || self.height <= Self::newest_height_for(height, k)
     }
 }
 
@@ -223,6 +237,22 @@ impl Decode for Arc<Block> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn w12e_a_block_commits_to_a_height_at_least_2k_plus_1_below_its_own() {
+        let c = |height| StateCommitment {
+            height,
+            digest: Hash::of(b"s"),
+        };
+        assert_eq!(StateCommitment::newest_height_for(30, 10), 9);
+        assert_eq!(StateCommitment::newest_height_for(21, 10), 0);
+        assert_eq!(StateCommitment::newest_height_for(5, 10), 0);
+        assert!(c(9).allowed_at(30, 10));
+        assert!(!c(10).allowed_at(30, 10));
+        assert!(!c(1).allowed_at(21, 10), "no height is old enough yet");
+        assert!(StateCommitment::NONE.allowed_at(1, 10));
+        assert!(c(1).allowed_at(4, 1) && !c(2).allowed_at(4, 1));
+    }
 
     #[test]
     fn the_state_commitment_is_encoded_and_covered_by_the_block_hash() {

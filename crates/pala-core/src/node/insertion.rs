@@ -11,6 +11,7 @@
 //!   `2 <= s <= K` carries none; `(e,s)` with `s > K` carries exactly `nota(e, s-K)`.
 //! - **C-2, C-4** No user transactions after the stop block; a new session hangs off the
 //!   stop block or a block after it.
+//! - **W-12e** A block at height `h` commits to no state newer than `h − 1 − 2K`.
 //! - **N-10** The notarized-block path of chain sync: a different block at the same sn is
 //!   replaced, since the notarization is the quorum's view.
 
@@ -84,6 +85,13 @@ impl Node {
         };
         if !offset_ok {
             return Err(InsertError::Invalid("session offset"));
+        }
+        // W-12e: a commitment no voter could check yet is the proposer's error; a
+        // quorum must not vouch for it.
+        if !block.header.state.allowed_at(block.height(), self.k()) {
+            return Err(InsertError::Invalid(
+                "W-12e: state commitment too recent for the block's height",
+            ));
         }
         let stop = self.cfg.stop_offset;
         // C-2: blocks after the stop block carry no user transactions.

@@ -283,7 +283,9 @@ impl Node {
     /// driver's wall-clock `timestamp_ms`, but never earlier than its parent, so that
     /// timestamps along a chain never decrease even when a proposer's clock is behind.
     /// `state` is the host's application commitment, sealed as given (the core has no
-    /// application; the node's application stage checks commitments when it applies).
+    /// application; the node's application stage checks commitments when it applies)
+    /// unless it is newer than W-12e allows at the block's height: then the block commits
+    /// to nothing rather than be refused by every voter.
     fn seal(
         &mut self,
         sn: BlockSn,
@@ -348,12 +350,18 @@ impl Node {
         } else {
             txs
         };
+        let height = parent.height() + 1;
+        let state = if state.allowed_at(height, k) {
+            state
+        } else {
+            StateCommitment::NONE
+        };
         let block = Arc::new(Block::new(
             BlockHeader {
                 sn,
                 parent_sn: parent.sn(),
                 parent_hash: parent.hash(),
-                height: parent.height() + 1,
+                height,
                 session_offset,
                 timestamp_ms: timestamp_ms.max(parent.header.timestamp_ms),
                 state,

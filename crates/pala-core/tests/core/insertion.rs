@@ -180,3 +180,33 @@ fn n9_6_a_clock_notarization_of_the_next_session_does_not_move_the_epoch() {
     assert_eq!(n.epoch(), Epoch::new(1, 1));
     assert!(n.chain().get(sn(2, 2, 1)).is_none());
 }
+
+/// W-12e: block (1,1,6) at height 6 with K = 2 may commit to height 1 at most.
+#[test]
+fn w12e_a_state_commitment_too_recent_for_the_height_is_refused() {
+    let f = Fixture::new(1, 3, 2);
+    let c = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 5);
+    let mut n = voter_with(&f, &c);
+    let committing = |height| {
+        let mut h = header(&c[4], sn(1, 1, 6));
+        h.state = StateCommitment {
+            height,
+            digest: Hash([3; 32]),
+        };
+        let info = ConsensusInfo {
+            notarizations: vec![f.nota(&c[3])],
+            clock: None,
+        };
+        Arc::new(Block::new(h, vec![b"payload".to_vec()], info))
+    };
+    assert_eq!(
+        propose(&f, &mut n, &committing(2)),
+        CoreEvent::ProposalInvalid
+    );
+    let ok = committing(1);
+    f.deliver(&mut n, 0, 0, Message::Proposal(f.proposal(&ok)));
+    assert_eq!(
+        n.chain().get(ok.sn()).map(|e| e.block.hash()),
+        Some(ok.hash())
+    );
+}

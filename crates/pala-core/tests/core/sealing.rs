@@ -77,13 +77,15 @@ fn a_payload_for_another_sn_is_ignored_and_the_one_asked_for_is_sealed() {
 }
 
 /// The stop block carries its payload; the blocks after it are sealed empty (C-2) with
-/// the newest state a payload brought, never an older one that came later.
+/// the newest state a payload brought, never an older one that came later, and only
+/// from the height where W-12e allows it (`h − 1 − 2K`, so 6 for state 1 at K = 2):
+/// below it they commit to nothing.
 #[test]
 fn the_stop_block_keeps_its_transactions_and_the_blocks_after_it_carry_the_newest_state() {
     let f = fixture();
     let mut p = producing(&f);
     let mut blocks = Vec::new();
-    for (s, height) in [(1, 5), (2, 3), (3, 4)] {
+    for (s, height) in [(1, 1), (2, 0), (3, 0)] {
         p.pending_payload.clear();
         let outs = p.input(payload(sn(1, 1, s), b"tx", height));
         let b = proposed(&outs)
@@ -100,19 +102,45 @@ fn the_stop_block_keeps_its_transactions_and_the_blocks_after_it_carry_the_newes
         vec![b"tx".to_vec()],
         "the stop block is not after itself"
     );
+    // Notarize the empty blocks after the stop block until one at height 6 is sealed.
+    for s in 4..=5 {
+        let b = proposed(&p.log)
+            .into_iter()
+            .find(|b| b.sn() == sn(1, 1, s))
+            .unwrap_or_else(|| panic!("(1,1,{s}) sealed"));
+        notarize(&f, &mut p, &b);
+    }
     let after = proposed(&p.log);
     let after: Vec<_> = after
         .iter()
         .filter(|b| b.header.session_offset > 3)
         .collect();
-    assert!(!after.is_empty(), "empty blocks after the stop block");
+    let heights: Vec<u64> = after.iter().map(|b| b.height()).collect();
+    assert!(heights.contains(&6), "sealed up to height 6: {heights:?}");
     for b in after {
         assert!(b.txs.is_empty());
+        let expected = if b.height() >= 6 { 1 } else { 0 };
         assert_eq!(
-            b.header.state.height, 5,
-            "the newest state, not the last one given"
+            b.header.state.height,
+            expected,
+            "{:?}: the newest state, not the last one given, once allowed",
+            b.sn()
         );
     }
+}
+
+/// W-12e: a state newer than the block's height allows is not sealed (every voter would
+/// refuse the block); the block commits to nothing instead.
+#[test]
+fn w12e_a_primary_seals_no_commitment_its_block_may_not_carry() {
+    let f = fixture();
+    let mut p = producing(&f);
+    let outs = p.input(payload(sn(1, 1, 1), b"tx", 1));
+    let b = proposed(&outs)
+        .into_iter()
+        .find(|b| b.sn() == sn(1, 1, 1))
+        .expect("(1,1,1) sealed");
+    assert_eq!(b.header.state, StateCommitment::NONE);
 }
 
 /// A later epoch's first block carries cnota(e) (I-1); when the head reached the stop

@@ -8,6 +8,9 @@ use super::{bad, Config, ConfigError};
 const MAX_FRAME_MIB: usize = 64;
 
 /// Checks the relations between values; each error names every key involved.
+/// The largest K whose snapshot proofs fit (W-12a, W-12e).
+const MAX_K_WITH_STATE_SYNC: u32 = 64;
+
 pub(super) fn cross_check(c: &Config) -> Result<(), ConfigError> {
     let n = &c.network;
     let t = &c.consensus;
@@ -22,6 +25,21 @@ pub(super) fn cross_check(c: &Config) -> Result<(), ConfigError> {
                 n.read_timeout_ms,
                 t.heartbeat_ms,
                 2 * t.heartbeat_ms
+            ),
+        ));
+    }
+    // W-12a, W-12e: a snapshot's proof runs from the snapshot's block past the block that
+    // commits to it (at least 2K + 1 heights later, plus the primary's application lag)
+    // and K more, within MAX_PROOF_BLOCKS.
+    let serves = c.state_sync.snapshot_interval > 0 || c.state_sync.enabled;
+    if serves && t.k > MAX_K_WITH_STATE_SYNC {
+        return Err(bad(
+            "consensus.k",
+            format!(
+                "{} is above {MAX_K_WITH_STATE_SYNC}, the most state sync supports (a \
+                 snapshot's proof holds about 3K + 2 blocks, at most 256); lower it or set \
+                 state_sync.enabled = false and state_sync.snapshot_interval = 0",
+                t.k
             ),
         ));
     }
@@ -123,6 +141,17 @@ mod tests {
         );
         let e = err("[network]\nread_timeout_ms = 20000\n[consensus]\nheartbeat_ms = 15000\n");
         assert!(e.contains("at least 30000"), "{e}");
+    }
+
+    #[test]
+    fn a_k_too_large_for_snapshot_proofs_is_refused_unless_state_sync_is_off() {
+        let e = err("[consensus]\nk = 65\n");
+        assert!(
+            e.contains("consensus.k") && e.contains("at most 256"),
+            "{e}"
+        );
+        let off = "[consensus]\nk = 65\n[state_sync]\nenabled = false\nsnapshot_interval = 0\n";
+        Config::from_toml(&format!("{MIN}{off}"), Path::new("x.toml"), &[]).unwrap();
     }
 
     #[test]

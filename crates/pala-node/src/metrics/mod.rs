@@ -79,6 +79,12 @@ pub struct Metrics {
     pub state_commitments_checked: Counter,
     /// Finalized blocks whose state commitment disagreed with this node's state.
     pub state_commitment_mismatches: Counter,
+    /// Proposals whose state commitment this node checked before voting and found agreeing.
+    pub proposal_commitments_checked: Counter,
+    /// Proposals whose state commitment this node could not check before voting.
+    pub proposal_commitments_unchecked: Counter,
+    /// Proposals not voted for because their commitment contradicted this node's state.
+    pub proposal_commitments_refused: Counter,
     /// State snapshots written for state sync.
     pub state_snapshots: Counter,
     /// State-sync snapshot offers sent to peers (with a snapshot).
@@ -155,6 +161,9 @@ impl Default for Metrics {
             txs_skipped: Counter::default(),
             state_commitments_checked: Counter::default(),
             state_commitment_mismatches: Counter::default(),
+            proposal_commitments_checked: Counter::default(),
+            proposal_commitments_unchecked: Counter::default(),
+            proposal_commitments_refused: Counter::default(),
             state_snapshots: Counter::default(),
             state_sync_offers_served: Counter::default(),
             state_sync_chunks_served: Counter::default(),
@@ -243,6 +252,24 @@ impl Metrics {
                 "Finalized blocks whose state commitment disagreed with this node's own \
                  digest at that height (this node then serves no snapshot).",
                 &self.state_commitment_mismatches,
+            ),
+            (
+                "pala_proposal_commitments_checked",
+                "Proposals whose state commitment agreed with this node's digest before it \
+                 voted (W-12e).",
+                &self.proposal_commitments_checked,
+            ),
+            (
+                "pala_proposal_commitments_unchecked",
+                "Proposals with a state commitment to a height this node had not applied \
+                 (or no longer kept) when it voted.",
+                &self.proposal_commitments_unchecked,
+            ),
+            (
+                "pala_proposal_commitments_refused",
+                "Proposals not voted for because their state commitment contradicted this \
+                 node's digest.",
+                &self.proposal_commitments_refused,
             ),
             (
                 "pala_state_snapshots",

@@ -7,10 +7,11 @@
 //! ancestor of it, so `c` is final and so is its commitment; every notarization of the
 //! proof is checked with BLS against the committee of its session: the genesis committee
 //! for session 1, and for a later session the one the joining node derived through the
-//! chain of session proofs ([`super::committees`]). The residual trust assumption is
-//! the one docs/protocol.md states under W-12: voters do not recompute a proposal's
-//! commitment before voting, so a commitment is as good as the proposer that wrote it and
-//! the honest nodes that checked it after finality.
+//! chain of session proofs ([`super::committees`]). What a finalized commitment is worth
+//! is stated in docs/protocol.md, W-12 (e): the honest voters of its quorum that had
+//! applied the committed height checked it before voting, and every node after finality.
+//! `c` is at least 2K + 1 heights above `s` (W-12e), so a proof spans 3K + 2 blocks or
+//! more.
 
 use super::manifest::Manifest;
 use super::wire::{Offer, MAX_PROOF_BLOCKS};

@@ -58,7 +58,7 @@ pub const MAX_SESSION_BLOCKS: u32 = (1 << 20) + MAX_PROOF_BLOCKS as u32;
 pub const OFFER_VERSION: u8 = 2;
 
 /// Most blocks an offer's proof may hold: the snapshot's block, the blocks up to the one
-/// that commits to it (a few heights of commitment lag), and K more up to the notarized
+/// that commits to it (at least 2K + 1 heights later, W-12e), and K more up to the notarized
 /// block that finalizes it.
 pub const MAX_PROOF_BLOCKS: usize = 256;
 

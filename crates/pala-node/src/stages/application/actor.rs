@@ -12,7 +12,7 @@ use crate::mempool::MempoolHandle;
 use crate::metrics::Metrics;
 use anyhow::{bail, Context, Result};
 use pala_storage::StorageReader;
-use pala_types::{Block, Hash, StateCommitment};
+use pala_types::{Block, Hash};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -95,8 +95,8 @@ struct State {
     deps: ApplicationDeps,
     submitted: HashMap<Hash, Instant>,
     subscribers: Vec<crossbeam_channel::Sender<Arc<Block>>>,
-    /// The newest applied state, which this node's proposals commit to.
-    commitment: Arc<Mutex<StateCommitment>>,
+    /// This node's digests, shared with the [`AppView`] (proposals and votes, W-12e).
+    history: Arc<Mutex<StateHistory>>,
     /// Set at the first mismatch: no more snapshots are taken or served.
     diverged: bool,
 }
@@ -109,7 +109,7 @@ impl ApplicationStage {
         mut deps: ApplicationDeps,
     ) -> Result<(ApplicationStage, ApplicationMailbox, AppView)> {
         let store = Arc::new(RwLock::new(store));
-        let commitment = Arc::new(Mutex::new(deps.history.latest()));
+        let history = Arc::new(Mutex::new(std::mem::take(&mut deps.history)));
         let snapshots = deps.snapshots.as_ref().map(|p| p.store.clone());
         let (tx, rx) = flume::bounded(capacity);
         let replayed = std::mem::take(&mut deps.replay_mismatches);
@@ -118,7 +118,7 @@ impl ApplicationStage {
             deps,
             submitted: HashMap::new(),
             subscribers: Vec::new(),
-            commitment: commitment.clone(),
+            history: history.clone(),
             // A node that diverged before a restart still serves nothing.
             diverged: snapshots.as_ref().is_some_and(|s| {
                 s.lock()
@@ -139,7 +139,7 @@ impl ApplicationStage {
             ApplicationMailbox { tx },
             AppView {
                 store,
-                commitment,
+                history,
                 snapshots,
             },
         ))
@@ -222,11 +222,11 @@ impl State {
             let n = app.apply(block);
             (n, app.state_digest())
         };
-        let checked = self.deps.history.check(block);
-        self.deps.history.record(block.height(), digest);
-        *self.commitment.lock().unwrap_or_else(|e| e.into_inner()) = StateCommitment {
-            height: block.height(),
-            digest,
+        let checked = {
+            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            let checked = history.check(block);
+            history.record(block.height(), digest);
+            checked
         };
         match checked {
             Ok(true) => {

@@ -1,22 +1,29 @@
-//! The check of every finalized block's state commitment against this node's own
-//! history of digests.
+//! The check of state commitments against this node's own history of digests, before a
+//! voter votes and again when a block is finalized.
 //!
-//! Block `b` commits to the state after height `c = b.header.state.height < b.height`
-//! (the newest height its proposer had applied; [`pala_types::StateCommitment`]). When
-//! this node applies `b` it has applied every height below `b.height`, so it can check
-//! any commitment whose height is still in its history of the last [`HISTORY`] digests
-//! (older ones, after a restart or a long pipeline, are not checkable and pass
-//! unchecked). A commitment to a height at or above `b`'s own cannot come from an honest
-//! proposer and counts as a mismatch too (logged and counted; it says nothing about this
-//! node's state). A digest that differs from this node's means this node's state, or the
-//! proposer's, is not the committed one: the stage logs both digests and heights, counts
-//! it (`pala_state_commitment_mismatches_total`) and stops serving snapshots.
+//! Block `b` commits to the state after height `c = b.header.state.height`, at most
+//! `b.height − 1 − 2K` (W-12e, [`pala_types::StateCommitment`]; the core refuses a
+//! block that commits to a newer height). A primary commits to the newest height it has
+//! applied within that bound ([`StateHistory::at_or_below`]).
 //!
-//! Voters do not check commitments before they vote (a voter may not have applied the
-//! committed height yet), so a finalized commitment is vouched for by its proposer alone:
-//! a faulty proposer can make honest nodes stop serving snapshots, and a joining node
-//! must not take one commitment as proof of a state without more (see
-//! `docs/operators.md`, *State commitments and snapshots*).
+//! *Before voting* ([`StateHistory::before_vote`], the consensus stage's
+//! `commitment_gate`): when the proposal of `b` reaches a voter, the notarization
+//! embedded K blocks back has finalized the block 2K back (F-C), so the voter has
+//! usually applied `c` and compares the digest with its own. A proposal that contradicts
+//! it gets no vote (`pala_proposal_commitments_refused_total`); one the voter cannot check
+//! yet (its application lags, or `c` is older than its history) is voted for unchecked
+//! (`..._unchecked_total`), so a slow application never stalls consensus. A finalized
+//! commitment is thus vouched for by every honest voter of its quorum that had applied
+//! `c` and agreed, not by its proposer alone.
+//!
+//! *When applying* ([`StateHistory::check`]): this node has applied every height below
+//! `b.height`, so it checks any commitment whose height is still in its history of the
+//! last [`HISTORY`] digests (older ones, after a restart or a long pipeline, pass
+//! unchecked). A commitment to a height at or above `b`'s own counts as a mismatch too
+//! (logged and counted; it says nothing about this node's state). A digest that differs
+//! from this node's means this node's state, or the quorum's, is not the committed one:
+//! the stage logs both digests and heights, counts it
+//! (`pala_state_commitment_mismatches_total`) and stops serving snapshots.
 
 use pala_types::{Block, Hash, StateCommitment};
 use std::collections::VecDeque;
@@ -57,6 +64,19 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
+/// What a voter learns from a proposal's commitment before it votes (W-12e).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BeforeVote {
+    /// The block commits to no state.
+    Nothing,
+    /// The committed digest is this node's own at that height.
+    Agrees,
+    /// This node has not applied the committed height yet, or no longer keeps it.
+    NotApplied,
+    /// The committed digest is not this node's: no vote.
+    Contradicts(Mismatch),
+}
+
 /// This node's digests of its last applied heights.
 #[derive(Debug, Default)]
 pub struct StateHistory {
@@ -86,6 +106,37 @@ impl StateHistory {
                 height,
                 digest,
             })
+    }
+
+    /// The newest recorded state at or below `height` (what a block that may commit to
+    /// `height` at most commits to), [`StateCommitment::NONE`] when none is kept.
+    pub fn at_or_below(&self, height: u64) -> StateCommitment {
+        let newest = self.latest();
+        if newest.height <= height {
+            return newest;
+        }
+        self.digest_at(height)
+            .map_or(StateCommitment::NONE, |digest| StateCommitment {
+                height,
+                digest,
+            })
+    }
+
+    /// Compares `block`'s commitment with this node's digest before it votes for it.
+    pub fn before_vote(&self, block: &Block) -> BeforeVote {
+        let c = block.header.state;
+        if !c.is_some() {
+            return BeforeVote::Nothing;
+        }
+        match self.digest_at(c.height) {
+            None => BeforeVote::NotApplied,
+            Some(mine) if mine == c.digest => BeforeVote::Agrees,
+            Some(mine) => BeforeVote::Contradicts(Mismatch {
+                block_height: block.height(),
+                committed: c,
+                mine: Some(mine),
+            }),
+        }
     }
 
     /// This node's digest after `height`, if still kept.
@@ -161,6 +212,39 @@ mod tests {
         // Above what this node applied (only possible for a block far ahead) or below
         // the history: nothing to check.
         assert_eq!(h.check(&block(20, at(15, d(1)))), Ok(false));
+    }
+
+    #[test]
+    fn a_voter_tells_agreeing_contradicting_and_uncheckable_commitments_apart() {
+        let mut h = StateHistory::default();
+        let d = |i: u64| Hash::of(&i.to_le_bytes());
+        for i in 3..=10u64 {
+            h.record(i, d(i));
+        }
+        let before = |c| h.before_vote(&block(40, c));
+        assert_eq!(before(StateCommitment::NONE), BeforeVote::Nothing);
+        assert_eq!(before(at(9, d(9))), BeforeVote::Agrees);
+        match before(at(9, d(8))) {
+            BeforeVote::Contradicts(m) => assert_eq!((m.mine, m.block_height), (Some(d(9)), 40)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            before(at(11, d(1))),
+            BeforeVote::NotApplied,
+            "not applied yet"
+        );
+        assert_eq!(
+            before(at(2, d(1))),
+            BeforeVote::NotApplied,
+            "below the history"
+        );
+        assert_eq!(h.at_or_below(20), at(10, d(10)));
+        assert_eq!(h.at_or_below(7), at(7, d(7)));
+        assert_eq!(h.at_or_below(2), StateCommitment::NONE);
+        assert_eq!(
+            StateHistory::default().at_or_below(5),
+            StateCommitment::NONE
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The application stage's mailbox and its read-only view.
 
+use super::commitments::{BeforeVote, StateHistory};
 use crate::app::{Application, KvEntry, KvStore};
 use crate::state_sync::SnapshotStore;
 use pala_types::{Block, Hash, StateCommitment};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 pub(super) enum AppMessage {
@@ -59,7 +60,7 @@ impl ApplicationMailbox {
 #[derive(Clone)]
 pub struct AppView {
     pub(super) store: Arc<RwLock<KvStore>>,
-    pub(super) commitment: Arc<Mutex<StateCommitment>>,
+    pub(super) history: Arc<Mutex<StateHistory>>,
     pub(super) snapshots: Option<Arc<Mutex<SnapshotStore>>>,
 }
 
@@ -89,10 +90,26 @@ impl AppView {
         self.read().applied_height()
     }
 
-    /// The newest applied height and its state digest: what this node's next proposal
-    /// commits to ([`StateCommitment::NONE`] before the first block).
+    fn history(&self) -> MutexGuard<'_, StateHistory> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest applied height and its state digest ([`StateCommitment::NONE`] before
+    /// the first block).
     pub fn commitment(&self) -> StateCommitment {
-        *self.commitment.lock().unwrap_or_else(|e| e.into_inner())
+        self.history().latest()
+    }
+
+    /// What a block at `height` proposed now commits to under the window `k`: the newest
+    /// applied state W-12e allows there.
+    pub fn commitment_for(&self, height: u64, k: u32) -> StateCommitment {
+        self.history()
+            .at_or_below(StateCommitment::newest_height_for(height, k))
+    }
+
+    /// `block`'s commitment against this node's digests, before voting for it (W-12e).
+    pub fn before_vote(&self, block: &Block) -> BeforeVote {
+        self.history().before_vote(block)
     }
 
     /// The snapshots kept for state sync (`None` when `state_sync.snapshot_interval` is

@@ -9,9 +9,10 @@
 //! the store's height (after a crash between the two writes).
 //!
 //! State commitments: after every block the stage records the store's digest (the last
-//! [`HISTORY`] heights) and publishes the newest `(height, digest)` through the
-//! [`AppView`], which the consensus stage seals into the blocks it proposes; every
-//! finalized block's commitment is checked against the history (`commitments`). Every
+//! [`HISTORY`] heights) in a history shared with the [`AppView`], from which the
+//! consensus stage takes the commitment it seals into a proposal and checks the
+//! commitments of the proposals it votes for (W-12e); every finalized block's commitment
+//! is checked against the history again when it is applied (`commitments`). Every
 //! `state_sync.snapshot_interval` heights it writes a snapshot for state sync
 //! (`crate::state_sync`), unless a mismatch was seen.
 
@@ -21,9 +22,9 @@ mod commitments;
 mod ingress;
 mod snapshots;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use actor::{replay, ApplicationDeps, ApplicationStage};
-pub use commitments::{Mismatch, StateHistory, HISTORY};
+pub use commitments::{BeforeVote, Mismatch, StateHistory, HISTORY};
 pub use ingress::{AppView, ApplicationMailbox, ApplicationStopped};
 pub use snapshots::SnapshotPolicy;

@@ -11,7 +11,8 @@ use crate::state_sync::SnapshotStore;
 use pala_types::{Block, Hash, StateCommitment};
 use std::sync::{Arc, Mutex};
 
-fn block(height: u64, state: StateCommitment) -> Arc<Block> {
+/// Block `height` with one transaction, committing to `state`.
+pub(crate) fn block(height: u64, state: StateCommitment) -> Arc<Block> {
     let tx = KvTx {
         k: format!("k{}", height % 3),
         v: format!("v{height}"),
@@ -26,14 +27,14 @@ fn block(height: u64, state: StateCommitment) -> Arc<Block> {
     ))
 }
 
-struct Run {
-    metrics: Arc<Metrics>,
-    view: AppView,
+pub(crate) struct Run {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) view: AppView,
     store: Arc<Mutex<SnapshotStore>>,
 }
 
 /// Runs the stage over `blocks` (snapshots every 2 heights) until it has applied them all.
-fn run(dir: &std::path::Path, blocks: &[Arc<Block>]) -> Run {
+pub(crate) fn run(dir: &std::path::Path, blocks: &[Arc<Block>]) -> Run {
     let metrics = Arc::new(Metrics::default());
     let (store, _) = SnapshotStore::open(&dir.join("snapshots"), 2).unwrap();
     let store = Arc::new(Mutex::new(store));
@@ -71,7 +72,7 @@ fn run(dir: &std::path::Path, blocks: &[Arc<Block>]) -> Run {
 }
 
 /// What an honest replica's digests are after each height of `blocks`.
-fn digests(blocks: &[Arc<Block>]) -> Vec<StateCommitment> {
+pub(crate) fn digests(blocks: &[Arc<Block>]) -> Vec<StateCommitment> {
     let mut kv = KvStore::open(None).unwrap();
     blocks
         .iter()
@@ -109,6 +110,38 @@ fn agreeing_commitments_pass_and_snapshots_are_taken_at_the_interval() {
     assert_eq!(store.heights(), vec![4, 2]);
     assert_eq!(store.manifests()[0].commitment(), honest[3]);
     assert_eq!(r.metrics.state_snapshots.get(), 2);
+}
+
+/// W-12e: the view gives a proposal at height `h` the newest applied state at or below
+/// `h − 1 − 2K`, and tells a voter whether a proposal's commitment agrees.
+#[test]
+fn the_view_gives_proposals_a_bounded_commitment_and_checks_theirs() {
+    let blocks: Vec<_> = (1..=5).map(|h| block(h, StateCommitment::NONE)).collect();
+    let honest = digests(&blocks);
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &blocks);
+    assert_eq!(
+        r.view.commitment_for(20, 2),
+        honest[4],
+        "the newest, 5 <= 15"
+    );
+    assert_eq!(r.view.commitment_for(8, 2), honest[2], "at most 3");
+    assert_eq!(r.view.commitment_for(5, 2), StateCommitment::NONE);
+    assert_eq!(r.view.before_vote(&block(9, honest[2])), BeforeVote::Agrees);
+    let mut forged = honest[2];
+    forged.digest = Hash::of(b"not the state");
+    assert!(matches!(
+        r.view.before_vote(&block(9, forged)),
+        BeforeVote::Contradicts(_)
+    ));
+    let ahead = StateCommitment {
+        height: 7,
+        ..honest[4]
+    };
+    assert_eq!(
+        r.view.before_vote(&block(20, ahead)),
+        BeforeVote::NotApplied
+    );
 }
 
 #[test]

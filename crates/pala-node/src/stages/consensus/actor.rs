@@ -301,6 +301,9 @@ impl Loop {
         if let Input::Message { from, msg } = &input {
             self.host.doppelganger.inspect(from, msg);
             super::host::trace_pipeline("received", msg);
+            if !super::commitment_gate::admits(&self.d.app_view, &self.host.metrics, from, msg) {
+                return;
+            }
         }
         self.driver
             .handle(&mut self.core, now, input, &mut self.host);
@@ -333,7 +336,13 @@ impl Loop {
         };
         self.host.payload = None;
         tracing::trace!(%sn, txs = txs.len(), "payload given");
-        let payload = self.host.payload_of(txs, self.d.app_view.commitment());
+        // The block at `sn` extends the head (N-1), so this is its height.
+        let height = self.core.head_block().height() + 1;
+        let state = self
+            .d
+            .app_view
+            .commitment_for(height, self.core.config().k.max(1));
+        let payload = self.host.payload_of(txs, state);
         self.driver
             .payload(&mut self.core, now, sn, payload, &mut self.host);
         self.after_events();

@@ -25,6 +25,7 @@
 //! [`PersistJob`]: crate::stages::storage::PersistJob
 
 mod actor;
+mod commitment_gate;
 mod doppelganger;
 mod host;
 mod ingress;
