@@ -112,14 +112,20 @@ fn agreeing_commitments_pass_and_snapshots_are_taken_at_the_interval() {
     assert_eq!(r.metrics.state_snapshots.get(), 2);
 }
 
+/// The stage run over `n` blocks without commitments, with the digests after each
+/// height (the temporary directory lives as long as the run is read).
+pub(crate) fn applied(n: u64) -> (Run, Vec<StateCommitment>, tempfile::TempDir) {
+    let blocks: Vec<_> = (1..=n).map(|h| block(h, StateCommitment::NONE)).collect();
+    let honest = digests(&blocks);
+    let dir = tempfile::tempdir().unwrap();
+    (run(dir.path(), &blocks), honest, dir)
+}
+
 /// W-12e: the view gives a proposal at height `h` the newest applied state at or below
 /// `h − 1 − 2K`, and tells a voter whether a proposal's commitment agrees.
 #[test]
 fn the_view_gives_proposals_a_bounded_commitment_and_checks_theirs() {
-    let blocks: Vec<_> = (1..=5).map(|h| block(h, StateCommitment::NONE)).collect();
-    let honest = digests(&blocks);
-    let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), &blocks);
+    let (r, honest, _dir) = applied(5);
     assert_eq!(
         r.view.commitment_for(20, 2),
         honest[4],

@@ -50,7 +50,7 @@ pub fn admits(view: &AppView, metrics: &Metrics, from: &NodeId, msg: &Message) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::application::tests::{block, digests, run};
+    use crate::stages::application::tests::{applied, block};
     use pala_types::{Hash, Signature, StateCommitment};
 
     fn proposal(height: u64, state: StateCommitment) -> Proposal {
@@ -63,10 +63,7 @@ mod tests {
 
     #[test]
     fn a_proposal_that_contradicts_this_nodes_state_is_kept_from_the_core() {
-        let applied: Vec<_> = (1..=4).map(|h| block(h, StateCommitment::NONE)).collect();
-        let honest = digests(&applied);
-        let dir = tempfile::tempdir().unwrap();
-        let r = run(dir.path(), &applied);
+        let (r, honest, _dir) = applied(4);
         let m = Metrics::default();
         let from = NodeId::default();
         let mut forged = honest[1];
