@@ -129,3 +129,40 @@ impl RecentQuorumSigs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pala_types::{Hash, VoteCounting};
+
+    fn committee() -> Arc<Committee> {
+        Arc::new(Committee {
+            session: 1,
+            proposers: Vec::new(),
+            voters: Vec::new(),
+            counting: VoteCounting::Seat,
+        })
+    }
+
+    /// The memory holds one signature per slot, so two notarizations that map to
+    /// different slots are both remembered (a notarization's repeat usually comes while
+    /// the next one is already checked); one that maps to the same slot replaces it.
+    #[test]
+    fn notarizations_in_different_slots_are_remembered_together() {
+        let c = committee();
+        let signers = SignerBitmap::new(4);
+        let msg = |i: u32| Hash::of(&i.to_le_bytes()).0;
+        let sig = Signature(vec![7; 48]);
+        let slot = |i| RecentQuorumSigs::slot(Domain::Vote, &msg(i));
+        let other = (1..).find(|&i| slot(i) != slot(0)).expect("16 slots");
+        let same = (1..).find(|&i| slot(i) == slot(0)).expect("16 slots");
+        let mut recent = RecentQuorumSigs::new();
+        let has =
+            |r: &RecentQuorumSigs, i| r.contains(&c, Domain::Vote, &msg(i), 0, &signers, &sig);
+        recent.remember(&c, Domain::Vote, &msg(0), 0, &signers, &sig);
+        recent.remember(&c, Domain::Vote, &msg(other), 0, &signers, &sig);
+        assert!(has(&recent, 0) && has(&recent, other));
+        recent.remember(&c, Domain::Vote, &msg(same), 0, &signers, &sig);
+        assert!(!has(&recent, 0) && has(&recent, same) && has(&recent, other));
+    }
+}

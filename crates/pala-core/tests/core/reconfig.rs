@@ -288,6 +288,14 @@ fn c9_stop_block_proof_from_a_node_that_left_the_session() {
         vec![BlockSn::new(1, 1, 6), BlockSn::new(1, 1, 7)],
         "the blocks after the stop block up to the one that finalized it"
     );
+    // C-9a: the same proof is what A keeps for joiners (W-12); none for a session whose
+    // stop block is not final yet.
+    assert_eq!(
+        a.stop_proof(1)
+            .map(|p| p.iter().map(|nb| nb.block.sn()).collect::<Vec<_>>()),
+        Some(vec![BlockSn::new(1, 1, 6), BlockSn::new(1, 1, 7)])
+    );
+    assert!(a.stop_proof(2).is_none());
     let outs = f.deliver(&mut b, 0, 1, answer);
     assert_eq!(b.finalized(), BlockSn::new(1, 1, 5));
     assert_eq!(b.head(), BlockSn::new(1, 2, 2), "the head stays");
@@ -416,10 +424,12 @@ fn epoch_answer(f: &Fixture, node: &mut Node, e: Epoch) -> Message {
 #[test]
 fn c9d_a_restarted_node_still_proves_the_stop_block_final() {
     let f = fixture(true);
-    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 8);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 9);
     for (delivered, final_after, proof) in [
         (7, BlockSn::new(1, 1, 5), vec![sn(1, 1, 6), sn(1, 1, 7)]),
         (8, BlockSn::new(1, 1, 6), vec![sn(1, 1, 6), sn(1, 1, 7)]),
+        // The finalized head is past the block that proved it: the proof stops there.
+        (9, BlockSn::new(1, 1, 7), vec![sn(1, 1, 6), sn(1, 1, 7)]),
     ] {
         // A saw the stop block (1,1,5) finalized, entered session 2, and restarts.
         let mut a = f.node(1);
@@ -566,4 +576,156 @@ fn finality_inside_the_window_keeps_the_stop_block_as_root() {
     assert_eq!(n.chain().root(), BlockSn::new(1, 1, 5), "the stop block");
     f.deliver(&mut n, 0, 0, fresher(&[&c1[5]], &f));
     assert!(n.chain().get(BlockSn::new(1, 1, 6)).is_some(), "C-7a");
+}
+
+/// C-9a: a node keeps the stop-block proofs of the last four sessions it crossed, and
+/// drops older ones.
+#[test]
+fn c9a_the_proofs_of_the_last_four_sessions_are_kept() {
+    let mut f = fixture(true);
+    for s in 3..=6 {
+        let mut c = f.committee.clone();
+        c.session = s;
+        f.cfg.schedule.insert(s, c.clone());
+        f.verifier.install(c);
+    }
+    let mut n = f.node(1);
+    let mut run = vec![f.genesis.clone()];
+    for s in 1..=5 {
+        run = f.chain(&run, Epoch::new(s, 1), 7);
+        let refs: Vec<&Arc<Block>> = run.iter().collect();
+        f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+        assert_eq!(
+            n.epoch(),
+            Epoch::new(s + 1, 1),
+            "session {s}'s stop block is final"
+        );
+    }
+    let kept: Vec<Session> = (1..=6).filter(|&s| n.stop_proof(s).is_some()).collect();
+    assert_eq!(kept, [2, 3, 4, 5]);
+}
+
+/// C-9 (receiving): only a proof for the node's own session is applied; an answer about
+/// a session it has left changes nothing (E-6: nor does its clock notarization).
+#[test]
+fn c9_an_epoch_answer_about_a_session_the_node_left_changes_nothing() {
+    let f = fixture(true);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let mut a = f.node(1);
+    let refs: Vec<&Arc<Block>> = c1.iter().collect();
+    f.deliver(&mut a, 0, 0, fresher(&refs, &f));
+    assert_eq!(a.epoch(), Epoch::new(2, 1));
+    let answer = epoch_answer(&f, &mut a, Epoch::new(1, 2));
+    let counts = |n: &Node| {
+        [
+            CoreEvent::SyncBlockRejected,
+            CoreEvent::SyncMissingParent,
+            CoreEvent::StopProofApplied,
+        ]
+        .map(|e| n.counters().get(e))
+    };
+    let Message::Epoch(mut r) = answer else {
+        unreachable!("an epoch answer")
+    };
+    assert!(r.is_last && !r.stop_proof.is_empty());
+    r.clock = Some(f.cnota(Epoch::new(1, 3)));
+    let before = (counts(&a), a.chain().block_count(), a.epoch());
+    f.deliver(&mut a, 0, 2, Message::Epoch(r));
+    assert_eq!((counts(&a), a.chain().block_count(), a.epoch()), before);
+}
+
+/// E-6 in epoch sync: a clock notarization of a later epoch moves `L` only within the
+/// session (a valid one of the next session leaves it alone: sessions change by C-3).
+#[test]
+fn e6_an_epoch_answer_moves_the_epoch_only_within_the_session() {
+    let f = fixture(true);
+    let mut v = f.node(2);
+    v.handle(0, Input::Start);
+    let answer = |clock| {
+        Message::Epoch(EpochResponse {
+            session: 1,
+            clock: Some(clock),
+            is_last: false,
+            stop_proof: Vec::new(),
+        })
+    };
+    f.deliver(&mut v, 0, 0, answer(f.cnota(Epoch::new(2, 2))));
+    assert_eq!(v.epoch(), Epoch::new(1, 1));
+    f.deliver(&mut v, 0, 0, answer(f.cnota(Epoch::new(1, 2))));
+    assert_eq!(v.epoch(), Epoch::new(1, 2));
+}
+
+/// C-3 step 1: the next session's committee is installed and persisted when the stop
+/// block becomes final, unless the node already holds that very committee (then it is
+/// only announced).
+#[test]
+fn c3_a_committee_the_node_already_holds_is_not_persisted_again() {
+    let f = fixture(true);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let refs: Vec<&Arc<Block>> = c1.iter().collect();
+    for known in [false, true] {
+        let mut params = f.params(1, Arc::new(MemArchive::default()));
+        if known {
+            let mut c2 = f.committee.clone();
+            c2.session = 2;
+            params.committees.install(&f.scheme, c2);
+        }
+        let mut n = Node::new(params);
+        let outs = f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+        assert_eq!(n.epoch(), Epoch::new(2, 1));
+        let persisted = outs
+            .iter()
+            .filter(|o| matches!(o, Output::Persist(StateChange::Committee(c)) if c.session == 2))
+            .count();
+        assert_eq!(persisted, usize::from(!known), "known: {known}");
+        assert!(outs
+            .iter()
+            .any(|o| matches!(o, Output::CommitteeInstalled(c) if c.session == 2)));
+    }
+}
+
+/// C-9 (receiving): a stop-block proof that does not connect here finalizes nothing and
+/// is not counted as applied.
+#[test]
+fn c9_a_proof_that_does_not_connect_is_not_counted_as_applied() {
+    let f = fixture(true);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let mut b = f.node(2);
+    let refs: Vec<&Arc<Block>> = c1[..3].iter().collect();
+    f.deliver(&mut b, 0, 0, fresher(&refs, &f));
+    let proof = Message::Epoch(EpochResponse {
+        session: 1,
+        clock: None,
+        is_last: true,
+        stop_proof: [&c1[5], &c1[6]]
+            .iter()
+            .map(|b| NotarizedBlock {
+                block: (*b).clone(),
+                notarization: Some(f.nota(b)),
+            })
+            .collect(),
+    });
+    f.deliver(&mut b, 0, 1, proof);
+    assert_eq!(b.finalized(), sn(1, 1, 1));
+    assert_eq!(b.counters().get(CoreEvent::StopProofApplied), 0);
+    assert_eq!(b.counters().get(CoreEvent::SyncMissingParent), 1);
+}
+
+/// C-9d, F-1: the block that proves the stop block final is the first one `(e, t)` with
+/// `t > K`; in an epoch that began right after the stop block, `(e, K)` does not count.
+#[test]
+fn c9d_a_rebuilt_proof_reaches_the_first_block_past_k_in_its_epoch() {
+    let f = fixture(true);
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 5);
+    let e2 = f.chain(&c1, Epoch::new(1, 2), 3);
+    let mut a = f.node(1);
+    let refs: Vec<&Arc<Block>> = c1.iter().chain(&e2).collect();
+    let outs = f.deliver(&mut a, 0, 0, fresher(&refs, &f));
+    assert_eq!((a.epoch(), a.finalized()), (Epoch::new(2, 1), sn(1, 2, 1)));
+    let (rec, archive) = reload(&outs, &f.genesis);
+    let a = Node::recover(f.params(1, archive), rec);
+    let proof: Option<Vec<BlockSn>> = a
+        .stop_proof(1)
+        .map(|p| p.iter().map(|nb| nb.block.sn()).collect());
+    assert_eq!(proof, Some(vec![sn(1, 2, 1), sn(1, 2, 2), sn(1, 2, 3)]));
 }

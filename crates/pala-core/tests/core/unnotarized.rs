@@ -58,6 +58,16 @@ fn t35_unnotarized_proposals_to_a_new_voter_once_per_cool_down() {
         0,
         "not resent within the cool-down"
     );
+    let sent_at = p.now;
+    p.advance(sent_at + f.cfg.unnotarized_resend_ms);
+    p.input(Input::PeerDisconnected(voter));
+    p.input(Input::PeerConnected(voter));
+    let ours = p.node.epoch();
+    assert_eq!(
+        resent_on_status(&mut p, &f, voter, ours),
+        1,
+        "resent once the cool-down is over"
+    );
 }
 
 /// W-7.4b: a voter that was behind when it got the proposals (it dropped them, W-11b)
@@ -76,6 +86,11 @@ fn w7_4b_unnotarized_proposals_again_when_a_voter_enters_the_epoch() {
         resent_on_status(&mut p, &f, voter, behind),
         1,
         "W-7.4: the greeting"
+    );
+    assert_eq!(
+        resent_on_status(&mut p, &f, voter, behind),
+        0,
+        "still behind: nothing more"
     );
     assert_eq!(
         resent_on_status(&mut p, &f, voter, ours),
@@ -100,4 +115,32 @@ fn w7_4b_unnotarized_proposals_again_when_a_voter_enters_the_epoch() {
             "status {epoch:?}"
         );
     }
+}
+
+/// W-7.4: only voters get the unnotarized proposals: a standby proposer greeting the
+/// primary (it never votes, R-2) gets none.
+#[test]
+fn w7_4_unnotarized_proposals_go_to_voters_only() {
+    let f = Fixture::new(2, 3, 2);
+    let mut p = producing_primary(&f);
+    let ours = p.node.epoch();
+    let standby = f.id(1);
+    p.input(Input::PeerConnected(standby));
+    assert_eq!(resent_on_status(&mut p, &f, standby, ours), 0);
+    let voter = f.id(2);
+    p.input(Input::PeerConnected(voter));
+    assert_eq!(resent_on_status(&mut p, &f, voter, ours), 1);
+}
+
+/// W-7.4: a primary with no unnotarized proposals sends no (empty) batch to a voter
+/// that greets it.
+#[test]
+fn w7_4_a_primary_with_nothing_unnotarized_sends_nothing() {
+    let f = Fixture::new(1, 3, 2);
+    let mut p = Solo::new(f.node(0));
+    p.input(Input::Start);
+    assert!(p.node.unnotarized_proposals().next().is_none());
+    let (voter, ours) = (f.id(1), p.node.epoch());
+    p.input(Input::PeerConnected(voter));
+    assert_eq!(resent_on_status(&mut p, &f, voter, ours), 0);
 }

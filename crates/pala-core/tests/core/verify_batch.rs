@@ -5,9 +5,9 @@
 use pala_core::{Committees, MessageVerifier, VerifyError};
 use pala_crypto::{seeded_committee, BlsScheme, BlsSigner};
 use pala_types::{
-    BatchItem, Block, BlockHeader, BlockSn, Committee, ConsensusInfo, Domain, Hash, Message,
-    Notarization, PreparedKeys, Proposal, PublicKey, QuorumItem, Signature, SignatureScheme,
-    Signer, SignerBitmap, StateCommitment, VoteCounting,
+    BatchItem, Block, BlockHeader, BlockSn, ClockMessage, Committee, ConsensusInfo, Domain, Epoch,
+    Hash, Message, Notarization, PreparedKeys, Proposal, PublicKey, QuorumItem, Signature,
+    SignatureScheme, Signer, SignerBitmap, StateCommitment, Vote, VoteCounting,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ struct Counting {
     combined: AtomicUsize,
     combined_quorums: AtomicUsize,
     combined_singles: AtomicUsize,
+    aggregated: AtomicUsize,
 }
 
 impl SignatureScheme for Counting {
@@ -34,6 +35,7 @@ impl SignatureScheme for Counting {
         self.bls.verify(pk, d, n, msg, sig)
     }
     fn aggregate(&self, sigs: &[&Signature]) -> Option<Signature> {
+        self.aggregated.fetch_add(1, Ordering::Relaxed);
         self.bls.aggregate(sigs)
     }
     fn verify_same_message(
@@ -236,4 +238,47 @@ fn sync_messages_and_an_empty_batch_pass_through() {
         .verify_many(vec![Message::GetEpoch(pala_types::Epoch::new(1, 1))]);
     assert!(out[0].is_ok());
     assert_eq!(f.scheme.combined.load(Ordering::Relaxed), 0);
+}
+
+/// A signature is one answer only for exactly the same question: a voter's clock message
+/// for (1,2) and a forged one for (1,3) carrying the same signature bytes share the
+/// signer, domain and signature but not the message, so the forgery is rejected.
+#[test]
+fn a_signature_copied_onto_another_message_is_not_answered_by_the_original() {
+    let f = fixture();
+    let clock = |epoch: Epoch, signed: Epoch| {
+        Message::Clock(ClockMessage {
+            voter: f.voters[0].node_id(),
+            epoch,
+            signature: f.voters[0].sign(Domain::Clock, NET, &signed.signing_bytes()),
+        })
+    };
+    let (e2, e3) = (Epoch::new(1, 2), Epoch::new(1, 3));
+    let results = f
+        .verifier
+        .verify_many(vec![clock(e2, e2), clock(e3, e2), clock(e3, e3)]);
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(VerifyError::BadSignature(_))));
+    assert!(results[2].is_ok());
+}
+
+/// A vote that arrives twice in one batch (the same signature from the same voter) is
+/// checked once: the copy takes the first one's answer.
+#[test]
+fn a_vote_repeated_in_a_batch_is_checked_once() {
+    let f = fixture();
+    let b = block(5, vec![]);
+    let v = Vote {
+        voter: f.voters[0].node_id(),
+        sn: b.sn(),
+        block_hash: b.hash(),
+        signature: f.voters[0].sign(Domain::Vote, NET, &b.hash().0),
+    };
+    let results = f.verifier.verify_votes(vec![v.clone(), v]);
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(
+        f.scheme.aggregated.load(Ordering::Relaxed),
+        1,
+        "one aggregate check"
+    );
 }

@@ -614,9 +614,23 @@ fn committee_validation_errors() {
     let mut c = good.clone();
     c.voters.clear();
     assert_eq!(validate(&c, NET), Err(CommitteeError::NoVoters(1)));
-    let mut c = good;
+    let mut c = good.clone();
     c.proposers.clear();
     assert_eq!(validate(&c, NET), Err(CommitteeError::NoProposers(1)));
+    // Signer indices are u16: 65535 members per list at most. (A list of copies of
+    // one member stops at the duplicate when the size is allowed.)
+    for (size, too_large) in [
+        (usize::from(u16::MAX), false),
+        (usize::from(u16::MAX) + 1, true),
+    ] {
+        let mut c = good.clone();
+        c.voters = vec![c.voters[0].clone(); size];
+        assert_eq!(
+            validate(&c, NET) == Err(CommitteeError::TooLarge(size)),
+            too_large,
+            "{size} voters"
+        );
+    }
 }
 
 /// The other BLS variant runs through the same verifier.
