@@ -221,6 +221,7 @@ impl Node {
             sync_dirty: false,
             counters: Counters::default(),
         };
+        node.rescan_committee_changes(); // C-1 across a restart
         node.rebuild_stop_proof(); // C-9d
         node
     }

@@ -96,6 +96,31 @@ impl Node {
         }
     }
 
+    /// P-3 for C-1: the session's newest committee change lives in memory from its
+    /// finality until C-3 installs it, so a node that restarts in between reads it again
+    /// from the finalized blocks of the session up to the stop block (at most
+    /// `stop_offset` archive reads at startup). Blocks the archive no longer holds (a
+    /// node that joined by state sync) cannot be read.
+    pub(super) fn rescan_committee_changes(&mut self) {
+        let stop = self.cfg.stop_offset;
+        let fin = self.chain.finalized_block().clone();
+        let offset = fin.header.session_offset;
+        if stop == 0 || offset == 0 || self.epoch.session != fin.sn().epoch.session {
+            return; // no reconfiguration, genesis, or C-3 already ran (window open)
+        }
+        let first = fin.height() + 1 - u64::from(offset);
+        for h in first..first + u64::from(offset.min(stop)) {
+            let block = if h == fin.height() {
+                Some(fin.clone())
+            } else {
+                self.archive.finalized_at(h).map(|nb| nb.block)
+            };
+            if let Some(b) = block {
+                self.note_committee_change(&b);
+            }
+        }
+    }
+
     /// C-9a: the notarized chain after `session`'s stop block that finalized it, while
     /// this node keeps it (the last few sessions it crossed), for a node that keeps the
     /// proofs of every session for joiners (W-12).

@@ -68,3 +68,30 @@ fn c1_a_finalized_committee_change_before_the_stop_block_names_the_next_committe
         Some(f.committee.voters.clone())
     );
 }
+
+/// C-1 across a restart: a committee change finalized before the node restarts, and
+/// before the stop block, still names the next committee when the stop block becomes
+/// final after the restart (the change is in the archive, not in memory).
+#[test]
+fn c1_a_committee_change_finalized_before_a_restart_still_counts() {
+    let mut f = Fixture::new(2, 3, 2);
+    f.cfg.stop_offset = 5;
+    let mut next = f.committee.clone();
+    next.voters.truncate(2);
+    let tx = pala_types::committee::committee_change_tx(&next);
+    let blocks = session_with(&f, 2, &tx);
+    let mut n = f.node(2);
+    let refs: Vec<&Arc<Block>> = blocks[..4].iter().collect();
+    let outs = f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+    assert_eq!(n.finalized(), sn(1, 1, 2));
+    let (rec, archive) = reload(&outs, &f.genesis);
+    let mut n = Node::recover(f.params(2, archive), rec);
+    n.handle(0, Input::Start);
+    let refs: Vec<&Arc<Block>> = blocks[4..].iter().collect();
+    f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+    assert_eq!(n.epoch(), Epoch::new(2, 1), "C-3 ran");
+    assert_eq!(
+        n.committees().get(2).map(|c| c.voters.clone()),
+        Some(next.voters)
+    );
+}

@@ -348,60 +348,6 @@ fn c9_a_stop_block_proof_that_is_no_chain_is_refused() {
     ));
 }
 
-/// What a store that applies every persisted record holds, as a restarting node loads it
-/// (P-3): the finalized chain as the archive, the rest as the recovered state.
-fn reload(outs: &[Output], genesis: &Arc<Block>) -> (RecoveredState, Arc<MemArchive>) {
-    let mut blocks = std::collections::BTreeMap::new();
-    let mut notas = std::collections::BTreeMap::new();
-    let mut rec = RecoveredState::default();
-    let archive = MemArchive::default();
-    let mut fin = genesis.sn();
-    archive.0.lock().unwrap().insert(
-        0,
-        NotarizedBlock {
-            block: genesis.clone(),
-            notarization: None,
-        },
-    );
-    for o in outs {
-        let Output::Persist(r) = o else { continue };
-        match r {
-            StateChange::Block(b) => {
-                blocks.insert(b.sn(), b.clone());
-            }
-            StateChange::Notarization(n) => {
-                notas.insert(n.sn, n.clone());
-            }
-            StateChange::Finalized { sn, .. } => {
-                let mut cur = *sn;
-                while let Some(b) = blocks.get(&cur) {
-                    archive.0.lock().unwrap().insert(
-                        b.height(),
-                        NotarizedBlock {
-                            block: b.clone(),
-                            notarization: notas.get(&cur).cloned(),
-                        },
-                    );
-                    cur = b.parent_sn();
-                }
-                fin = *sn;
-            }
-            StateChange::Epoch { epoch, clock } => rec.epoch = Some((*epoch, clock.clone())),
-            StateChange::Committee(c) => rec.committees.push(c.clone()),
-            _ => {}
-        }
-    }
-    let fin_h = blocks.get(&fin).map_or(0, |b| b.height());
-    rec.finalized = archive.0.lock().unwrap().get(&fin_h).cloned();
-    rec.blocks = blocks
-        .values()
-        .filter(|b| b.height() > fin_h)
-        .cloned()
-        .collect();
-    rec.notarizations = notas.into_values().filter(|n| n.sn > fin).collect();
-    (rec, Arc::new(archive))
-}
-
 /// The epoch answer `node` gives a node of session 1 in epoch `e`.
 fn epoch_answer(f: &Fixture, node: &mut Node, e: Epoch) -> Message {
     let outs = f.deliver(node, 0, 2, Message::GetEpoch(e));

@@ -144,3 +144,23 @@ fn w7_4_a_primary_with_nothing_unnotarized_sends_nothing() {
     p.input(Input::PeerConnected(voter));
     assert_eq!(resent_on_status(&mut p, &f, voter, ours), 0);
 }
+
+/// W-7.4b is for voters that enter the primary's epoch: a voter that was already in it
+/// when the primary began producing got the proposals as they were broadcast, so its
+/// later statuses bring no batch.
+#[test]
+fn w7_4b_a_voter_already_in_the_epoch_gets_no_batch_later() {
+    let f = Fixture::new(1, 3, 2);
+    let mut p = Solo::new(f.node(0));
+    p.input(Input::Start);
+    let (voter, ours) = (f.id(1), p.node.epoch());
+    p.input(Input::PeerConnected(voter));
+    assert_eq!(
+        resent_on_status(&mut p, &f, voter, ours),
+        0,
+        "nothing to send yet"
+    );
+    p.advance(2 * f.cfg.voter_timeout_ms + 5);
+    assert!(p.node.unnotarized_proposals().next().is_some());
+    assert_eq!(resent_on_status(&mut p, &f, voter, ours), 0);
+}

@@ -282,3 +282,17 @@ fn a_vote_repeated_in_a_batch_is_checked_once() {
         "one aggregate check"
     );
 }
+
+/// The same proposal twice in one batch (a resend beside the original) is one question:
+/// its signature goes to the scheme once (alone: there is nothing to combine it with),
+/// and both copies get its answer.
+#[test]
+fn a_proposal_repeated_in_a_batch_is_checked_once() {
+    let f = fixture();
+    let p = propose(&f.proposers[0], block(5, vec![]));
+    let results = f
+        .verifier
+        .verify_many(vec![Message::Proposal(p.clone()), Message::Proposal(p)]);
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(f.scheme.combined.load(Ordering::Relaxed), 0);
+}
