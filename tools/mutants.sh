@@ -62,8 +62,9 @@ merge() {
     [ -f "$out/$kind.txt" ] || continue
     if [ "$pass" = pass1 ]; then
       sort -u -o "$ledger/pass1-$kind.txt" "$ledger/pass1-$kind.txt" "$out/$kind.txt"
-    elif [ "$kind" = caught ]; then
-      sort -u -o "$ledger/$pass-caught.txt" "$ledger/$pass-caught.txt" "$out/caught.txt"
+    elif [ "$kind" = caught ] || [ "$kind" = timeout ]; then
+      # A timeout is detected (a mutant that never ends fails its test), as in pass 1.
+      sort -u -o "$ledger/$pass-caught.txt" "$ledger/$pass-caught.txt" "$out/$kind.txt"
     fi
   done
 }
