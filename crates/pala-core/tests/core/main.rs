@@ -24,3 +24,4 @@ mod unnotarized;
 mod verify_batch;
 mod verify_bls;
 mod votes;
+mod voting;

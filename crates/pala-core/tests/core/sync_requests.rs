@@ -50,6 +50,10 @@ fn w7_only_a_peer_strictly_ahead_is_asked() {
     let mut v = connected_voter(&f, &[0]);
     let outs = f.deliver(&mut v, 0, 0, status(1, BlockSn::GENESIS, 0));
     assert!(gets_epoch(&outs).is_empty() && gets_blocks(&outs).is_empty());
+    let outs = f.deliver(&mut v, 0, 0, status(1, sn(1, 1, 3), 3));
+    assert!(gets_epoch(&outs).is_empty(), "the same epoch");
+    assert_eq!(gets_blocks(&outs).len(), 1);
+    let mut v = connected_voter(&f, &[0]);
     let outs = f.deliver(&mut v, 0, 0, status(2, BlockSn::GENESIS, 0));
     assert_eq!(gets_epoch(&outs), [Some(f.id(0))]);
     assert!(gets_blocks(&outs).is_empty(), "the same head");
