@@ -137,6 +137,28 @@ case "$mode" in
     echo "killed by a recheck (tests added since): $(wc -l <"$ledger/recheck-caught.txt")"
     echo "killed by the bounded sweep: $(wc -l <"$ledger/sim-caught.txt")"
     echo "equivalent (triaged): $(wc -l <"$ledger/equivalent.txt")"
+    # The score of the current tree: each of its mutants by its best outcome (a later
+    # pass that kills a pass-1 survivor counts; equivalents are matched by key).
+    awk -v eqf=<(strip <"$ledger/equivalent.txt") '
+      BEGIN { while ((getline l < eqf) > 0) eq[l] = 1 }
+      FNR == 1 { file++ }
+      file == 1 { unviable[$0] = 1; next }
+      file == 2 { killed[$0] = 1; next }
+      file == 3 { missed[$0] = 1; next }
+      {
+        k = $0; sub(/:[0-9]+:[0-9]+: /, ": ", k)
+        if ($0 in unviable) u++
+        else if ($0 in killed) c++
+        else if (k in eq) e++
+        else if ($0 in missed) m++
+        else t++
+      }
+      END {
+        printf "current tree: %d mutants: %d unviable, %d killed, %d equivalent, %d survived, %d untested\n", u + c + e + m + t, u, c, e, m, t
+        if (c + m + t > 0) printf "score: %d / %d = %.1f %% of non-equivalent viable mutants killed\n", c, c + m + t, 100 * c / (c + m + t)
+      }' "$ledger/pass1-unviable.txt" \
+      <(cat "$ledger/pass1-caught.txt" "$ledger/pass1-timeout.txt" "$ledger/recheck-caught.txt" "$ledger/sim-caught.txt") \
+      "$ledger/pass1-missed.txt" "$all"
     echo "alive after every pass (to triage in perf/mutants.md):"
     alive sim | sed 's/^/  /'
     ;;

@@ -81,17 +81,66 @@ fn c1_a_committee_change_finalized_before_a_restart_still_counts() {
     let tx = pala_types::committee::committee_change_tx(&next);
     let blocks = session_with(&f, 2, &tx);
     let mut n = f.node(2);
-    let refs: Vec<&Arc<Block>> = blocks[..4].iter().collect();
+    let refs: Vec<&Arc<Block>> = blocks[..5].iter().collect();
     let outs = f.deliver(&mut n, 0, 0, fresher(&refs, &f));
-    assert_eq!(n.finalized(), sn(1, 1, 2));
+    assert_eq!(
+        n.finalized(),
+        sn(1, 1, 3),
+        "the change in (1,1,2) is below it"
+    );
     let (rec, archive) = reload(&outs, &f.genesis);
     let mut n = Node::recover(f.params(2, archive), rec);
     n.handle(0, Input::Start);
-    let refs: Vec<&Arc<Block>> = blocks[4..].iter().collect();
+    let refs: Vec<&Arc<Block>> = blocks[5..].iter().collect();
     f.deliver(&mut n, 0, 0, fresher(&refs, &f));
     assert_eq!(n.epoch(), Epoch::new(2, 1), "C-3 ran");
     assert_eq!(
         n.committees().get(2).map(|c| c.voters.clone()),
+        Some(next.voters)
+    );
+}
+
+/// The same in a later session, whose blocks' heights are not their session offsets:
+/// the change in (2,1,2) at height 9 names session 3's committee after a restart.
+#[test]
+fn c1_a_committee_change_of_a_later_session_survives_a_restart() {
+    let mut f = Fixture::new(2, 3, 2);
+    f.cfg.stop_offset = 5;
+    let mut c2 = f.committee.clone();
+    c2.session = 2;
+    f.cfg.schedule.insert(2, c2.clone());
+    f.verifier.install(c2);
+    let mut next = f.committee.clone();
+    next.voters.truncate(2);
+    let tx = pala_types::committee::committee_change_tx(&next);
+    let s1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let mut s2: Vec<Arc<Block>> = Vec::new();
+    for s in 1..=7u32 {
+        let parent = s2.last().unwrap_or(&s1[6]).clone();
+        let notas = match s {
+            1 => vec![f.nota(&s1[5]), f.nota(&s1[6])],
+            2 => vec![],
+            _ => vec![f.nota(&s2[s as usize - 3])],
+        };
+        s2.push(if s == 2 {
+            f.block_with(&parent, sn(2, 1, s), notas, None, &tx)
+        } else {
+            f.block(&parent, sn(2, 1, s), notas, None)
+        });
+    }
+    assert_eq!((s2[1].height(), s2[1].header.session_offset), (9, 2));
+    let mut n = f.node(2);
+    let refs: Vec<&Arc<Block>> = s1.iter().chain(&s2[..4]).collect();
+    let outs = f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+    assert_eq!(n.finalized(), sn(2, 1, 2));
+    let (rec, archive) = reload(&outs, &f.genesis);
+    let mut n = Node::recover(f.params(2, archive), rec);
+    n.handle(0, Input::Start);
+    let refs: Vec<&Arc<Block>> = s2[4..].iter().collect();
+    f.deliver(&mut n, 0, 0, fresher(&refs, &f));
+    assert_eq!(n.epoch(), Epoch::new(3, 1), "C-3 ran for session 2");
+    assert_eq!(
+        n.committees().get(3).map(|c| c.voters.clone()),
         Some(next.voters)
     );
 }
