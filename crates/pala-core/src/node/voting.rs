@@ -180,8 +180,16 @@ impl Node {
                 return VoteAttempt::Drop(CoreEvent::ProposalStaleParent);
             }
             if p1 > head {
-                // [INFERRED] keep it pending instead of dropping: catch-up will make
-                // P1 == head and the retry votes without the proposer resending.
+                // Unreachable while I-2 holds, as V-5a: (e,1) is stored, and the
+                // notarizations it embeds (its parent epoch's last K blocks, each of which
+                // embeds the one K below it) were attached when it was inserted, so P1 is
+                // notarized and connected and head >= P1. Mutation testing found no input
+                // that reaches it (perf/mutants.md); the check stays for a release build.
+                // [INFERRED] it keeps the proposal pending rather than dropping it.
+                debug_assert!(
+                    false,
+                    "V-5c: the parent {p1} of (e,1) is fresher than {head}"
+                );
                 self.sync_dirty = true;
                 return VoteAttempt::Wait;
             }
