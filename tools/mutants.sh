@@ -82,7 +82,8 @@ alive() {
   killed="$(mktemp)"
   cat "$ledger/pass1-missed.txt" "$ledger/pass1-timeout.txt" | strip | sort -u \
     | comm -23 - <(strip <"$ledger/equivalent.txt" | sort -u) >"$keys"
-  cat "$ledger/recheck-caught.txt" >"$killed"
+  # A name pass 1 caught later (its line moved back, or a sibling) is not alive either.
+  cat "$ledger/recheck-caught.txt" "$ledger/pass1-caught.txt" "$ledger/pass1-timeout.txt" >"$killed"
   [ "$1" = sim ] && cat "$ledger/sim-caught.txt" >>"$killed"
   cargo mutants --list -p pala-core 2>/dev/null \
     | awk 'NR == FNR { s[$0] = 1; next } { k = $0; sub(/:[0-9]+:[0-9]+: /, ": ", k); if (k in s) print }' "$keys" - \
