@@ -23,7 +23,9 @@
 # Names carry file:line:col, which move when the core changes: pass 1's survivors are
 # matched by file and description alone (a survivor is never lost, a sibling with the
 # same description may be tested again); everything else is matched exactly (a mutant
-# whose line moved is tested again).
+# whose line moved is tested again). An equivalent.txt entry is a key too, so it also
+# covers a later mutant with the same description in the same function: a new entry's
+# reason must hold for every such place, and a pass-1 run still lists them as missed.
 #
 # --sim runs crates/pala-sim/tests/bounded_sweep.rs: the swarm sweep's first
 # PALA_BOUNDED_SWEEP_SEEDS seeds (default 400) and a quarter as many with committee
