@@ -461,34 +461,8 @@ fn t31_epoch_sync_takes_the_highest_peer() {
 #[test]
 fn t32_t34_block_sync_one_request_at_a_time_and_serving() {
     let f = Fixture::new(1, 3, 2);
-    let c = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 6);
     // A server that has the whole chain (finalized part in its archive).
-    let archive = Arc::new(MemArchive::default());
-    archive.0.lock().unwrap().insert(
-        0,
-        NotarizedBlock {
-            block: f.genesis.clone(),
-            notarization: None,
-        },
-    );
-    let mut server = f.node_with_archive(0, archive.clone());
-    let refs: Vec<&Arc<Block>> = c.iter().collect();
-    let outs = f.deliver(&mut server, 0, 1, fresher(&refs, &f));
-    for o in &outs {
-        if let Output::Finalized {
-            block,
-            notarization,
-        } = o
-        {
-            archive.0.lock().unwrap().insert(
-                block.height(),
-                NotarizedBlock {
-                    block: block.clone(),
-                    notarization: notarization.clone(),
-                },
-            );
-        }
-    }
+    let (server, archive, _) = f.synced_with_archive(0, 6);
     assert_eq!(server.head(), sn(1, 1, 6));
     let mut v = f.node(1);
     v.handle(0, Input::Start);
