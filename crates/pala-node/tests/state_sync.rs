@@ -79,6 +79,24 @@ fn kv(c: &Cluster, node: usize, k: usize) -> Option<String> {
 
 /// Starts `joiner` empty and checks that it joins by snapshot; returns the seconds it
 /// took until its finalized height reached the cluster's.
+/// Starts nodes `0..running`, writes every key through node 0 and waits until the two
+/// proposers (the serving nodes) have pruned block 1, so a joiner cannot replay the chain.
+/// Values of 200 bytes: the state spans several 4 KiB chunks, and the blocks fill the
+/// 64 KiB segments that compaction deletes.
+fn start_write_and_prune(c: &mut Cluster, running: usize) {
+    for i in 0..running {
+        c.start(i);
+    }
+    c.wait("the committee finalizes", 60, |c| c.finalized(0) >= 5);
+    write_keys(c, 0..KEYS);
+    c.wait("every key written", 60, |c| {
+        (0..KEYS).all(|k| kv(c, 0, k).is_some())
+    });
+    c.wait("the serving nodes pruned block 1", 120, |c| {
+        (0..2).all(|i| get_json(c.http[i], "/block/1").is_ok_and(|(code, _)| code == 404))
+    });
+}
+
 fn join_and_check(c: &mut Cluster, joiner: usize) -> f64 {
     join_and_check_env(c, joiner, &[])
 }
@@ -145,19 +163,7 @@ fn empty_nodes_join_by_snapshot_after_the_others_pruned_and_refuse_bad_peers() {
     let _g = serial();
     let mut c = Cluster::configure_with_spares(2, 3, 3, |_, _| {});
     prune_fast(&c);
-    for i in 0..5 {
-        c.start(i);
-    }
-    c.wait("the committee finalizes", 60, |c| c.finalized(0) >= 5);
-    // Values of 200 bytes: the state spans several 4 KiB chunks, and the blocks fill the
-    // 64 KiB segments that compaction deletes.
-    write_keys(&c, 0..KEYS);
-    c.wait("every key written", 60, |c| {
-        (0..KEYS).all(|k| kv(c, 0, k).is_some())
-    });
-    c.wait("the serving nodes pruned block 1", 120, |c| {
-        (0..2).all(|i| get_json(c.http[i], "/block/1").is_ok_and(|(code, _)| code == 404))
-    });
+    start_write_and_prune(&mut c, 5);
     let (joiner_ok, joiner_bad_chunk, joiner_bad_offer) = (5, 6, 7);
     let honest = join_and_check(&mut c, joiner_ok);
     assert_eq!(
@@ -348,17 +354,7 @@ fn a_node_joins_a_later_session_through_the_chain_of_committees_and_refuses_forg
             t.insert("keep".into(), 60.into());
         });
     }
-    for i in 0..6 {
-        c.start(i);
-    }
-    c.wait("the committee finalizes", 60, |c| c.finalized(0) >= 5);
-    write_keys(&c, 0..KEYS);
-    c.wait("every key written", 60, |c| {
-        (0..KEYS).all(|k| kv(c, 0, k).is_some())
-    });
-    c.wait("the serving nodes pruned block 1", 120, |c| {
-        (0..2).all(|i| get_json(c.http[i], "/block/1").is_ok_and(|(code, _)| code == 404))
-    });
+    start_write_and_prune(&mut c, 6);
     // The joiner asks the offering peers for session proofs in id order: the first one
     // forges them.
     let id = |c: &Cluster, i: usize| c.status(i).unwrap()["id"].as_str().unwrap().to_string();
