@@ -496,7 +496,10 @@ fn t56_voter_started_first_connects_and_reconnects() {
     let p = k.start(1, pc.clone(), k.admission(&[1], &[2]));
     assert!(wait_up(&v, p.id(), T), "connects once the proposer listens");
 
-    // The proposer drops the connection: the voter comes back.
+    // The proposer drops the connection: the voter comes back. (The voter may see the
+    // connection up before the proposer has registered it; a disconnect before that
+    // would find nothing to drop.)
+    assert!(wait_until(T, || p.is_connected(&v.id())));
     p.disconnect(v.id()).unwrap();
     let down = wait_event(&v, T, |e| matches!(e, NetEvent::PeerDown { .. }));
     assert!(matches!(down, Some(NetEvent::PeerDown { .. })));
