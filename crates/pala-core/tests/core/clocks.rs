@@ -146,9 +146,7 @@ fn e7_advancing_drops_pending_proposals_of_older_epochs() {
 #[test]
 fn e6_a_clock_notarization_of_another_session_does_not_move_the_epoch() {
     let mut f = Fixture::new(1, 3, 2);
-    let mut c2 = f.committee.clone();
-    c2.session = 2;
-    f.verifier.install(c2);
+    f.schedule_same_members(2, true);
     let mut v = f.node(1);
     v.handle(0, Input::Start);
     for e in [Epoch::new(2, 2), Epoch::new(1, 1)] {

@@ -88,8 +88,7 @@ fn c1_a_committee_change_finalized_before_a_restart_still_counts() {
         sn(1, 1, 3),
         "the change in (1,1,2) is below it"
     );
-    let (rec, archive) = reload(&outs, &f.genesis);
-    let mut n = Node::recover(f.params(2, archive), rec);
+    let mut n = f.recovered(2, &outs);
     n.handle(0, Input::Start);
     let refs: Vec<&Arc<Block>> = blocks[5..].iter().collect();
     f.deliver(&mut n, 0, 0, fresher(&refs, &f));
@@ -106,10 +105,7 @@ fn c1_a_committee_change_finalized_before_a_restart_still_counts() {
 fn c1_a_committee_change_of_a_later_session_survives_a_restart() {
     let mut f = Fixture::new(2, 3, 2);
     f.cfg.stop_offset = 5;
-    let mut c2 = f.committee.clone();
-    c2.session = 2;
-    f.cfg.schedule.insert(2, c2.clone());
-    f.verifier.install(c2);
+    f.schedule_same_members(2, true);
     let mut next = f.committee.clone();
     next.voters.truncate(2);
     let tx = pala_types::committee::committee_change_tx(&next);
@@ -133,8 +129,7 @@ fn c1_a_committee_change_of_a_later_session_survives_a_restart() {
     let refs: Vec<&Arc<Block>> = s1.iter().chain(&s2[..4]).collect();
     let outs = f.deliver(&mut n, 0, 0, fresher(&refs, &f));
     assert_eq!(n.finalized(), sn(2, 1, 2));
-    let (rec, archive) = reload(&outs, &f.genesis);
-    let mut n = Node::recover(f.params(2, archive), rec);
+    let mut n = f.recovered(2, &outs);
     n.handle(0, Input::Start);
     let refs: Vec<&Arc<Block>> = s2[4..].iter().collect();
     f.deliver(&mut n, 0, 0, fresher(&refs, &f));

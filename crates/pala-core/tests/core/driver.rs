@@ -47,9 +47,7 @@ impl Host for Learning {
 fn deferred_blocks_come_back_verified_once_their_committee_is_installed() {
     let mut f = Fixture::new(2, 3, 2);
     f.cfg.stop_offset = 5;
-    let mut c2 = f.committee.clone();
-    c2.session = 2;
-    f.cfg.schedule.insert(2, c2);
+    f.schedule_same_members(2, false);
     let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
     let s2 = f.chain(&c1[..7], Epoch::new(2, 1), 4);
     let all: Vec<&Arc<Block>> = c1.iter().chain(&s2).collect();
@@ -81,9 +79,7 @@ fn deferred_blocks_come_back_verified_once_their_committee_is_installed() {
 fn blocks_whose_committee_the_host_lacks_stay_out() {
     let mut f = Fixture::new(2, 3, 2);
     f.cfg.stop_offset = 5;
-    let mut c2 = f.committee.clone();
-    c2.session = 2;
-    f.cfg.schedule.insert(2, c2);
+    f.schedule_same_members(2, false);
     let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
     let s2 = f.chain(&c1[..7], Epoch::new(2, 1), 4);
     let all: Vec<&Arc<Block>> = c1.iter().chain(&s2).collect();

@@ -156,10 +156,7 @@ fn i2_a_timeout_block_without_its_clock_notarization_is_invalid_in_its_epoch() {
 fn n9_6_a_clock_notarization_of_the_next_session_does_not_move_the_epoch() {
     let mut f = Fixture::new(1, 3, 2);
     f.cfg.stop_offset = 5;
-    let mut c2 = f.committee.clone();
-    c2.session = 2;
-    f.cfg.schedule.insert(2, c2.clone());
-    f.verifier.install(c2);
+    f.schedule_same_members(2, true);
     let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 5);
     let mut n = f.node(1);
     let refs: Vec<&Arc<Block>> = c1.iter().collect();

@@ -10,12 +10,7 @@ use std::sync::Arc;
 fn fixture(verify_s2: bool) -> Fixture {
     let mut f = Fixture::new(2, 3, 2);
     f.cfg.stop_offset = 5;
-    let mut c2 = f.committee.clone();
-    c2.session = 2;
-    f.cfg.schedule.insert(2, c2.clone());
-    if verify_s2 {
-        f.verifier.install(c2);
-    }
+    f.schedule_same_members(2, verify_s2);
     f
 }
 
@@ -244,6 +239,17 @@ fn r1_role_changes_with_the_committee_installed_at_reconfiguration() {
     );
 }
 
+/// Node 1 (a standby proposer) after it saw (1,1,1..7) notarized: the stop block (1,1,5)
+/// is final and it is in session 2. Returns it and the chain.
+fn left_session_1(f: &Fixture) -> (Node, Vec<Arc<Block>>) {
+    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
+    let mut a = f.node(1);
+    let refs: Vec<&Arc<Block>> = c1.iter().collect();
+    f.deliver(&mut a, 0, 0, fresher(&refs, f));
+    assert_eq!(a.epoch(), Epoch::new(2, 1));
+    (a, c1)
+}
+
 /// C-9: a node left in session 1 finalizes the stop block from the proof that a node of
 /// session 2 sends with its epoch answer, although its own head is on a fresher branch
 /// that lacks the blocks that finalized the stop block (the situation of seed 3934 of the
@@ -251,12 +257,7 @@ fn r1_role_changes_with_the_committee_installed_at_reconfiguration() {
 #[test]
 fn c9_stop_block_proof_from_a_node_that_left_the_session() {
     let f = fixture(true);
-    // A saw (1,1,7) notarized: the stop block (1,1,5) is final and A is in session 2.
-    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
-    let mut a = f.node(1);
-    let refs: Vec<&Arc<Block>> = c1.iter().collect();
-    f.deliver(&mut a, 0, 0, fresher(&refs, &f));
-    assert_eq!(a.epoch(), Epoch::new(2, 1));
+    let (mut a, c1) = left_session_1(&f);
     // B missed (1,1,7) and timed out into epoch (1,2), whose blocks hang off (1,1,6).
     let mut b = f.node(2);
     let refs: Vec<&Arc<Block>> = c1[..6].iter().collect();
@@ -382,8 +383,7 @@ fn c9d_a_restarted_node_still_proves_the_stop_block_final() {
         let refs: Vec<&Arc<Block>> = c1[..delivered].iter().collect();
         let outs = f.deliver(&mut a, 0, 0, fresher(&refs, &f));
         assert_eq!((a.epoch(), a.finalized()), (Epoch::new(2, 1), final_after));
-        let (rec, archive) = reload(&outs, &f.genesis);
-        let mut a = Node::recover(f.params(1, archive), rec);
+        let mut a = f.recovered(1, &outs);
         assert_eq!((a.epoch(), a.finalized()), (Epoch::new(2, 1), final_after));
         // B missed (1,1,7) and timed out into epoch (1,2), whose blocks hang off (1,1,6).
         let mut b = f.node(2);
@@ -420,8 +420,7 @@ fn a_restart_before_or_inside_the_reconfiguration_window_keeps_its_state() {
     let mut a = f.node(1);
     let outs = deliver(&mut a, &c1[..4]);
     assert_eq!(a.finalized(), BlockSn::new(1, 1, 2));
-    let (rec, archive) = reload(&outs, &f.genesis);
-    let mut a = Node::recover(f.params(1, archive), rec);
+    let mut a = f.recovered(1, &outs);
     deliver(&mut a, &c1[4..]);
     assert_eq!(
         a.epoch(),
@@ -432,8 +431,7 @@ fn a_restart_before_or_inside_the_reconfiguration_window_keeps_its_state() {
     let mut b = f.node(1);
     let outs = deliver(&mut b, &c1);
     assert_eq!(b.epoch(), Epoch::new(2, 1));
-    let (rec, archive) = reload(&outs, &f.genesis);
-    let mut b = Node::recover(f.params(1, archive), rec);
+    let mut b = f.recovered(1, &outs);
     let s2 = f.chain(&c1, Epoch::new(2, 1), 3);
     let outs = deliver(&mut b, &s2);
     assert_eq!(b.finalized(), BlockSn::new(2, 1, 1));
@@ -530,10 +528,7 @@ fn finality_inside_the_window_keeps_the_stop_block_as_root() {
 fn c9a_the_proofs_of_the_last_four_sessions_are_kept() {
     let mut f = fixture(true);
     for s in 3..=6 {
-        let mut c = f.committee.clone();
-        c.session = s;
-        f.cfg.schedule.insert(s, c.clone());
-        f.verifier.install(c);
+        f.schedule_same_members(s, true);
     }
     let mut n = f.node(1);
     let mut run = vec![f.genesis.clone()];
@@ -556,11 +551,7 @@ fn c9a_the_proofs_of_the_last_four_sessions_are_kept() {
 #[test]
 fn c9_an_epoch_answer_about_a_session_the_node_left_changes_nothing() {
     let f = fixture(true);
-    let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 7);
-    let mut a = f.node(1);
-    let refs: Vec<&Arc<Block>> = c1.iter().collect();
-    f.deliver(&mut a, 0, 0, fresher(&refs, &f));
-    assert_eq!(a.epoch(), Epoch::new(2, 1));
+    let (mut a, _) = left_session_1(&f);
     let answer = epoch_answer(&f, &mut a, Epoch::new(1, 2));
     let counts = |n: &Node| {
         [
@@ -668,8 +659,7 @@ fn c9d_a_rebuilt_proof_reaches_the_first_block_past_k_in_its_epoch() {
     let refs: Vec<&Arc<Block>> = c1.iter().chain(&e2).collect();
     let outs = f.deliver(&mut a, 0, 0, fresher(&refs, &f));
     assert_eq!((a.epoch(), a.finalized()), (Epoch::new(2, 1), sn(1, 2, 1)));
-    let (rec, archive) = reload(&outs, &f.genesis);
-    let a = Node::recover(f.params(1, archive), rec);
+    let a = f.recovered(1, &outs);
     let proof: Option<Vec<BlockSn>> = a
         .stop_proof(1)
         .map(|p| p.iter().map(|nb| nb.block.sn()).collect());

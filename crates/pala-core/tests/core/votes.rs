@@ -60,10 +60,7 @@ fn v0_the_first_block_of_a_later_epoch_brings_its_clock_notarization() {
 fn v0_the_first_block_of_another_sessions_epoch_leaves_the_epoch_alone() {
     let mut f = Fixture::new(1, 3, 2);
     f.cfg.stop_offset = 5;
-    let mut c2 = f.committee.clone();
-    c2.session = 2;
-    f.cfg.schedule.insert(2, c2.clone());
-    f.verifier.install(c2);
+    f.schedule_same_members(2, true);
     let c1 = f.chain(std::slice::from_ref(&f.genesis), Epoch::new(1, 1), 5);
     let mut v = f.node(1);
     v.handle(0, Input::Start);
