@@ -524,6 +524,10 @@ fn follower_syncs_through_a_configured_bootnode() {
         c.start(i);
     }
     c.wait("the committee finalizes", 30, |c| c.finalized(0) >= 5);
+    // A busy node may miss one /status request; ask until it answers.
+    c.wait("the bootnode answers /status", 30, |c| {
+        c.status(bootnode).is_some()
+    });
     let boot_id = c.status(bootnode).unwrap()["id"]
         .as_str()
         .unwrap()
